@@ -1,0 +1,3 @@
+from soma_audit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,290 @@
+"""Targets and expectations: what a ready SomaAgentHub looks like.
+
+The bundled ``config/default.yaml`` holds the facts of SomaAgentHub; a user file given
+with ``--config`` is merged over it (mappings merge key by key, lists replace).
+Format documented in ``docs/config.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from soma_audit.errors import ConfigError
+from soma_audit.paths import data_path
+from soma_audit.typed import build
+
+PssLevel = Literal["privileged", "baseline", "restricted"]
+
+
+@dataclass(frozen=True)
+class Service:
+    """A workload of the platform; its pods carry ``labels`` (default ``app: <name>``)."""
+
+    name: str
+    port: int
+    critical: bool = True
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def selector(self) -> dict[str, str]:
+        return self.labels or {"app": self.name}
+
+
+@dataclass(frozen=True)
+class NamespaceLevels:
+    """The Pod Security Standards levels a namespace must carry."""
+
+    enforce: PssLevel
+    audit: PssLevel = "restricted"
+    warn: PssLevel = "restricted"
+
+
+@dataclass(frozen=True)
+class Flow:
+    """An intended connection. Peers: a service name, or ``ns/<namespace>`` for any pod there."""
+
+    source: str = field(metadata={"key": "from"})
+    to: str
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    partitions: int
+    replicas: int
+    retention_ms: int | None = None
+    cleanup_policy: str = "delete"
+    min_insync_replicas: int | None = None
+
+
+@dataclass(frozen=True)
+class KafkaPrincipal:
+    """A service's Kafka user and the least privilege it needs."""
+
+    name: str
+    produces: list[str] = field(default_factory=list)
+    consumes: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Kafka:
+    cluster: str = "soma-kafka"
+    namespace: str = "soma-agent-hub"
+    topics: list[Topic] = field(default_factory=list)
+    users: list[KafkaPrincipal] = field(default_factory=list)
+    max_lag: int = 1000
+    bootstrap: str | None = None
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    canary_topic: str = "soma-audit-canary"
+    probe_writes: bool = False
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class ArgoCD:
+    namespace: str = "argocd"
+    min_applications: int = 12
+
+
+@dataclass(frozen=True)
+class Slo:
+    availability_target: float = 0.999
+    latency_p99_seconds: float = 0.5
+    request_metric: str = "http_requests_total"
+    latency_metric: str = "http_request_duration_seconds"
+    service_label: str = "service"
+    dashboard_label: str = "grafana_dashboard"
+
+
+@dataclass(frozen=True)
+class Chaos:
+    namespace: str = "soma-agent-hub"
+    max_interval_hours: float = 24.0
+    experiments: list[str] = field(
+        default_factory=lambda: [
+            "cpu-stress",
+            "memory-stress",
+            "network-delay",
+            "network-loss",
+            "pod-failure",
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class LoadProfile:
+    """A k6 load profile as data: the generator turns it into one script."""
+
+    name: str
+    target: str
+    executor: str = "ramping-vus"
+    vus: int = 10
+    duration: str = "1m"
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    thresholds: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class K6:
+    profiles: list[LoadProfile] = field(default_factory=list)
+    required_thresholds: list[str] = field(
+        default_factory=lambda: ["http_req_duration", "http_req_failed"]
+    )
+
+
+@dataclass(frozen=True)
+class RepoLayout:
+    """Where, in the GitOps/application repository, the non-Kubernetes files live."""
+
+    fga_model: str = "infra/openfga/model.fga"
+    fga_tests: str = "infra/openfga/model.fga.yaml"
+    k6_profiles: str = "scripts/k6/profiles.yaml"
+    k6_scripts: str = "scripts/k6"
+    e2e_results: str = "tests/e2e/results"
+    runbooks: str = "docs/runbooks"
+    baselines: str = "perf/baselines"
+    ci: list[str] = field(
+        default_factory=lambda: [".github/workflows", ".gitlab-ci.yml", ".ci"]
+    )
+
+
+@dataclass(frozen=True)
+class Tools:
+    """Paths of the external binaries; unset means "look on PATH"."""
+
+    fga: str | None = None
+    promtool: str | None = None
+    k6: str | None = None
+    timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class OpenFga:
+    url: str | None = None
+    store: str | None = None
+    api_token: str | None = None
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class Prometheus:
+    url: str | None = None
+    bearer_token: str | None = None
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """An accepted gap: the check reports ``waived`` until ``expires``."""
+
+    check: str
+    reason: str
+    expires: dt.date
+    by: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    namespace: str = "soma-agent-hub"
+    services: list[Service] = field(default_factory=list)
+    namespaces: dict[str, NamespaceLevels] = field(default_factory=dict)
+    flows: list[Flow] = field(default_factory=list)
+    pss_exempt_namespaces: list[str] = field(default_factory=list)
+    argocd: ArgoCD = field(default_factory=ArgoCD)
+    kafka: Kafka = field(default_factory=Kafka)
+    slo: Slo = field(default_factory=Slo)
+    chaos: Chaos = field(default_factory=Chaos)
+    k6: K6 = field(default_factory=K6)
+    repo: str | None = None
+    layout: RepoLayout = field(default_factory=RepoLayout)
+    tools: Tools = field(default_factory=Tools)
+    openfga: OpenFga = field(default_factory=OpenFga)
+    prometheus: Prometheus = field(default_factory=Prometheus)
+    waivers: list[Waiver] = field(default_factory=list)
+    attestations: str | None = None
+    production_pattern: str = "(?i)prod"
+
+    def service(self, name: str) -> Service | None:
+        return next((s for s in self.services if s.name == name), None)
+
+    @property
+    def critical_services(self) -> list[Service]:
+        return [s for s in self.services if s.critical]
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"config file {path}{line}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    return data
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``override`` onto ``base``: mappings merge, everything else replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Config:
+    """The bundled defaults, merged with the user file at ``path`` and then ``overrides``."""
+    data = _read_yaml(data_path("config", "default.yaml"))
+    where = "config"
+    if path is not None:
+        data = merge(data, _read_yaml(Path(path)))
+        where = str(path)
+    data = merge(data, overrides)
+    try:
+        config = build(Config, data, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    _validate_references(config, where)
+    return config
+
+
+def _validate_references(config: Config, where: str) -> None:
+    """Cross-field checks the types alone cannot express."""
+    names = {s.name for s in config.services}
+    for i, flow in enumerate(config.flows):
+        for peer in (flow.source, flow.to):
+            if not peer.startswith("ns/") and peer not in names:
+                raise ConfigError(
+                    f"{where}: flows[{i}]: '{peer}' is neither a configured service "
+                    "nor 'ns/<namespace>'"
+                )
+    topics = {t.name for t in config.kafka.topics}
+    for i, user in enumerate(config.kafka.users):
+        for topic in [*user.produces, *user.consumes]:
+            if topic not in topics:
+                raise ConfigError(
+                    f"{where}: kafka.users[{i}] ({user.name}): unknown topic '{topic}'"
+                )

@@ -1,0 +1,148 @@
+"""The audit engine: source → inventory → probes → results. Knows nothing of any UI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from soma_audit.attestations import Attestation
+from soma_audit.catalog import validate_probes
+from soma_audit.config import Config, Waiver
+from soma_audit.model import Check, Evidence, Outcome, Result, Status
+from soma_audit.probes import Probe, ProbeContext, ProbeError, load_probes
+from soma_audit.report import Report
+from soma_audit.sources import Source
+from soma_audit.tools import ToolError, ToolRunner
+
+log = logging.getLogger(__name__)
+
+#: Called after each check with (result, done, total) — the TUI shows progress with it.
+Progress = Callable[[Result, int, int], None]
+
+_NEEDS = {
+    "cluster": "a live cluster (this audit reads {source})",
+    "openfga": "an OpenFGA endpoint (--openfga-url and --openfga-store)",
+    "prometheus": "a Prometheus endpoint (--prometheus-url)",
+    "kafka": "a Kafka endpoint (--kafka-bootstrap)",
+}
+
+
+@dataclass
+class AuditRequest:
+    """What to audit and against which expectations."""
+
+    source: Source
+    config: Config
+    checks: list[Check]
+    attestations: dict[str, Attestation] = field(default_factory=dict)
+    attestations_file: str = ""
+    services: dict[str, Any] = field(default_factory=dict)
+    today: dt.date = field(default_factory=dt.date.today)
+
+
+def _available_services(request: AuditRequest) -> set[str]:
+    available = set(request.services)
+    if request.source.info.kind == "cluster":
+        available.add("cluster")
+    return available
+
+
+def _skip_reason(check: Check, available: set[str], source_kind: str) -> str | None:
+    missing = [s for s in check.requires if s not in available]
+    if not missing:
+        return None
+    return "needs " + " and ".join(_NEEDS[s].format(source=f"a {source_kind}") for s in missing)
+
+
+def _unavailable_kinds(probe: Probe, ctx: ProbeContext) -> Outcome | None:
+    """Kinds the source could not fetch make the check an error naming the cause."""
+    missing = [(k, ctx.inventory.unavailable[k]) for k in sorted(probe.kinds)
+               if k in ctx.inventory.unavailable]
+    if not missing:
+        return None
+    return Outcome(Status.ERROR, tuple(Evidence(kind, reason) for kind, reason in missing))
+
+
+def _run_probe(check: Check, probe: Probe, ctx: ProbeContext) -> Outcome:
+    blocked = _unavailable_kinds(probe, ctx)
+    if blocked:
+        return blocked
+    try:
+        return probe.fn(ctx, check.params)
+    except (ProbeError, ToolError) as exc:
+        return Outcome(Status.ERROR, (Evidence("", str(exc)),))
+    except Exception as exc:  # a probe bug must not take the whole report down
+        log.debug("probe %s crashed", check.probe, exc_info=True)
+        return Outcome(
+            Status.ERROR, (Evidence("", f"internal error in probe {check.probe}: {exc!r}"),)
+        )
+
+
+def _manual(check: Check, request: AuditRequest) -> Outcome:
+    attestation = request.attestations.get(check.id)
+    where = request.attestations_file
+    if attestation is None:
+        return Outcome(
+            Status.MANUAL,
+            (Evidence(where, "not attested: verify by hand, then attest (TUI key m)"),),
+        )
+    text = f"attested by {attestation.by} until {attestation.expires}: {attestation.note}"
+    if attestation.expired(request.today):
+        return Outcome(Status.FAIL, (Evidence(where, f"attestation expired — {text}"),))
+    return Outcome(Status.PASS, (Evidence(where, text),))
+
+
+def _apply_waiver(outcome: Outcome, waiver: Waiver | None, today: dt.date) -> Outcome:
+    if waiver is None or outcome.status in (Status.PASS, Status.SKIP):
+        return outcome
+    who = f" by {waiver.by}" if waiver.by else ""
+    if today > waiver.expires:
+        note = Evidence("config", f"waiver{who} expired on {waiver.expires}: {waiver.reason}")
+        return Outcome(outcome.status, (*outcome.evidence, note))
+    note = Evidence("config", f"waived{who} until {waiver.expires}: {waiver.reason}")
+    return Outcome(Status.WAIVED, (note, *outcome.evidence))
+
+
+def run_audit(request: AuditRequest, progress: Progress | None = None) -> Report:
+    """Evaluate every check of ``request``. Raises AuditError only if nothing can be read."""
+    started = dt.datetime.now(dt.UTC)
+    clock = time.perf_counter()
+    probes = load_probes()
+    available = _available_services(request)
+    runnable = [c for c in request.checks if not c.manual and not set(c.requires) - available]
+    validate_probes(runnable, set(probes))
+    kinds = frozenset().union(*(probes[c.probe].kinds for c in runnable))
+    inventory = request.source.load(kinds)
+    ctx = ProbeContext(
+        inventory=inventory,
+        config=request.config,
+        source=request.source.info,
+        tools=ToolRunner(request.config.tools),
+        services=request.services,
+    )
+    waivers = {w.check: w for w in request.config.waivers}
+    results: list[Result] = []
+    total = len(request.checks)
+    for check in request.checks:
+        if check.manual:
+            outcome = _manual(check, request)
+        elif reason := _skip_reason(check, available, request.source.info.kind):
+            outcome = Outcome(Status.SKIP, (Evidence("", reason),))
+        else:
+            outcome = _run_probe(check, probes[check.probe], ctx)
+        outcome = _apply_waiver(outcome, waivers.get(check.id), request.today)
+        result = Result(check, outcome.status, outcome.evidence)
+        results.append(result)
+        if progress:
+            progress(result, len(results), total)
+    return Report(
+        source=request.source.info,
+        results=results,
+        problems=list(inventory.problems),
+        started=started,
+        duration_seconds=time.perf_counter() - clock,
+    )

@@ -1,0 +1,127 @@
+"""Probes: small functions that read the inventory (and live services) and return an
+:class:`~soma_audit.model.Outcome` with evidence.
+
+A probe is registered with :func:`probe` under the id of the check it serves (a catalog
+entry may point another id at it with ``probe:``) and declares the kinds it reads, so a
+live source fetches exactly those, once.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from soma_audit.config import Config
+from soma_audit.inventory import Inventory
+from soma_audit.model import AREAS, Evidence, Outcome, Status
+from soma_audit.sources import SourceInfo
+from soma_audit.tools import ToolRunner
+
+Params = dict[str, Any]
+
+
+class ProbeError(Exception):
+    """The check cannot be evaluated (missing file, unreachable service): status ``error``."""
+
+
+@dataclass
+class ProbeContext:
+    """Everything a probe may read. Live service clients are absent in offline modes."""
+
+    inventory: Inventory
+    config: Config
+    source: SourceInfo
+    tools: ToolRunner
+    services: dict[str, Any] = field(default_factory=dict)
+
+    def repo_file(self, relative: str) -> Path | None:
+        """A path inside the repository tree, or None when the audit has no repository."""
+        if self.source.repo is None:
+            return None
+        return self.source.repo / relative
+
+    def require_repo(self) -> Path:
+        if self.source.repo is None:
+            raise ProbeError(
+                "no repository to read files from: audit a --manifests directory "
+                "or set `repo:` in the config"
+            )
+        return self.source.repo
+
+
+ProbeFn = Callable[[ProbeContext, Params], Outcome]
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    fn: ProbeFn
+    kinds: frozenset[str]
+
+
+PROBES: dict[str, Probe] = {}
+
+
+def probe(name: str, kinds: Iterable[str] = ()) -> Callable[[ProbeFn], ProbeFn]:
+    """Register ``fn`` as the probe ``name`` reading objects of ``kinds``."""
+
+    def register(fn: ProbeFn) -> ProbeFn:
+        if name in PROBES:
+            raise ValueError(f"probe {name} registered twice")
+        PROBES[name] = Probe(name, fn, frozenset(kinds))
+        return fn
+
+    return register
+
+
+def load_probes() -> dict[str, Probe]:
+    """Import every area's probe module (they register themselves) and return the registry."""
+    for area in AREAS:
+        importlib.import_module(f"soma_audit.probes.{area}")
+    return PROBES
+
+
+def ev(obj: str, message: str) -> Evidence:
+    return Evidence(obj, message)
+
+
+def passed(*evidence: Evidence) -> Outcome:
+    return Outcome(Status.PASS, tuple(evidence))
+
+
+def failed(*evidence: Evidence) -> Outcome:
+    return Outcome(Status.FAIL, tuple(evidence))
+
+
+def verdict(problems: list[Evidence], ok: list[Evidence]) -> Outcome:
+    """Fail with ``problems`` when there are any, else pass with ``ok`` as evidence."""
+    return failed(*problems) if problems else passed(*ok)
+
+
+def skipped(reason: str, obj: str = "") -> Outcome:
+    return Outcome(Status.SKIP, (Evidence(obj, reason),))
+
+
+def errored(reason: str, obj: str = "") -> Outcome:
+    return Outcome(Status.ERROR, (Evidence(obj, reason),))
+
+
+__all__ = [
+    "PROBES",
+    "Params",
+    "Probe",
+    "ProbeContext",
+    "ProbeError",
+    "Status",
+    "errored",
+    "ev",
+    "failed",
+    "load_probes",
+    "passed",
+    "probe",
+    "skipped",
+    "verdict",
+]

@@ -1,0 +1,1 @@
+"""Probes for the argocd area (see checks/argocd.yaml)."""

@@ -1,0 +1,1 @@
+"""Probes for the chaos area (see checks/chaos.yaml)."""

@@ -1,0 +1,1 @@
+"""Probes for the e2e area (see checks/e2e.yaml)."""

@@ -1,0 +1,1 @@
+"""Probes for the fga area (see checks/fga.yaml)."""

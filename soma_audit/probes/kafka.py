@@ -1,0 +1,1 @@
+"""Probes for the kafka area (see checks/kafka.yaml)."""

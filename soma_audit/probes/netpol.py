@@ -1,0 +1,1 @@
+"""Probes for the netpol area (see checks/netpol.yaml)."""

@@ -1,0 +1,1 @@
+"""Probes for the pss area (see checks/pss.yaml)."""

@@ -1,0 +1,1 @@
+"""Probes for the slo area (see checks/slo.yaml)."""

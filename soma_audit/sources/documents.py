@@ -1,0 +1,101 @@
+"""Parsing YAML/JSON text into Kubernetes objects, one document at a time.
+
+A broken document is reported with its file and line and does not hide its neighbours.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from soma_audit.inventory import Resource, SourceProblem
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DOC_START = re.compile(r"^---(?=\s|$)", re.MULTILINE)
+
+#: Files above this size are not parsed (a GitOps manifest is never this large).
+MAX_FILE_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Parsed:
+    resources: list[Resource]
+    problems: list[SourceProblem]
+
+
+def _chunks(text: str) -> Iterator[tuple[int, str]]:
+    """Split a YAML stream at ``---`` markers, yielding (first line number, text)."""
+    start = 0
+    line = 1
+    for match in _DOC_START.finditer(text):
+        chunk = text[start : match.start()]
+        yield line, chunk
+        line += chunk.count("\n")
+        start = match.end()
+    yield line, text[start:]
+
+
+def _is_object(doc: Any) -> bool:
+    return isinstance(doc, dict) and isinstance(doc.get("kind"), str) and "apiVersion" in doc
+
+
+def _flatten(doc: Any, origin: str) -> Iterator[Resource]:
+    """Yield the Kubernetes objects in ``doc``; ``kind: *List`` is unwrapped."""
+    if not _is_object(doc):
+        return
+    items = doc.get("items")
+    if doc["kind"].endswith("List") and isinstance(items, list):
+        for item in items:
+            yield from _flatten(item, origin)
+    else:
+        yield Resource(doc, origin)
+
+
+def _yaml_error(exc: yaml.YAMLError, where: str, first_line: int) -> SourceProblem:
+    mark = getattr(exc, "problem_mark", None)
+    line = first_line + (mark.line if mark else 0)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return SourceProblem(f"{where}:{line}", f"invalid YAML: {problem}")
+
+
+def parse_text(text: str, where: str) -> Parsed:
+    """Parse a YAML (or JSON) stream; ``where`` names the file for origins and problems."""
+    resources: list[Resource] = []
+    problems: list[SourceProblem] = []
+    if where.endswith(".json"):
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problems.append(SourceProblem(f"{where}:{exc.lineno}", f"invalid JSON: {exc.msg}"))
+        else:
+            resources.extend(_flatten(doc, f"{where}:1"))
+        return Parsed(resources, problems)
+    for first_line, chunk in _chunks(text):
+        if not chunk.strip():
+            continue
+        try:
+            doc = yaml.load(chunk, Loader=_Loader)  # noqa: S506 — a safe loader
+        except yaml.YAMLError as exc:
+            problems.append(_yaml_error(exc, where, first_line))
+            continue
+        line = first_line + len(chunk) - len(chunk.lstrip("\n"))
+        resources.extend(_flatten(doc, f"{where}:{line}"))
+    return Parsed(resources, problems)
+
+
+def parse_bytes(data: bytes, where: str) -> Parsed:
+    """Decode and parse a file's bytes; binary or oversized content is a problem, not a crash."""
+    if len(data) > MAX_FILE_BYTES:
+        return Parsed([], [SourceProblem(where, f"larger than {MAX_FILE_BYTES} bytes, not read")])
+    if b"\x00" in data:
+        return Parsed([], [SourceProblem(where, "binary file, not YAML or JSON")])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return Parsed([], [SourceProblem(where, f"not UTF-8 text (byte {exc.start})")])
+    return parse_text(text, where)

@@ -1,0 +1,35 @@
+"""A cluster dump: ``kubectl get ... -o yaml`` output (a ``kind: List``) or a YAML stream."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from soma_audit.errors import AuditError
+from soma_audit.inventory import Inventory
+from soma_audit.sources import SourceInfo
+from soma_audit.sources.documents import parse_bytes
+
+
+class SnapshotSource:
+    def __init__(self, file: str | os.PathLike[str], repo: Path | None = None) -> None:
+        path = Path(file)
+        if not path.is_file():
+            raise AuditError(f"snapshot file not found: {path}")
+        self.path = path
+        self.info = SourceInfo("snapshot", str(path), repo=repo, label=path.name)
+
+    def load(self, kinds: frozenset[str]) -> Inventory:
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise AuditError(f"cannot read snapshot {self.path}: {exc.strerror}") from None
+        parsed = parse_bytes(data, self.path.name)
+        if not parsed.resources:
+            detail = f": {parsed.problems[0].where}: {parsed.problems[0].message}" if (
+                parsed.problems
+            ) else ""
+            raise AuditError(f"snapshot {self.path} holds no Kubernetes objects{detail}")
+        inventory = Inventory.of(parsed.resources)
+        inventory.problems.extend(parsed.problems)
+        return inventory
