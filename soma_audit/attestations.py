@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
 
 from soma_audit.errors import ConfigError
+from soma_audit.fileio import write_atomically
 from soma_audit.typed import build
 
 DEFAULT_FILE = "soma-audit.attestations.yaml"
@@ -58,15 +57,7 @@ def save(path: Path, attestations: dict[str, Attestation]) -> None:
         for a in sorted(attestations.values(), key=lambda a: a.check)
     ]
     text = yaml.safe_dump({"attestations": rows}, sort_keys=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, text)
 
 
 def attest(path: Path, attestation: Attestation) -> None:

@@ -86,7 +86,7 @@ def load_catalog(extra: list[str | os.PathLike[str]] | None = None) -> list[Chec
                 raise ConfigError(f"{file}: check {check.id} defined twice")
             seen_here.add(check.id)
             by_id[check.id] = check
-    return sorted(by_id.values(), key=lambda c: (c.phase, list(AREAS).index(c.area), c.id))
+    return sorted(by_id.values(), key=lambda c: (c.phase, list(AREAS).index(c.area)))
 
 
 def validate_probes(checks: list[Check], registered: set[str]) -> None:

@@ -213,6 +213,7 @@ class Config:
     prometheus: Prometheus = field(default_factory=Prometheus)
     waivers: list[Waiver] = field(default_factory=list)
     attestations: str | None = None
+    catalogs: list[str] = field(default_factory=list)
     production_pattern: str = "(?i)prod"
 
     def service(self, name: str) -> Service | None:

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from soma_audit.attestations import Attestation
@@ -107,6 +107,14 @@ def _apply_waiver(outcome: Outcome, waiver: Waiver | None, today: dt.date) -> Ou
     return Outcome(Status.WAIVED, (note, *outcome.evidence))
 
 
+def _locate(evidence: tuple[Evidence, ...], origins: dict[str, str]) -> tuple[Evidence, ...]:
+    """Attach the defining file:line to evidence about an object, when the source knows it."""
+    return tuple(
+        replace(e, location=origins[e.object]) if not e.location and e.object in origins else e
+        for e in evidence
+    )
+
+
 def run_audit(request: AuditRequest, progress: Progress | None = None) -> Report:
     """Evaluate every check of ``request``. Raises AuditError only if nothing can be read."""
     started = dt.datetime.now(dt.UTC)
@@ -125,6 +133,7 @@ def run_audit(request: AuditRequest, progress: Progress | None = None) -> Report
         services=request.services,
     )
     waivers = {w.check: w for w in request.config.waivers}
+    origins = {r.ref: r.origin for r in inventory if r.origin}
     results: list[Result] = []
     total = len(request.checks)
     for check in request.checks:
@@ -135,7 +144,7 @@ def run_audit(request: AuditRequest, progress: Progress | None = None) -> Report
         else:
             outcome = _run_probe(check, probes[check.probe], ctx)
         outcome = _apply_waiver(outcome, waivers.get(check.id), request.today)
-        result = Result(check, outcome.status, outcome.evidence)
+        result = Result(check, outcome.status, _locate(outcome.evidence, origins))
         results.append(result)
         if progress:
             progress(result, len(results), total)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Outcome of one check. Only ``PASS`` means the item is really done."""
 
     PASS = "pass"
@@ -18,7 +18,7 @@ class Status(str, Enum):
     WAIVED = "waived"
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
@@ -62,6 +62,9 @@ class Evidence:
 
     object: str
     message: str
+    #: Where the object is defined (``file:line``), filled in by the engine when known;
+    #: used by SARIF and markdown, not part of the JSON contract.
+    location: str = ""
 
     def to_dict(self) -> dict[str, str]:
         return {"object": self.object, "message": self.message}

@@ -55,11 +55,11 @@ class Report:
 
     def exit_code(self, fail_on: Severity = Severity.LOW) -> ExitCode:
         """1 when a check at or above ``fail_on`` failed or could not be evaluated."""
-        for result in self.results:
-            if result.status in (Status.FAIL, Status.ERROR):
-                if result.check.severity.rank >= fail_on.rank:
-                    return ExitCode.NOT_READY
-        return ExitCode.READY
+        blocking = (
+            r for r in self.results
+            if r.status in (Status.FAIL, Status.ERROR) and r.check.severity.rank >= fail_on.rank
+        )
+        return ExitCode.NOT_READY if any(blocking) else ExitCode.READY
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report (DESIGN.md §3, a contract)."""

@@ -40,6 +40,15 @@ def _chunks(text: str) -> Iterator[tuple[int, str]]:
     yield line, text[start:]
 
 
+def _leading_blank_lines(chunk: str) -> int:
+    """Lines before a document's content (blank or comments), so origins point at it."""
+    for index, text in enumerate(chunk.split("\n")):
+        stripped = text.strip()
+        if stripped and not stripped.startswith("#"):
+            return index
+    return 0
+
+
 def _is_object(doc: Any) -> bool:
     return isinstance(doc, dict) and isinstance(doc.get("kind"), str) and "apiVersion" in doc
 
@@ -72,6 +81,8 @@ def parse_text(text: str, where: str) -> Parsed:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             problems.append(SourceProblem(f"{where}:{exc.lineno}", f"invalid JSON: {exc.msg}"))
+        except RecursionError:
+            problems.append(SourceProblem(where, "invalid JSON: nested too deep"))
         else:
             resources.extend(_flatten(doc, f"{where}:1"))
         return Parsed(resources, problems)
@@ -79,11 +90,14 @@ def parse_text(text: str, where: str) -> Parsed:
         if not chunk.strip():
             continue
         try:
-            doc = yaml.load(chunk, Loader=_Loader)  # noqa: S506 — a safe loader
+            doc = yaml.load(chunk, Loader=_Loader)
         except yaml.YAMLError as exc:
             problems.append(_yaml_error(exc, where, first_line))
             continue
-        line = first_line + len(chunk) - len(chunk.lstrip("\n"))
+        except RecursionError:
+            problems.append(SourceProblem(f"{where}:{first_line}", "invalid YAML: nested too deep"))
+            continue
+        line = first_line + _leading_blank_lines(chunk)
         resources.extend(_flatten(doc, f"{where}:{line}"))
     return Parsed(resources, problems)
 

@@ -1,0 +1,229 @@
+"""The command line: a thin view over the engine (DESIGN.md §3 is the contract).
+
+Imports are lazy so that ``--version`` and ``--ci`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from soma_audit import __version__
+
+if TYPE_CHECKING:
+    from soma_audit.session import AuditSession
+
+FORMATS = ("table", "json", "markdown", "junit", "sarif")
+SEVERITIES = ("low", "medium", "high", "critical")
+ENV_PREFIX = "SOMA_AUDIT_"
+_TRUE = {"1", "true", "yes", "on"}
+
+#: Settings that only come from the environment (or config), never from a flag, because
+#: a flag would put credentials in the process list and shell history.
+ENV_ONLY: dict[str, tuple[str, str]] = {
+    "KAFKA_SASL_USERNAME": ("kafka", "sasl_username"),
+    "KAFKA_SASL_PASSWORD": ("kafka", "sasl_password"),
+    "KAFKA_SASL_MECHANISM": ("kafka", "sasl_mechanism"),
+    "KAFKA_SECURITY_PROTOCOL": ("kafka", "security_protocol"),
+    "OPENFGA_API_TOKEN": ("openfga", "api_token"),
+    "PROMETHEUS_BEARER_TOKEN": ("prometheus", "bearer_token"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="soma-audit",
+        description="Audit a Kubernetes platform against its production-readiness plan.",
+        epilog=f"Every option can also be set as {ENV_PREFIX}<OPTION> in the environment "
+        f"(e.g. {ENV_PREFIX}PROMETHEUS_URL); flags win over the environment, the environment "
+        "over the config file.",
+    )
+    parser.add_argument("--version", action="version", version=f"soma-audit {__version__}")
+    source = parser.add_argument_group("what to audit (default: the current kube context)")
+    exclusive = source.add_mutually_exclusive_group()
+    exclusive.add_argument("--manifests", metavar="DIR", help="audit a GitOps directory")
+    exclusive.add_argument("--snapshot", metavar="FILE", help="audit a cluster dump (kind: List)")
+    exclusive.add_argument("--demo", action="store_true", default=None,
+                           help="audit a copy of the bundled demo repository")
+    source.add_argument("--context", metavar="NAME", help="kube context (as kubectl)")
+    source.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (as kubectl)")
+    source.add_argument("--repo", metavar="DIR",
+                        help="repository with the FGA model, k6 scripts, e2e results ...")
+    source.add_argument("--config", metavar="FILE", help="targets and expectations (YAML)")
+    live = parser.add_argument_group("live service probes")
+    live.add_argument("--openfga-url", metavar="URL")
+    live.add_argument("--openfga-store", metavar="ID")
+    live.add_argument("--prometheus-url", metavar="URL")
+    live.add_argument("--kafka-bootstrap", metavar="HOSTS")
+    live.add_argument("--probe-writes", action="store_true", default=None,
+                      help="allow the Kafka canary produce/consume (writes to the broker)")
+    out = parser.add_argument_group("headless mode")
+    out.add_argument("--ci", action="store_true", default=None,
+                     help="no TUI: print a report and set the exit code")
+    out.add_argument("--format", choices=FORMATS, help="report format (default: table)")
+    out.add_argument("--output", "-o", metavar="FILE", help="write the report here")
+    out.add_argument("--fail-on", choices=SEVERITIES,
+                     help="only failures at or above this severity make exit code 1")
+    out.add_argument("--only", metavar="PATTERN", action="append",
+                     help="run only checks whose id matches (glob, repeatable)")
+    parser.add_argument("--debug", action="store_true", default=None, help="debug logging")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    checks = commands.add_parser("checks", help="list the check catalog")
+    checks.add_argument("--format", choices=("table", "json"), dest="checks_format",
+                        default="table")
+    return parser
+
+
+def _apply_environment(args: argparse.Namespace) -> None:
+    """Fill options not given as flags from SOMA_AUDIT_<OPTION>."""
+    for name, value in vars(args).items():
+        if value is not None or name in ("command", "checks_format"):
+            continue
+        raw = os.environ.get(ENV_PREFIX + name.upper())
+        if raw is None:
+            continue
+        setattr(args, name, raw.strip().lower() in _TRUE if name in (
+            "demo", "ci", "probe_writes", "debug") else raw)
+
+
+def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+
+    def put(section: str, key: str, value: Any) -> None:
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+
+    put("openfga", "url", args.openfga_url)
+    put("openfga", "store", args.openfga_store)
+    put("prometheus", "url", args.prometheus_url)
+    put("kafka", "bootstrap", args.kafka_bootstrap)
+    put("kafka", "probe_writes", args.probe_writes)
+    for env, (section, key) in ENV_ONLY.items():
+        put(section, key, os.environ.get(ENV_PREFIX + env))
+    if args.repo:
+        overrides["repo"] = args.repo
+    return overrides
+
+
+def _build_session(args: argparse.Namespace) -> AuditSession:
+    from soma_audit import attestations
+    from soma_audit.catalog import load_catalog
+    from soma_audit.config import load_config
+    from soma_audit.errors import AuditError
+    from soma_audit.session import AuditSession
+    from soma_audit.sources.manifests import ManifestsSource
+    from soma_audit.sources.snapshot import SnapshotSource
+
+    config = load_config(args.config, **_config_overrides(args))
+    checks = load_catalog(list(config.catalogs))
+    if args.only:
+        from fnmatch import fnmatchcase
+
+        checks = [c for c in checks if any(fnmatchcase(c.id, p) for p in args.only)]
+        if not checks:
+            raise AuditError(f"no check matches --only {' '.join(args.only)}")
+    repo = Path(config.repo) if config.repo else None
+    attestations_path = Path(config.attestations) if config.attestations else None
+    if args.demo:
+        from soma_audit.demo import DEMO_NAME, prepare_demo
+
+        directory = prepare_demo()
+        source: Any = ManifestsSource(directory, label=f"demo: {DEMO_NAME}")
+        attestations_path = attestations_path or directory / attestations.DEFAULT_FILE
+    elif args.manifests:
+        source = ManifestsSource(args.manifests)
+    elif args.snapshot:
+        source = SnapshotSource(args.snapshot, repo=repo)
+    else:
+        raise AuditError(
+            "live cluster audits are not available in this version yet; "
+            "use --manifests DIR, --snapshot FILE or --demo"
+        )
+    live = [name for name, value in (("OpenFGA", config.openfga.url),
+                                     ("Prometheus", config.prometheus.url),
+                                     ("Kafka", config.kafka.bootstrap)) if value]
+    if live:
+        print(f"soma-audit: note: live {', '.join(live)} probes are not available in this "
+              "version; their checks are skipped", file=sys.stderr)
+    return AuditSession(
+        source=source,
+        config=config,
+        checks=checks,
+        attestations_path=attestations_path or attestations.default_path(args.config),
+    )
+
+
+def _list_checks(args: argparse.Namespace) -> int:
+    import json
+
+    from soma_audit.catalog import load_catalog
+    from soma_audit.config import load_config
+
+    config = load_config(args.config)
+    checks = load_catalog(list(config.catalogs))
+    if args.checks_format == "json":
+        print(json.dumps([c.to_dict() for c in checks], indent=2))
+        return 0
+    for check in checks:
+        needs = f" [needs {', '.join(check.requires)}]" if check.requires else ""
+        kind = " [manual]" if check.manual else ""
+        print(f"P{check.phase} {check.id:<28} {check.severity.value:<8} {check.title}"
+              f"{needs}{kind}")
+    return 0
+
+
+def _run_ci(args: argparse.Namespace, session: AuditSession) -> int:
+    from soma_audit.model import Severity
+    from soma_audit.reports import render, table
+
+    report = session.scan()
+    fmt = args.format or "table"
+    if fmt == "table" and not args.output:
+        sys.stdout.write(table.render(report, color=sys.stdout.isatty()))
+    else:
+        text = render(report, fmt)
+        if args.output:
+            from soma_audit.fileio import write_atomically
+
+            write_atomically(Path(args.output), text)
+        else:
+            sys.stdout.write(text)
+    return int(report.exit_code(Severity(args.fail_on or "low")))
+
+
+def _run_tui(session: AuditSession) -> int:
+    from soma_audit.errors import AuditError
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise AuditError("the TUI needs a terminal; use --ci for headless runs")
+    from soma_audit.tui import run_tui
+
+    return run_tui(session)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _apply_environment(args)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from soma_audit.errors import AuditError
+
+    try:
+        if args.command == "checks":
+            return _list_checks(args)
+        session = _build_session(args)
+        return _run_ci(args, session) if args.ci else _run_tui(session)
+    except AuditError as exc:
+        print(f"soma-audit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("soma-audit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`soma-audit checks | head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

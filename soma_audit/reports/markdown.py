@@ -1,0 +1,72 @@
+"""The readiness-review export: the plan's checklists with boxes ticked from real evidence."""
+
+from __future__ import annotations
+
+from soma_audit.model import PHASES, Result, Status
+from soma_audit.plan import PlanItem, load_plan
+from soma_audit.report import DONE, Report, percent
+
+#: Evidence lines shown per gap before "… and N more".
+MAX_EVIDENCE = 8
+
+
+def _note(result: Result) -> str:
+    """Why a done check is done when it is not a plain pass (attested, waived)."""
+    first = result.evidence[0].message if result.evidence else ""
+    if result.status is Status.WAIVED or (result.check.manual and result.status is Status.PASS):
+        return f" ({first})"
+    return ""
+
+
+def _item_lines(item: PlanItem, results: dict[str, Result], report: Report) -> list[str]:
+    if item.all:
+        finished = sum(r.status in DONE for r in report.results)
+        done = finished == len(report.results)
+        detail = f"{finished} of {len(report.results)} checks done"
+        return [f"- [{'x' if done else ' '}] {item.text} — {detail}"]
+    members = [results[c] for c in item.checks if c in results]
+    done = bool(members) and all(r.status in DONE for r in members)
+    ids = ", ".join(f"`{r.check.id}`" for r in members)
+    notes = "".join(_note(r) for r in members)
+    lines = [f"- [{'x' if done else ' '}] {item.text} — {ids}{notes}"]
+    for result in members:
+        if result.status in DONE:
+            continue
+        lines.append(f"  - `{result.check.id}`: **{result.status.value}**")
+        shown = result.evidence[:MAX_EVIDENCE]
+        for evidence in shown:
+            where = f"{evidence.object}: " if evidence.object else ""
+            lines.append(f"    - {where}{evidence.message}")
+        if len(result.evidence) > len(shown):
+            lines.append(f"    - … and {len(result.evidence) - len(shown)} more")
+    return lines
+
+
+def render(report: Report) -> str:
+    plan = load_plan()
+    results = {r.check.id: r for r in report.results}
+    when = report.started.strftime("%Y-%m-%d %H:%M UTC")
+    source = report.source.label or report.source.ref
+    phases = " · ".join(
+        f"Phase {p} ({name}) {percent(report.phase_score(p))}" for p, name in PHASES.items()
+    )
+    counts = ", ".join(f"{n} {s}" for s, n in report.summary().items())
+    lines = [
+        f"# Production readiness — {plan.title} ({source}), {when}",
+        "",
+        f"Ready: {percent(report.overall_score)} · {phases}",
+        "",
+        f"Source: {report.source.kind} `{report.source.ref}` · {len(report.results)} checks: "
+        f"{counts}. A box is ticked only when every check behind it passed, was attested "
+        "or was waived; skipped checks (need live access) leave it open.",
+    ]
+    for section in plan.sections:
+        lines += ["", f"## {section.name}"]
+        for group in section.groups:
+            lines += ["", f"### {group.name}"]
+            for item in group.items:
+                lines += _item_lines(item, results, report)
+    if report.problems:
+        lines += ["", "## Files the audit could not read", ""]
+        lines += [f"- `{p.where}`: {p.message}" for p in report.problems]
+    return "\n".join(lines) + "\n"
