@@ -86,8 +86,12 @@ def _apply_environment(args: argparse.Namespace) -> None:
         raw = os.environ.get(ENV_PREFIX + name.upper())
         if raw is None:
             continue
-        setattr(args, name, raw.strip().lower() in _TRUE if name in (
-            "demo", "ci", "probe_writes", "debug") else raw)
+        if name in ("demo", "ci", "probe_writes", "debug"):
+            setattr(args, name, raw.strip().lower() in _TRUE)
+        elif name == "only":
+            setattr(args, name, [p for p in raw.replace(",", " ").split() if p])
+        else:
+            setattr(args, name, raw)
 
 
 def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -139,10 +143,9 @@ def _build_session(args: argparse.Namespace) -> AuditSession:
     elif args.snapshot:
         source = SnapshotSource(args.snapshot, repo=repo)
     else:
-        raise AuditError(
-            "live cluster audits are not available in this version yet; "
-            "use --manifests DIR, --snapshot FILE or --demo"
-        )
+        from soma_audit.sources.cluster import ClusterSource
+
+        source = ClusterSource(args.kubeconfig, args.context, repo=repo)
     live = [name for name, value in (("OpenFGA", config.openfga.url),
                                      ("Prometheus", config.prometheus.url),
                                      ("Kafka", config.kafka.bootstrap)) if value]

@@ -58,17 +58,22 @@ def _skip_reason(check: Check, available: set[str], source_kind: str) -> str | N
     return "needs " + " and ".join(_NEEDS[s].format(source=f"a {source_kind}") for s in missing)
 
 
-def _unavailable_kinds(probe: Probe, ctx: ProbeContext) -> Outcome | None:
-    """Kinds the source could not fetch make the check an error naming the cause."""
-    missing = [(k, ctx.inventory.unavailable[k]) for k in sorted(probe.kinds)
-               if k in ctx.inventory.unavailable]
-    if not missing:
-        return None
-    return Outcome(Status.ERROR, tuple(Evidence(kind, reason) for kind, reason in missing))
+def _unreadable_kinds(probe: Probe, ctx: ProbeContext) -> Outcome | None:
+    """Kinds the source could not fetch make the check an error naming the cause; a probe
+    whose every kind is not served fails: the product it checks is not installed."""
+    inventory = ctx.inventory
+    missing = [(k, inventory.unavailable[k]) for k in sorted(probe.kinds)
+               if k in inventory.unavailable]
+    if missing:
+        return Outcome(Status.ERROR, tuple(Evidence(kind, why) for kind, why in missing))
+    if probe.kinds and all(k in inventory.absent for k in probe.kinds):
+        reasons = dict.fromkeys(inventory.absent[k] for k in sorted(probe.kinds))
+        return Outcome(Status.FAIL, tuple(Evidence("cluster", why) for why in reasons))
+    return None
 
 
 def _run_probe(check: Check, probe: Probe, ctx: ProbeContext) -> Outcome:
-    blocked = _unavailable_kinds(probe, ctx)
+    blocked = _unreadable_kinds(probe, ctx)
     if blocked:
         return blocked
     try:

@@ -73,8 +73,10 @@ class Inventory:
     """Objects indexed by kind, plus what could not be read and why."""
 
     problems: list[SourceProblem] = field(default_factory=list)
-    #: kind → reason, for kinds that could not be fetched (forbidden, not installed, ...)
+    #: kind → reason, for kinds that could not be fetched (forbidden, timed out, ...)
     unavailable: dict[str, str] = field(default_factory=dict)
+    #: kind → reason, for kinds whose API is not served (the product is not installed)
+    absent: dict[str, str] = field(default_factory=dict)
     _by_kind: dict[str, list[Resource]] = field(default_factory=lambda: defaultdict(list))
 
     @classmethod

@@ -127,3 +127,31 @@ def test_engine_never_imports_textual() -> None:
         "assert 'textual' not in sys.modules, 'engine imported textual'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_unreadable_kinds_error_and_absent_products_fail(tree: Path) -> None:
+    class Source(ManifestsSource):
+        def load(self, kinds):
+            inventory = super().load(kinds)
+            inventory.unavailable["ConfigMap"] = "forbidden (needs list on configmaps)"
+            inventory.absent["Application"] = "Argo CD not installed (no argoproj.io API)"
+            return inventory
+
+    @probe("test.reads-configmaps", kinds=["ConfigMap"])
+    def _reads_configmaps(ctx, params) -> Outcome:
+        raise AssertionError("must not run")
+
+    @probe("test.reads-applications", kinds=["Application"])
+    def _reads_applications(ctx, params) -> Outcome:
+        raise AssertionError("must not run")
+
+    request = AuditRequest(source=Source(tree), config=load_config(), today=TODAY,
+                           checks=[_check("ops.a", "test.reads-configmaps"),
+                                   _check("argocd.b", "test.reads-applications"),
+                                   _check("ops.c", "test.fails-on-namespace")])
+    forbidden, absent, other = run_audit(request).results
+    assert (forbidden.status, forbidden.evidence[0].message) == (
+        Status.ERROR, "forbidden (needs list on configmaps)")
+    assert (absent.status, absent.evidence[0].message) == (
+        Status.FAIL, "Argo CD not installed (no argoproj.io API)")
+    assert other.status is Status.FAIL  # the rest of the report stands

@@ -1,0 +1,232 @@
+"""A live cluster: one paginated cluster-wide LIST per kind, in parallel, as raw JSON.
+
+Only the kinds the selected probes declared are fetched; nothing is written; Secrets are
+never listed. A kind the user may not list, or that times out, makes only the checks that
+read it ``error``; an API group that is not served (Argo CD, Strimzi … not installed) is
+recorded as absent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from soma_audit.errors import AuditError
+from soma_audit.inventory import Inventory, Resource
+from soma_audit.sources import SourceInfo
+from soma_audit.sources.kinds import FORBIDDEN_KINDS, KINDS, KindInfo
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 500
+RETRYABLE = {429, 500, 502, 503, 504}
+
+
+class ListError(Exception):
+    """One request could not be completed; ``status`` is None when nothing answered."""
+
+    def __init__(self, message: str, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 5.0
+    read: float = 30.0
+    retries: int = 3
+    backoff: float = 0.5
+
+
+def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str, str]:
+    """An ApiClient for the context, its name and its server; AuditError when unusable."""
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    configuration = client.Configuration()
+    in_cluster = (
+        kubeconfig is None
+        and context is None
+        and "KUBERNETES_SERVICE_HOST" in os.environ
+        and not Path(os.environ.get("KUBECONFIG", "~/.kube/config")).expanduser().exists()
+    )
+    try:
+        if in_cluster:
+            config.load_incluster_config(client_configuration=configuration)
+            name = "in-cluster"
+        else:
+            path = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            path = os.path.expanduser(path.split(os.pathsep)[0])
+            if not Path(path).is_file():
+                raise AuditError(f"kubeconfig not found: {path}")
+            contexts, active = config.list_kube_config_contexts(config_file=path)
+            names = [c["name"] for c in contexts]
+            name = context or (active or {}).get("name", "")
+            if context and context not in names:
+                raise AuditError(
+                    f"context {context!r} not found in {path}; known: {', '.join(names)}"
+                )
+            config.load_kube_config(config_file=path, context=context,
+                                    client_configuration=configuration, persist_config=False)
+    except AuditError:
+        raise
+    except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
+        raise AuditError(f"cannot use kubeconfig: {_one_line(exc)}") from None
+    except Exception as exc:  # yaml and base64 errors from a corrupt kubeconfig
+        raise AuditError(f"cannot read kubeconfig: {_one_line(exc)}") from None
+    configuration.retries = False  # our own bounded retries, see ClusterSource._get
+    return client.ApiClient(configuration), name, configuration.host
+
+
+class ClusterSource:
+    def __init__(
+        self,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        repo: Path | None = None,
+        timeouts: Timeouts | None = None,
+        workers: int = 4,
+    ) -> None:
+        self._client, name, host = _load_client(kubeconfig, context)
+        self._client.configuration.connection_pool_maxsize = workers
+        self._timeouts = timeouts or Timeouts()
+        self._workers = workers
+        self.server = host
+        self.info = SourceInfo("cluster", name or host, repo=repo, label=name or host)
+
+    # -- HTTP -----------------------------------------------------------------------------
+    def _get(self, path: str, query: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
+        """GET a JSON document with bounded retries on 429/5xx and connection errors."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        timeouts = self._timeouts
+        problem = "no answer"
+        for attempt in range(timeouts.retries + 1):
+            if attempt:
+                time.sleep(timeouts.backoff * 2 ** (attempt - 1))
+            try:
+                method, url, headers, body, post = self._client.param_serialize(
+                    "GET", path, query_params=query or [],
+                    header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+                )
+                response = self._client.call_api(
+                    method, url, headers, body, post,
+                    _request_timeout=(timeouts.connect, timeouts.read),
+                )
+                status, data = response.status, response.read()
+            except (ApiException, HTTPError, OSError) as exc:
+                problem = _describe(exc)
+                log.debug("GET %s failed (attempt %d): %s", path, attempt + 1, problem)
+                continue
+            if status == 200:
+                try:
+                    return json.loads(data)
+                except ValueError:
+                    raise ListError(f"invalid JSON from the API server for {path}",
+                                    status) from None
+            if status in RETRYABLE:
+                problem = f"HTTP {status}"
+                continue
+            raise ListError(_status_message(status, data), status)
+        raise ListError(f"{problem} (after {timeouts.retries + 1} attempts)", None)
+
+    # -- discovery and listing ----------------------------------------------------------
+    def _served_groups(self) -> dict[str, list[str]]:
+        try:
+            groups = self._get("/apis")
+        except ListError as exc:
+            raise AuditError(f"cannot reach the API server at {self.server}: {exc}") from None
+        return {
+            g.get("name", ""): [v.get("version", "") for v in g.get("versions", [])]
+            for g in groups.get("groups", [])
+        }
+
+    def _list(self, info: KindInfo, version: str) -> Iterator[Resource]:
+        base = f"/api/{version}" if not info.group else f"/apis/{info.group}/{version}"
+        api_version = version if not info.group else f"{info.group}/{version}"
+        token = ""
+        while True:
+            query: list[tuple[str, Any]] = [("limit", PAGE_SIZE)]
+            if token:
+                query.append(("continue", token))
+            page = self._get(f"{base}/{info.plural}", query)
+            for item in page.get("items") or []:
+                # LIST responses omit kind/apiVersion on items; probes rely on them.
+                item["kind"] = info.kind
+                item["apiVersion"] = api_version
+                yield Resource(item, "cluster")
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return
+
+    def load(self, kinds: frozenset[str]) -> Inventory:
+        inventory = Inventory()
+        served = self._served_groups()
+        jobs: list[tuple[KindInfo, str]] = []
+        for kind in sorted(kinds):
+            info = KINDS.get(kind)
+            if kind in FORBIDDEN_KINDS:
+                inventory.unavailable[kind] = f"soma-audit never reads {kind} objects"
+            elif info is None:
+                inventory.unavailable[kind] = f"soma-audit does not know where {kind} is served"
+            elif not info.group:
+                jobs.append((info, info.versions[0]))
+            elif version := next((v for v in info.versions if v in served.get(info.group, ())),
+                                 None):
+                jobs.append((info, version))
+            else:
+                inventory.absent[kind] = f"{info.product} not installed (no {info.group} API)"
+        unreachable: list[str] = []
+
+        def fetch(job: tuple[KindInfo, str]) -> tuple[KindInfo, list[Resource] | ListError]:
+            info, version = job
+            try:
+                return info, list(self._list(info, version))
+            except ListError as exc:
+                return info, exc
+
+        with ThreadPoolExecutor(max_workers=self._workers) as pool:
+            for info, outcome in pool.map(fetch, jobs):
+                if isinstance(outcome, ListError):
+                    if outcome.status == 404:
+                        product = info.product or info.kind
+                        inventory.absent[info.kind] = f"{product} not installed ({info.resource})"
+                        continue
+                    reason = str(outcome)
+                    if outcome.status == 403:
+                        reason = f"forbidden (needs list on {info.resource})"
+                    inventory.unavailable[info.kind] = reason
+                    if outcome.status is None:
+                        unreachable.append(info.kind)
+                else:
+                    inventory.add_all(outcome)
+        if jobs and len(unreachable) == len(jobs):
+            raise AuditError(f"lost the API server at {self.server}: nothing could be listed")
+        return inventory
+
+
+def _status_message(status: int, data: bytes) -> str:
+    try:
+        message = json.loads(data).get("message", "")
+    except (ValueError, AttributeError):
+        message = ""
+    names = {401: "unauthorized", 403: "forbidden", 404: "HTTP 404 not found"}
+    return f"{names.get(status, f'HTTP {status}')}: {message}".rstrip(": ")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _describe(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    text = str(reason or exc)
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -1,0 +1,71 @@
+"""Where each kind the probes read is served: API group, versions, plural, product.
+
+This table is also the source of the bundled read-only ClusterRole
+(``manifests/rbac/clusterrole.yaml``): the audit lists exactly these resources.
+Secrets are deliberately absent — the audit never reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    kind: str
+    group: str
+    #: Versions in order of preference; the first one the server serves is listed.
+    versions: tuple[str, ...]
+    plural: str
+    #: What is "not installed" when the group is absent (None for built-in kinds).
+    product: str | None = None
+
+    @property
+    def resource(self) -> str:
+        """``plural.group`` as RBAC and error messages name it."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+_TABLE = [
+    KindInfo("Namespace", "", ("v1",), "namespaces"),
+    KindInfo("Pod", "", ("v1",), "pods"),
+    KindInfo("Service", "", ("v1",), "services"),
+    KindInfo("ConfigMap", "", ("v1",), "configmaps"),
+    KindInfo("ServiceAccount", "", ("v1",), "serviceaccounts"),
+    KindInfo("ReplicationController", "", ("v1",), "replicationcontrollers"),
+    KindInfo("Deployment", "apps", ("v1",), "deployments"),
+    KindInfo("StatefulSet", "apps", ("v1",), "statefulsets"),
+    KindInfo("DaemonSet", "apps", ("v1",), "daemonsets"),
+    KindInfo("ReplicaSet", "apps", ("v1",), "replicasets"),
+    KindInfo("Job", "batch", ("v1",), "jobs"),
+    KindInfo("CronJob", "batch", ("v1",), "cronjobs"),
+    KindInfo("HorizontalPodAutoscaler", "autoscaling", ("v2",), "horizontalpodautoscalers"),
+    KindInfo("NetworkPolicy", "networking.k8s.io", ("v1",), "networkpolicies"),
+    KindInfo("Application", "argoproj.io", ("v1alpha1",), "applications", "Argo CD"),
+    KindInfo("EventSource", "argoproj.io", ("v1alpha1",), "eventsources", "Argo Events"),
+    KindInfo("Sensor", "argoproj.io", ("v1alpha1",), "sensors", "Argo Events"),
+    KindInfo("EventBus", "argoproj.io", ("v1alpha1",), "eventbus", "Argo Events"),
+    KindInfo("KafkaTopic", "kafka.strimzi.io", ("v1", "v1beta2"), "kafkatopics", "Strimzi"),
+    KindInfo("KafkaUser", "kafka.strimzi.io", ("v1", "v1beta2"), "kafkausers", "Strimzi"),
+    KindInfo("Schedule", "chaos-mesh.org", ("v1alpha1",), "schedules", "Chaos Mesh"),
+    KindInfo("StressChaos", "chaos-mesh.org", ("v1alpha1",), "stresschaos", "Chaos Mesh"),
+    KindInfo("NetworkChaos", "chaos-mesh.org", ("v1alpha1",), "networkchaos", "Chaos Mesh"),
+    KindInfo("PodChaos", "chaos-mesh.org", ("v1alpha1",), "podchaos", "Chaos Mesh"),
+    KindInfo("PrometheusRule", "monitoring.coreos.com", ("v1",), "prometheusrules",
+             "Prometheus Operator"),
+    KindInfo("ServiceMonitor", "monitoring.coreos.com", ("v1",), "servicemonitors",
+             "Prometheus Operator"),
+    KindInfo("Alertmanager", "monitoring.coreos.com", ("v1",), "alertmanagers",
+             "Prometheus Operator"),
+    KindInfo("AlertmanagerConfig", "monitoring.coreos.com", ("v1alpha1",),
+             "alertmanagerconfigs", "Prometheus Operator"),
+    KindInfo("AuthorizationPolicy", "security.istio.io", ("v1", "v1beta1"),
+             "authorizationpolicies", "Istio"),
+    KindInfo("PeerAuthentication", "security.istio.io", ("v1", "v1beta1"),
+             "peerauthentications", "Istio"),
+]
+
+KINDS: dict[str, KindInfo] = {info.kind: info for info in _TABLE}
+
+#: Never listed, whatever a probe or a user catalog asks for.
+FORBIDDEN_KINDS = frozenset({"Secret"})

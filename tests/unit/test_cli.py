@@ -1,0 +1,146 @@
+"""The installed ``soma-audit`` command, run as a subprocess: contracts of DESIGN.md §3."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent / "soma-audit"
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SOMA_AUDIT_")}
+
+
+def run(*args: str, env: dict[str, str] | None = None,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=300,
+                          env={**CLEAN_ENV, **(env or {})}, stdin=subprocess.DEVNULL, cwd=cwd)
+
+
+def _no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+@pytest.fixture
+def clean_dir(tmp_path: Path) -> Path:
+    (tmp_path / "ns.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n")
+    return tmp_path
+
+
+def test_version() -> None:
+    proc = run("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("soma-audit ")
+
+
+def test_checks_json_lists_the_whole_catalog() -> None:
+    proc = run("checks", "--format", "json")
+    checks = json.loads(proc.stdout)
+    assert len(checks) >= 60
+    for check in checks:
+        assert {"id", "phase", "area", "title", "criterion", "severity", "live",
+                "remediation"} <= set(check)
+    assert {c["area"] for c in checks} == {"fga", "argocd", "kafka", "pss", "netpol", "chaos",
+                                           "slo", "k6", "e2e", "ops"}
+    assert any(c["live"] for c in checks) and any(c["manual"] for c in checks)
+
+
+def test_exit_0_when_every_selected_check_passes(clean_dir: Path) -> None:
+    proc = run("--manifests", str(clean_dir), "--ci", "--only", "ops.manifests-parse")
+    assert proc.returncode == 0, proc.stderr
+    assert "ops.manifests-parse" in proc.stdout
+
+
+def test_exit_1_with_per_file_error_for_broken_and_binary_files(clean_dir: Path) -> None:
+    (clean_dir / "broken.yaml").write_text("kind: [\n")
+    (clean_dir / "blob.yaml").write_bytes(b"\x00\xff\x00")
+    proc = run("--manifests", str(clean_dir), "--ci", "--only", "ops.*", "--format", "json")
+    _no_traceback(proc)
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    (check,) = [c for c in report["checks"] if c["id"] == "ops.manifests-parse"]
+    messages = {e["object"].split(":")[0]: e["message"] for e in check["evidence"]}
+    assert "invalid YAML" in messages["broken.yaml"]
+    assert "binary file" in messages["blob.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--manifests", "/nonexistent/dir"], "manifests directory not found"),
+        (["--snapshot", "/nonexistent.yaml"], "snapshot file not found"),
+        (["--manifests", "{empty}"], "is empty"),
+        (["--manifests", "{clean}", "--config", "{bad_config}"], "unknown key 'servces'"),
+        (["--manifests", "{clean}", "--only", "nope.*"], "no check matches"),
+        (["--snapshot", "{broken_snapshot}"], "holds no Kubernetes objects"),
+    ],
+)
+def test_exit_2_with_one_clear_line(tmp_path: Path, clean_dir: Path, args: list[str],
+                                    message: str) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.yaml").write_text("servces: []\n")
+    (tmp_path / "snap.yaml").write_text("items: [\n")
+    places = {"empty": str(tmp_path / "empty"), "clean": str(clean_dir),
+              "bad_config": str(tmp_path / "bad.yaml"),
+              "broken_snapshot": str(tmp_path / "snap.yaml")}
+    out = tmp_path / "report.json"
+    proc = run(*[a.format(**places) for a in args], "--ci", "--format", "json",
+               "--output", str(out))
+    assert proc.returncode == 2
+    _no_traceback(proc)
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr
+    assert not out.exists(), "nothing half-written"
+
+
+def test_bad_flag_is_exit_2() -> None:
+    proc = run("--ci", "--format", "pdf")
+    assert proc.returncode == 2
+    _no_traceback(proc)
+
+
+def test_environment_fills_options_and_flags_win(clean_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.md"
+    env = {"SOMA_AUDIT_MANIFESTS": str(clean_dir), "SOMA_AUDIT_CI": "true",
+           "SOMA_AUDIT_FORMAT": "json", "SOMA_AUDIT_ONLY": "ops.manifests-parse"}
+    proc = run("--format", "markdown", "--output", str(out), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text().startswith("# Production readiness")
+
+
+def test_tui_without_a_terminal_refuses_cleanly(clean_dir: Path) -> None:
+    proc = run("--manifests", str(clean_dir))
+    assert proc.returncode == 2
+    assert "needs a terminal" in proc.stderr
+
+
+def test_demo_is_partly_ready_in_every_format(tmp_path: Path) -> None:
+    proc = run("--demo", "--ci", "--format", "json")
+    _no_traceback(proc)
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["source"]["kind"] == "manifests"
+    summary = report["summary"]
+    assert summary["pass"] >= 10 and summary["fail"] >= 10
+    assert summary["error"] == 0, [c for c in report["checks"] if c["status"] == "error"]
+    assert summary["skip"] >= 10  # the live-only checks
+    for fmt in ("markdown", "junit", "sarif", "table"):
+        out = tmp_path / f"report.{fmt}"
+        proc = run("--demo", "--ci", "--format", fmt, "--output", str(out))
+        assert proc.returncode == 1 and out.stat().st_size > 0, proc.stderr
+
+
+def test_snapshot_of_the_demo_gives_the_same_kubernetes_verdicts(tmp_path: Path) -> None:
+    from soma_audit.paths import data_path
+
+    demo = data_path("demo", "soma-gitops")
+    docs = [p.read_text() for p in sorted(demo.rglob("*.yaml")) if "k8s" in p.parts]
+    dump = tmp_path / "dump.yaml"
+    dump.write_text("\n---\n".join(docs))
+    areas = ["--only", "pss.*", "--only", "netpol.*", "--only", "argocd.*", "--only", "chaos.*"]
+    snap = run("--snapshot", str(dump), "--ci", "--format", "json", *areas)
+    demo_run = run("--demo", "--ci", "--format", "json", *areas)
+    assert snap.returncode == demo_run.returncode == 1, snap.stderr
+    verdicts = lambda proc: {c["id"]: c["status"] for c in json.loads(proc.stdout)["checks"]}  # noqa: E731
+    assert verdicts(snap) == verdicts(demo_run)
