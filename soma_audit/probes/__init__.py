@@ -9,6 +9,7 @@ live source fetches exactly those, once.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from soma_audit.config import Config
 from soma_audit.inventory import Inventory
-from soma_audit.model import AREAS, Evidence, Outcome, Status
+from soma_audit.model import Evidence, Outcome, Status
 from soma_audit.sources import SourceInfo
 from soma_audit.tools import ToolRunner
 
@@ -78,9 +79,13 @@ def probe(name: str, kinds: Iterable[str] = ()) -> Callable[[ProbeFn], ProbeFn]:
 
 
 def load_probes() -> dict[str, Probe]:
-    """Import every area's probe module (they register themselves) and return the registry."""
-    for area in AREAS:
-        importlib.import_module(f"soma_audit.probes.{area}")
+    """Import every probe module (they register themselves) and return the registry.
+
+    Modules are ``<area>.py`` for what the declarations decide and ``<area>_live.py`` for
+    what needs a live cluster or service.
+    """
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
     return PROBES
 
 

@@ -2,8 +2,29 @@
 
 from __future__ import annotations
 
-from soma_audit.model import Outcome, Status
-from soma_audit.probes import Params, ProbeContext, ev, failed, passed, probe
+import json
+from pathlib import Path
+
+from soma_audit import repofiles
+from soma_audit.cost import AUTOSCALER_KINDS, autoscaling, resource_gaps
+from soma_audit.k6 import duration_stats
+from soma_audit.model import Evidence, Outcome, Status
+from soma_audit.probes import (
+    Params,
+    ProbeContext,
+    ProbeError,
+    ev,
+    failed,
+    passed,
+    probe,
+    verdict,
+)
+from soma_audit.runbooks import alert_rules, resolve, runbook_url
+from soma_audit.targets import selector_text, service_workloads
+from soma_audit.workloads import WORKLOAD_KINDS
+
+#: The http_req_duration statistics a baseline's evidence quotes, when present.
+_SHOWN_STATS = ("p(99)", "p(95)", "med", "avg")
 
 
 @probe("ops.manifests-parse")
@@ -17,3 +38,109 @@ def manifests_parse(ctx: ProbeContext, params: Params) -> Outcome:
     if unrendered:
         return Outcome(Status.SKIP, tuple(unrendered))
     return passed(ev(ctx.source.ref, f"{len(ctx.inventory)} objects read, no problems"))
+
+
+@probe("ops.runbooks", kinds=["PrometheusRule"])
+def runbooks(ctx: ProbeContext, params: Params) -> Outcome:
+    """An alert without a runbook leaves the person paged guessing: every alert's
+    ``runbook_url`` must lead to a runbook kept in the repository."""
+    repo = ctx.require_repo()
+    folder = ctx.config.layout.runbooks
+    root = repo / folder
+    files = [
+        path.relative_to(root).as_posix()
+        for path in (repofiles.walk(root) if root.is_dir() else [])
+        if path.stat().st_size > 0
+    ]
+    problems: list[Evidence] = []
+    ok: list[Evidence] = []
+    for rule_object in ctx.inventory.of_kind("PrometheusRule"):
+        resolved = []
+        for alert, rule in alert_rules(rule_object.spec):
+            url = runbook_url(rule)
+            if url is None:
+                problems.append(ev(rule_object.ref, f"alert {alert}: no runbook_url annotation"))
+            elif (runbook := resolve(url, folder, files)) is None:
+                problems.append(
+                    ev(rule_object.ref,
+                       f"alert {alert}: runbook_url {url} does not lead to a runbook in {folder}")
+                )
+            else:
+                resolved.append(f"{alert} → {runbook}")
+        if resolved:
+            ok.append(ev(rule_object.ref, f"runbooks in {folder}: {', '.join(resolved)}"))
+    if not problems and not ok:
+        return failed(ev(ctx.source.ref, "no alerting rules found in PrometheusRule objects"))
+    return verdict(problems, ok)
+
+
+def _baseline(repo: Path, path: Path) -> tuple[dict[str, float] | None, str]:
+    """(http_req_duration statistics, or None and why) of one summary export."""
+    try:
+        summary = json.loads(repofiles.read_text(repo, path))
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON at line {exc.lineno}: {exc.msg}"
+    stats = duration_stats(summary)
+    if stats is None:
+        return None, "no metrics.http_req_duration: not a k6 summary export"
+    return stats, ""
+
+
+@probe("ops.baselines")
+def baselines(ctx: ProbeContext, params: Params) -> Outcome:
+    """A baseline per load profile (``<profile>.json`` or ``<profile>-<date>.json``, as
+    ``k6 run --summary-export`` writes) makes a later regression visible."""
+    repo = ctx.require_repo()
+    names = [p.name for p in ctx.config.k6.profiles]
+    if not names:
+        raise ProbeError("no load profiles configured (k6.profiles): no baseline to look for")
+    folder = repo / ctx.config.layout.baselines
+    exports = list(repofiles.walk(folder, (".json",))) if folder.is_dir() else []
+    problems: list[Evidence] = []
+    ok: list[Evidence] = []
+    for name in names:
+        candidates = [
+            p for p in exports if p.stem == name or p.stem.startswith((f"{name}-", f"{name}_"))
+        ]
+        reasons = []
+        for path in sorted(candidates, key=lambda p: p.name, reverse=True):
+            where = repofiles.relative(repo, path)
+            stats, why = _baseline(repo, path)
+            if stats is None:
+                reasons.append(ev(where, f"profile {name}: {why}"))
+                continue
+            shown = ", ".join(
+                f"{key}={stats[key]:.1f}ms" for key in _SHOWN_STATS if key in stats
+            )
+            ok.append(ev(where, f"profile {name}: http_req_duration {shown}"))
+            break
+        else:
+            expected = repofiles.relative(repo, folder / f"{name}.json")
+            problems += reasons or [ev(expected, f"missing: no baseline for profile {name}")]
+    return verdict(problems, ok)
+
+
+@probe("ops.cost-controls", kinds=[*WORKLOAD_KINDS, *AUTOSCALER_KINDS])
+def cost_controls(ctx: ProbeContext, params: Params) -> Outcome:
+    """Requests make scheduling honest, limits cap the bill, an autoscaler sizes each
+    service to its load: every configured service needs all three."""
+    namespace = ctx.config.namespace
+    if not ctx.config.services:
+        raise ProbeError("no services configured: nothing to check")
+    problems: list[Evidence] = []
+    ok: list[Evidence] = []
+    for service in ctx.config.services:
+        found = service_workloads(ctx.inventory, service, namespace)
+        if not found:
+            problems.append(
+                ev(f"Deployment/{namespace}/{service.name}",
+                   f"not found: no workload with pods labelled {selector_text(service)}")
+            )
+        for workload in found:
+            ref = workload.resource.ref
+            gaps = resource_gaps(workload)
+            scaler, scaling = autoscaling(ctx.inventory, workload.resource)
+            problems += [ev(ref, gap) for gap in [*gaps, *scaling]]
+            if not gaps and scaler:
+                ok.append(ev(ref, f"cpu/memory requests and limits set; {scaler}"))
+    return verdict(problems, ok)
