@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[Result, int, int], None]
 
 _NEEDS = {
-    "cluster": "a live cluster (this audit reads {source})",
+    "cluster": "a live cluster (this audit reads a {source})",
     "openfga": "an OpenFGA endpoint (--openfga-url and --openfga-store)",
     "prometheus": "a Prometheus endpoint (--prometheus-url)",
     "kafka": "a Kafka endpoint (--kafka-bootstrap)",
@@ -55,7 +55,8 @@ def _skip_reason(check: Check, available: set[str], source_kind: str) -> str | N
     missing = [s for s in check.requires if s not in available]
     if not missing:
         return None
-    return "needs " + " and ".join(_NEEDS[s].format(source=f"a {source_kind}") for s in missing)
+    source = {"manifests": "manifests directory"}.get(source_kind, source_kind)
+    return "needs " + " and ".join(_NEEDS[s].format(source=source) for s in missing)
 
 
 def _unreadable_kinds(probe: Probe, ctx: ProbeContext) -> Outcome | None:
