@@ -1,0 +1,60 @@
+"""The Textual application: it composes screens and routes; the audit lives in the session.
+
+Kept small on purpose (Toolong's habit): the audit screen owns the scan, the dialogs own
+their forms, and everything they know comes from :class:`~soma_audit.session.AuditSession`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import App
+from textual.binding import Binding
+
+from soma_audit.tui.screens import HelpScreen, MainScreen
+
+if TYPE_CHECKING:
+    from soma_audit.session import AuditSession
+
+
+class SomaAuditApp(App[int]):
+    """The audit TUI over one session.
+
+    ``today`` and ``author`` are parameters so that the attestation form's defaults
+    (expiry in 90 days, last author) are deterministic in tests and snapshots.
+    """
+
+    TITLE = "soma-audit"
+    CSS_PATH = "app.tcss"
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+        (0, "-narrow"), (100, "-wide"),
+    ]
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?",
+                tooltip="This list of keys"),
+        Binding("q", "quit", "Quit", tooltip="Leave soma-audit (a running scan is stopped)"),
+    ]
+
+    def __init__(self, session: AuditSession, *, today: Callable[[], dt.date] = dt.date.today,
+                 author: str = "") -> None:
+        super().__init__()
+        self.session = session
+        self.today = today
+        self.author = author
+
+    def on_mount(self) -> None:
+        self.push_screen(MainScreen(self.session, self.today(), self.author))
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        main = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
+        groups = [("Audit", main.BINDINGS if main else []), ("Application", self.BINDINGS)]
+        self.push_screen(HelpScreen(groups))
+
+    @property
+    def main(self) -> MainScreen:
+        """The audit screen (under any open dialog)."""
+        return next(s for s in self.screen_stack if isinstance(s, MainScreen))

@@ -1,0 +1,313 @@
+"""The audit screen: header, phase tree, check table, detail pane, footer.
+
+It drives the engine through the session only — scans run in a thread worker and report
+each result as a message, so the tree and the table fill in while the UI stays live.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual import events, on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Tree
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from soma_audit.errors import AuditError
+from soma_audit.model import Check, Result
+from soma_audit.report import Report
+from soma_audit.tui.commands import AuditCommands
+from soma_audit.tui.screens.attest import AttestScreen
+from soma_audit.tui.screens.export import ExportScreen
+from soma_audit.tui.view import Filter, Scope, next_gap
+from soma_audit.tui.widgets import AuditHeader, CheckDetail, CheckTable, FilterBar, PhaseTree
+
+if TYPE_CHECKING:
+    from soma_audit.attestations import Attestation
+    from soma_audit.session import AuditSession
+
+
+class ScanCancelled(Exception):
+    """Raised from the progress callback to stop a scan nobody will look at any more."""
+
+
+class MainScreen(Screen[None]):
+    """Gaps by phase. Bindings below are also the command palette's and the help's."""
+
+    CSS_PATH = "main.tcss"
+    COMMANDS = {AuditCommands}
+    BINDINGS = [
+        Binding("r", "rescan", "Rescan", tooltip="Scan the target again; the selection stays"),
+        Binding("slash", "filter", "Filter", key_display="/",
+                tooltip="Filter by status (fail, error…), severity (critical…) or text"),
+        Binding("n", "next_gap", "Next gap", tooltip="Jump to the next failing or error check"),
+        Binding("N", "previous_gap", "Prev gap", key_display="N", show=False,
+                tooltip="Jump to the previous failing or error check"),
+        Binding("m", "attest", "Attest",
+                tooltip="Attest the selected manual check: author, note, expiry"),
+        Binding("e", "export", "Export",
+                tooltip="Write the report as markdown, JSON, JUnit XML or SARIF"),
+        Binding("escape", "clear_filter", "Clear filter", show=False,
+                tooltip="Remove the filter"),
+    ]
+
+    @dataclass
+    class ScanProgress(Message):
+        """One check evaluated (posted from the scan thread)."""
+
+        result: Result
+        done: int
+        total: int
+
+    def __init__(self, session: AuditSession, today: dt.date, author: str = "") -> None:
+        super().__init__()
+        self.session = session
+        self.today = today
+        self.author = author
+        self.results: dict[str, Result] = {}
+        self.pending: set[str] = set()
+        self.report: Report | None = None
+        self.scope = Scope()
+        self.filter = Filter()
+        self.selected: str | None = None
+        self._first_scan = True
+        self._scan_worker: Worker[Report] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield AuditHeader(self.session.source.info, id="header")
+        with Horizontal(id="body"):
+            yield PhaseTree(self.session.checks, id="phases")
+            with Vertical(id="right"):
+                yield FilterBar(id="filter")
+                yield CheckTable(id="checks")
+                yield CheckDetail(id="detail")
+        yield Footer()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.query_one(Footer).compact = event.size.width < 100
+
+    def on_mount(self) -> None:
+        self.query_one(PhaseTree).border_title = "Phases"
+        self._show_table()
+        self.scan()
+
+    # -- scanning ---------------------------------------------------------------------
+
+    @property
+    def scanning(self) -> bool:
+        return self._scan_worker is not None and not self._scan_worker.is_finished
+
+    def scan(self, only: set[str] | None = None) -> bool:
+        """Start a scan (of ``only`` those checks) unless one is running."""
+        if self.scanning:
+            self.notify("A scan is already running.", severity="warning")
+            return False
+        self.pending = {c.id for c in self.session.checks if only is None or c.id in only}
+        self.query_one(AuditHeader).show_progress(0, len(self.pending))
+        self._refresh_rows()
+        self._scan_worker = self.run_worker(
+            partial(self._scan_in_thread, only), name="scan", group="scan", thread=True,
+            exit_on_error=False,
+        )
+        return True
+
+    def _scan_in_thread(self, only: set[str] | None) -> Report:
+        """Runs in the worker thread: touches no widget, only posts messages."""
+        worker = get_current_worker()
+
+        def progress(result: Result, done: int, total: int) -> None:
+            if worker.is_cancelled or not self.post_message(
+                self.ScanProgress(result, done, total)
+            ):
+                raise ScanCancelled
+        return self.session.scan(progress, only)
+
+    def on_main_screen_scan_progress(self, message: ScanProgress) -> None:
+        check = message.result.check
+        self.results[check.id] = message.result
+        self.pending.discard(check.id)
+        self.query_one(AuditHeader).show_progress(message.done, message.total)
+        self.query_one(PhaseTree).show(self.results, self.pending)
+        self.query_one(CheckTable).update_check(check)
+        if check.id == self.selected:
+            self._show_detail()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is not self._scan_worker or not event.worker.is_finished:
+            return
+        self.pending = set()
+        if event.state is WorkerState.SUCCESS and isinstance(event.worker.result, Report):
+            self._scan_finished(event.worker.result)
+            return
+        self.query_one(AuditHeader).show_failure(dt.datetime.now())
+        error = event.worker.error
+        if isinstance(error, AuditError):
+            self.notify(str(error), title="Scan failed", severity="error", timeout=10)
+        elif error is not None and not isinstance(error, ScanCancelled):
+            self.notify(f"{type(error).__name__}: {error}", title="Scan crashed (a bug)",
+                        severity="error", timeout=10)
+        self._refresh_rows()
+
+    def _scan_finished(self, report: Report) -> None:
+        self.report = report
+        self.results = {r.check.id: r for r in report.results}
+        self.query_one(AuditHeader).show_report(report)
+        unreadable = [p for p in report.problems if not p.skipped]
+        if unreadable:
+            self.notify(f"{len(unreadable)} file(s) could not be read: "
+                        f"{', '.join(p.where for p in unreadable[:3])}",
+                        title="Source problems", severity="warning")
+        self._refresh_rows()
+        if self._first_scan:
+            self._first_scan = False
+            self._open_on_first_gap()
+
+    def _open_on_first_gap(self) -> None:
+        """Show the first gap after the first scan, unless the user went elsewhere."""
+        if self.filter or self.scope != Scope():
+            return
+        gap = next_gap(self.session.checks, self.results, None)
+        if gap is not None:
+            self.select_check(gap.id)
+
+    # -- showing ----------------------------------------------------------------------
+
+    def _visible(self) -> list[Check]:
+        return [c for c in self.session.checks
+                if self.scope.contains(c) and self.filter.matches(c, self.results.get(c.id))]
+
+    def _refresh_rows(self) -> None:
+        self.query_one(PhaseTree).show(self.results, self.pending)
+        self._show_table()
+
+    def _show_table(self) -> None:
+        table = self.query_one(CheckTable)
+        rows = self._visible()
+        table.show(rows, self.results, self.pending, keep=self.selected)
+        title = f"Checks — {self.scope.title}"
+        if self.filter:
+            title += f" · filter “{self.filter.text}”"
+        table.border_title = title
+        table.border_subtitle = f"{len(rows)} of {len(self.session.checks)}"
+        self.selected = table.selected_id
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        check = self._selected_check()
+        empty = "No check matches the filter." if self.filter else "No check selected."
+        self.query_one(CheckDetail).show(check, self.results.get(self.selected or ""),
+                                         self.selected in self.pending, empty)
+
+    @on(Tree.NodeHighlighted, "#phases")
+    def _scope_changed(self, event: Tree.NodeHighlighted[Scope]) -> None:
+        scope = event.node.data or Scope()
+        if scope != self.scope:
+            self.scope = scope
+            self._show_table()
+
+    @on(DataTable.RowSelected, "#checks")
+    def _row_chosen(self) -> None:
+        """Enter on a check moves to its evidence (to scroll a long list)."""
+        self.query_one(CheckDetail).focus()
+
+    @on(DataTable.RowHighlighted, "#checks")
+    def _row_changed(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value != self.selected:
+            self.selected = event.row_key.value
+            self._show_detail()
+
+    def select_check(self, check_id: str) -> None:
+        """Show ``check_id`` in its area, with the cursor on it (clears a hiding filter)."""
+        check = self.session.check(check_id)
+        if not self.filter.matches(check, self.results.get(check_id)):
+            self._set_filter("")
+        if not self.scope.contains(check):
+            self.scope = Scope(check.phase, check.area)
+            self.query_one(PhaseTree).select_scope(self.scope)
+        self.selected = check_id
+        self._show_table()
+        self.query_one(CheckTable).focus()
+
+    # -- actions ----------------------------------------------------------------------
+
+    def action_rescan(self) -> None:
+        self.scan()
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    def action_clear_filter(self) -> None:
+        if self.filter:
+            self._set_filter("")
+
+    def _set_filter(self, text: str) -> None:
+        bar = self.query_one(FilterBar)
+        if bar.value != text:
+            bar.value = text
+        bar.set_class(bool(text.strip()), "-active")
+        self.filter = Filter.parse(text)
+        self._show_table()
+
+    @on(FilterBar.Changed, "#filter")
+    def _filter_typed(self, event: FilterBar.Changed) -> None:
+        self.filter = Filter.parse(event.value)
+        self._show_table()
+
+    @on(FilterBar.Done)
+    def _filter_done(self, event: FilterBar.Done) -> None:
+        self._set_filter(event.value)
+        self.query_one(CheckTable).focus()
+
+    def action_next_gap(self) -> None:
+        self._jump(forward=True)
+
+    def action_previous_gap(self) -> None:
+        self._jump(forward=False)
+
+    def _jump(self, forward: bool) -> None:
+        gap = next_gap(self.session.checks, self.results, self.selected, forward, self.filter)
+        if gap is None:
+            self.notify("No failing check" + (" matches the filter." if self.filter else "."))
+            return
+        self.select_check(gap.id)
+
+    def _selected_check(self) -> Check | None:
+        return next((c for c in self.session.checks if c.id == self.selected), None)
+
+    def action_attest(self) -> None:
+        check = self._selected_check()
+        if check is None:
+            self.notify("Select a manual check first.", severity="warning")
+        elif not check.manual:
+            self.notify(f"{check.id} is automated; only manual checks are attested.",
+                        severity="warning")
+        else:
+            self.app.push_screen(AttestScreen(self.session, check, self.today, self.author),
+                                 partial(self._attested, check))
+
+    def _attested(self, check: Check, attestation: Attestation | None) -> None:
+        if attestation is None:
+            return
+        self.author = attestation.by
+        self.notify(f"{check.id} attested by {attestation.by} until {attestation.expires}.",
+                    title="Attested")
+        self.scan(only={check.id})
+
+    def action_export(self) -> None:
+        if self.report is None:
+            self.notify("Nothing to export yet: wait for the scan to finish.",
+                        severity="warning")
+            return
+        self.app.push_screen(ExportScreen(self.session, self.report), self._exported)
+
+    def _exported(self, written: Path | None) -> None:
+        if written is not None:
+            self.notify(str(written), title="Report written")
