@@ -11,10 +11,11 @@ stays on the parent. Nothing here reads a Secret.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from soma_audit.labels import parse_selector
 from soma_audit.promql import Matcher
 
 _MATCHER = re.compile(
@@ -73,8 +74,22 @@ def _items(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _yaml_route(data: dict[str, Any], problems: list[str], where: str) -> Route:
-    """A route of ``alertmanager.yml``."""
+def _route(data: dict[str, Any], problems: list[str], where: str,
+           matchers_of: Callable[[dict[str, Any], list[str], str], list[Matcher]]) -> Route:
+    """A route and, depth first, its child routes; ``matchers_of`` reads each one's
+    matchers (the two spellings differ only there)."""
+    matchers = matchers_of(data, problems, where)
+    routes = tuple(
+        _route(_mapping(r), problems, f"{where}.routes[{i}]", matchers_of)
+        for i, r in enumerate(_items(data.get("routes")))
+    )
+    receiver = data.get("receiver")
+    return Route(str(receiver) if receiver else None, tuple(matchers), routes,
+                 bool(data.get("continue")))
+
+
+def _yaml_matchers(data: dict[str, Any], problems: list[str], where: str) -> list[Matcher]:
+    """The matchers of an ``alertmanager.yml`` route."""
     matchers: list[Matcher] = []
     for text in _items(data.get("matchers")):
         matcher = parse_matcher(str(text))
@@ -84,17 +99,16 @@ def _yaml_route(data: dict[str, Any], problems: list[str], where: str) -> Route:
         matchers.append(matcher)
     matchers += [Matcher(str(k), "=", str(v)) for k, v in _mapping(data.get("match")).items()]
     matchers += [Matcher(str(k), "=~", str(v)) for k, v in _mapping(data.get("match_re")).items()]
-    routes = tuple(
-        _yaml_route(_mapping(r), problems, f"{where}.routes[{i}]")
-        for i, r in enumerate(_items(data.get("routes")))
-    )
-    receiver = data.get("receiver")
-    return Route(str(receiver) if receiver else None, tuple(matchers), routes,
-                 bool(data.get("continue")))
+    return matchers
 
 
-def _has_integration(receiver: dict[str, Any], suffix: str) -> bool:
-    return any(key.endswith(suffix) and _items(value) for key, value in receiver.items())
+def _receivers(items: Any, suffix: str) -> dict[str, bool]:
+    """Receiver name → whether it has an integration (a non-empty ``*<suffix>`` list)."""
+    return {
+        str(r.get("name")): any(k.endswith(suffix) and _items(v) for k, v in r.items())
+        for r in map(_mapping, _items(items))
+        if r.get("name")
+    }
 
 
 def from_alertmanager_yaml(data: Any, where: str) -> Tree | None:
@@ -102,17 +116,13 @@ def from_alertmanager_yaml(data: Any, where: str) -> Tree | None:
     if not isinstance(data, dict) or not isinstance(data.get("route"), dict):
         return None
     problems: list[str] = []
-    route = _yaml_route(data["route"], problems, "route")
-    receivers = {
-        str(r.get("name")): _has_integration(r, "_configs")
-        for r in map(_mapping, _items(data.get("receivers")))
-        if r.get("name")
-    }
+    route = _route(data["route"], problems, "route", _yaml_matchers)
+    receivers = _receivers(data.get("receivers"), "_configs")
     return Tree(where, route, receivers, tuple(problems))
 
 
-def _crd_route(data: dict[str, Any], problems: list[str], where: str) -> Route:
-    """A route of an ``AlertmanagerConfig`` (``routes`` items are objects too)."""
+def _crd_matchers(data: dict[str, Any], problems: list[str], where: str) -> list[Matcher]:
+    """The matchers of an ``AlertmanagerConfig`` route (objects, not strings)."""
     matchers = []
     for i, item in enumerate(_items(data.get("matchers"))):
         item = _mapping(item)
@@ -121,13 +131,7 @@ def _crd_route(data: dict[str, Any], problems: list[str], where: str) -> Route:
             problems.append(f"{where}.matchers[{i}]: needs name and a matchType of =, !=, =~, !~")
             continue
         matchers.append(Matcher(str(item["name"]), op, str(item.get("value", ""))))
-    routes = tuple(
-        _crd_route(_mapping(r), problems, f"{where}.routes[{i}]")
-        for i, r in enumerate(_items(data.get("routes")))
-    )
-    receiver = data.get("receiver")
-    return Route(str(receiver) if receiver else None, tuple(matchers), routes,
-                 bool(data.get("continue")))
+    return matchers
 
 
 def from_alertmanager_config(spec: dict[str, Any], where: str,
@@ -135,15 +139,11 @@ def from_alertmanager_config(spec: dict[str, Any], where: str,
     """The tree of an ``AlertmanagerConfig`` spec; the operator ANDs ``namespace_matcher``
     (``namespace="<its namespace>"``) into its top route unless told not to."""
     problems: list[str] = []
-    route = _crd_route(_mapping(spec.get("route")), problems, "spec.route")
+    route = _route(_mapping(spec.get("route")), problems, "spec.route", _crd_matchers)
     if namespace_matcher is not None:
         route = Route(route.receiver, (*route.matchers, namespace_matcher), route.routes,
                       route.cont)
-    receivers = {
-        str(r.get("name")): _has_integration(r, "Configs")
-        for r in map(_mapping, _items(spec.get("receivers")))
-        if r.get("name")
-    }
+    receivers = _receivers(spec.get("receivers"), "Configs")
     if not isinstance(spec.get("route"), dict):
         problems.append("spec.route is missing")
     return Tree(where, route, receivers, tuple(problems))
@@ -192,21 +192,8 @@ def severity_routed(delivery: Delivery, severity_label: str, top_counts: bool) -
 
 
 def selects(selector: Any, labels: Mapping[str, str]) -> bool:
-    """A Kubernetes label selector (``matchLabels``/``matchExpressions``) against labels.
-    An empty selector selects everything; a missing one (None) is handled by callers."""
-    selector = _mapping(selector)
-    if any(labels.get(str(k)) != str(v) for k, v in _mapping(selector.get("matchLabels")).items()):
-        return False
-    for expr in map(_mapping, _items(selector.get("matchExpressions"))):
-        key, op = str(expr.get("key", "")), expr.get("operator")
-        values = {str(v) for v in _items(expr.get("values"))}
-        present = key in labels
-        ok = {
-            "In": present and labels.get(key) in values,
-            "NotIn": not present or labels.get(key) not in values,
-            "Exists": present,
-            "DoesNotExist": not present,
-        }.get(str(op), False)
-        if not ok:
-            return False
-    return True
+    """A Kubernetes label selector (``matchLabels``/``matchExpressions``) against labels,
+    read as written (:meth:`soma_audit.labels.Selector.verdict`); an entry that cannot be
+    evaluated selects nothing. An empty selector selects everything; a missing one (None)
+    is handled by callers."""
+    return parse_selector(selector, "selector", []).verdict(labels) is True

@@ -17,7 +17,7 @@ from typing import Any
 from soma_audit.cron import Cron, CronError, parse_cron
 from soma_audit.durations import DurationError, parse_go_duration
 from soma_audit.inventory import Resource
-from soma_audit.netpol import Requirement
+from soma_audit.labels import parse_selector
 
 GROUP = "chaos-mesh.org"
 PAUSE_ANNOTATION = "experiment.chaos-mesh.org/pause"
@@ -77,7 +77,6 @@ _PERCENT = re.compile(r"[0-9]+%")
 _INT = re.compile(r"[+-]?[0-9]+")
 #: Selector keys that cannot be matched to a service from manifests alone.
 _OPAQUE_SELECTORS = ("nodes", "nodeSelectors", "annotationSelectors", "fieldSelectors")
-_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
 
 def _mapping(value: Any) -> dict[str, Any] | None:
@@ -372,25 +371,6 @@ def legacy_scheduler(spec: dict[str, Any]) -> str | None:
     return repr(scheduler)
 
 
-def _expression_matches(expression: Any, labels: dict[str, str]) -> bool | None:
-    """A Kubernetes label requirement; None for an operator it does not have."""
-    if not isinstance(expression, dict) or expression.get("operator") not in _OPERATORS:
-        return None
-    values = frozenset(str(v) for v in expression.get("values") or [])
-    requirement = Requirement(str(expression.get("key")), expression["operator"], values)
-    return requirement.matches(labels)
-
-
-def _labels_match(selector: dict[str, Any], labels: dict[str, str]) -> bool | None:
-    wanted = _mapping(selector.get("labelSelectors")) or {}
-    if any(labels.get(str(k)) != str(v) for k, v in wanted.items()):
-        return False
-    verdicts = [_expression_matches(e, labels) for e in selector.get("expressionSelectors") or []]
-    if False in verdicts:
-        return False
-    return None if None in verdicts else True
-
-
 def selects(experiment: Experiment, namespace: str,
             pod_labels: Iterable[dict[str, str]]) -> bool | None:
     """Whether the experiment targets pods with one of ``pod_labels`` in ``namespace``.
@@ -407,7 +387,9 @@ def selects(experiment: Experiment, namespace: str,
     pods = _mapping(selector.get("pods"))
     if pods:
         return None if namespace in pods else False
-    verdicts = [_labels_match(selector, labels) for labels in pod_labels]
+    parsed = parse_selector(selector, "selector", [], labels_key="labelSelectors",
+                            expressions_key="expressionSelectors")
+    verdicts = [parsed.verdict(labels) for labels in pod_labels]
     if True in verdicts:
         phases = selector.get("podPhaseSelectors")
         opaque = any(selector.get(k) for k in _OPAQUE_SELECTORS)

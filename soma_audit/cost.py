@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from soma_audit.inventory import Inventory, Resource
@@ -14,29 +15,39 @@ AUTOSCALER_KINDS = ("HorizontalPodAutoscaler", "ScaledObject")
 HPA_API = "autoscaling/v2"
 
 
-def _declared(resources: Any, section: str, resource: str) -> bool:
+def resource_value(resources: Any, section: str, resource: str) -> Any:
+    """``resources.<section>.<resource>`` of a container (or pod) spec; None when unset."""
     values = resources.get(section) if isinstance(resources, dict) else None
-    value = values.get(resource) if isinstance(values, dict) else None
+    return values.get(resource) if isinstance(values, dict) else None
+
+
+def declared(value: Any) -> bool:
+    """Set at all: a number or a non-empty string."""
     return isinstance(value, str | int | float) and not isinstance(value, bool) and value != ""
+
+
+def missing_resources(container: dict[str, Any], pod_resources: Any,
+                      valid: Callable[[Any], bool] = declared) -> list[tuple[str, str]]:
+    """The (section, resource) pairs of :data:`WANTED` that ``container`` does not set to a
+    ``valid`` value and the pod-level ``spec.resources`` (``pod_resources``) does not cover
+    either."""
+    return [
+        (section, resource) for section, resource in WANTED
+        if not valid(resource_value(pod_resources, section, resource))
+        and not valid(resource_value(container.get("resources"), section, resource))
+    ]
 
 
 def resource_gaps(workload: Workload) -> list[str]:
     """Unset requests/limits per container and init container (ephemeral containers cannot
     declare any); a value in the pod-level ``spec.resources`` covers every container."""
     pod_level = workload.pod_spec.get("resources")
-    covered = {want for want in WANTED if _declared(pod_level, *want)}
-    gaps = []
-    for field, container in workload.containers():
-        if field == "ephemeralContainers":
-            continue
-        for section, resource in WANTED:
-            if (section, resource) not in covered and not _declared(
-                container.get("resources"), section, resource
-            ):
-                gaps.append(
-                    f"container {container.get('name')}: resources.{section}.{resource} unset"
-                )
-    return gaps
+    return [
+        f"container {container.get('name')}: resources.{section}.{resource} unset"
+        for field, container in workload.containers()
+        if field != "ephemeralContainers"
+        for section, resource in missing_resources(container, pod_level)
+    ]
 
 
 def _targets(scaler: Resource, target: Resource) -> bool:

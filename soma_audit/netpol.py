@@ -20,9 +20,10 @@ e2e suite ``test/e2e/network/netpol``):
   never know pod IPs, and whether ipBlock matches pod IPs at all is implementation-defined
   (the API asks for cluster-external ranges), so an ipBlock never admits a cluster pod here.
 
-Policies the API server would reject are parsed best-effort (invalid parts match
-nothing) and carry ``problems``; the probes leave them out and say so. Nothing here
-raises on malformed input.
+Label selectors are parsed and matched by :mod:`soma_audit.labels` (an empty selector
+selects everything). Policies the API server would reject are parsed best-effort (invalid
+parts match nothing) and carry ``problems``; the probes leave them out and say so. Nothing
+here raises on malformed input.
 """
 
 from __future__ import annotations
@@ -36,35 +37,21 @@ from typing import Any
 
 from soma_audit.config import Config, Service
 from soma_audit.inventory import Inventory, Resource
+from soma_audit.labels import (
+    Selector,
+    has_labels,
+    namespace_selector_labels,
+    parse_selector,
+)
 from soma_audit.workloads import Workload, workloads
 
-LABEL_METADATA_NAME = "kubernetes.io/metadata.name"
 INGRESS = "Ingress"
 EGRESS = "Egress"
 PROTOCOLS = ("TCP", "UDP", "SCTP")
-_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
-
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _label_key_ok(key: Any) -> bool:
-    if not isinstance(key, str):
-        return False
-    prefix, slash, name = key.rpartition("/")
-    if slash and not (0 < len(prefix) <= 253 and _DNS_SUBDOMAIN.match(prefix)):
-        return False
-    return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))
-
-
-def _label_value_ok(value: Any) -> bool:
-    return isinstance(value, str) and (
-        value == "" or (len(value) <= 63 and bool(_LABEL_NAME.match(value)))
-    )
 
 
 def _port_name_ok(name: str) -> bool:
@@ -79,121 +66,6 @@ def _port_name_ok(name: str) -> bool:
 
 def _port_number_ok(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
-
-
-# ---------------------------------------------------------------------------- selectors
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """One ``matchExpressions`` entry."""
-
-    key: str
-    operator: str
-    values: frozenset[str] = frozenset()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        present = self.key in labels
-        if self.operator == "In":
-            return present and labels[self.key] in self.values
-        if self.operator == "NotIn":
-            return not present or labels[self.key] not in self.values
-        if self.operator == "Exists":
-            return present
-        return not present  # DoesNotExist
-
-    def describe(self) -> str:
-        values = ",".join(sorted(self.values))
-        return {
-            "In": f"{self.key} in ({values})",
-            "NotIn": f"{self.key} notin ({values})",
-            "Exists": self.key,
-            "DoesNotExist": f"!{self.key}",
-        }[self.operator]
-
-
-@dataclass(frozen=True)
-class Selector:
-    """A ``metav1.LabelSelector``. An invalid one selects nothing; an empty one, everything."""
-
-    match_labels: tuple[tuple[str, str], ...] = ()
-    requirements: tuple[Requirement, ...] = ()
-    valid: bool = True
-
-    @property
-    def empty(self) -> bool:
-        return self.valid and not self.match_labels and not self.requirements
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        return (
-            self.valid
-            and all(labels.get(k) == v for k, v in self.match_labels)
-            and all(r.matches(labels) for r in self.requirements)
-        )
-
-    def describe(self) -> str:
-        if not self.valid:
-            return "<invalid selector>"
-        parts = [f"{k}={v}" for k, v in self.match_labels]
-        parts += [r.describe() for r in self.requirements]
-        return ",".join(parts) if parts else "{}"
-
-
-def _parse_selector(data: Any, where: str, problems: list[str]) -> Selector:
-    if not isinstance(data, dict):
-        problems.append(f"{where}: expected a label selector mapping")
-        return Selector(valid=False)
-    valid = True
-    pairs: list[tuple[str, str]] = []
-    labels = data.get("matchLabels")
-    if isinstance(labels, dict):
-        for key, value in labels.items():
-            if _label_key_ok(key) and _label_value_ok(value):
-                pairs.append((key, value))
-            else:
-                problems.append(f"{where}.matchLabels: invalid label {key!r}: {value!r}")
-                valid = False
-    elif labels is not None:
-        problems.append(f"{where}.matchLabels: expected a mapping")
-        valid = False
-    requirements: list[Requirement] = []
-    expressions = data.get("matchExpressions")
-    if isinstance(expressions, list):
-        for i, expr in enumerate(expressions):
-            requirement = _parse_requirement(expr, f"{where}.matchExpressions[{i}]", problems)
-            if requirement is None:
-                valid = False
-            else:
-                requirements.append(requirement)
-    elif expressions is not None:
-        problems.append(f"{where}.matchExpressions: expected a list")
-        valid = False
-    return Selector(tuple(sorted(pairs)), tuple(requirements), valid)
-
-
-def _parse_requirement(data: Any, where: str, problems: list[str]) -> Requirement | None:
-    if not isinstance(data, dict):
-        problems.append(f"{where}: expected a mapping")
-        return None
-    key, operator, values = data.get("key"), data.get("operator"), data.get("values")
-    if not _label_key_ok(key):
-        problems.append(f"{where}.key: invalid label key {key!r}")
-        return None
-    if operator not in _OPERATORS:
-        problems.append(f"{where}.operator: {operator!r} is not one of {', '.join(_OPERATORS)}")
-        return None
-    if operator in ("In", "NotIn"):
-        if not isinstance(values, list) or not values:
-            problems.append(f"{where}.values: must be non-empty for {operator}")
-            return None
-        if not all(_label_value_ok(v) for v in values):
-            problems.append(f"{where}.values: invalid label value in {values!r}")
-            return None
-        return Requirement(key, operator, frozenset(values))
-    if values:
-        problems.append(f"{where}.values: must be empty for {operator}")
-        return None
-    return Requirement(key, operator)
 
 
 # ---------------------------------------------------------------------------- endpoints
@@ -306,10 +178,10 @@ def _parse_peer(data: Any, where: str, problems: list[str]) -> Peer:
     namespaces = data.get("namespaceSelector")
     block = data.get("ipBlock")
     peer = Peer(
-        pods=None if pods is None else _parse_selector(pods, f"{where}.podSelector", problems),
+        pods=None if pods is None else parse_selector(pods, f"{where}.podSelector", problems),
         namespaces=None
         if namespaces is None
-        else _parse_selector(namespaces, f"{where}.namespaceSelector", problems),
+        else parse_selector(namespaces, f"{where}.namespaceSelector", problems),
         ip_block=None if block is None else _parse_ip_block(block, f"{where}.ipBlock", problems),
     )
     given = sum(x is not None for x in (pods, namespaces, block))
@@ -488,7 +360,7 @@ def parse_policy(body: Any, ref: str = "") -> Policy:
     selector = (
         Selector()
         if raw_selector is None
-        else _parse_selector(raw_selector, "spec.podSelector", problems)
+        else parse_selector(raw_selector, "spec.podSelector", problems)
     )
     ingress = _parse_rules(spec.get("ingress"), "from", "spec.ingress", problems)
     egress = _parse_rules(spec.get("egress"), "to", "spec.egress", problems)
@@ -581,9 +453,7 @@ def namespace_label_lookup(
 
     def labels_of(namespace: str) -> Mapping[str, str]:
         own = namespace_labels.get(namespace)
-        merged = dict(own) if isinstance(own, Mapping) else {}
-        merged[LABEL_METADATA_NAME] = namespace
-        return merged
+        return namespace_selector_labels(namespace, own if isinstance(own, Mapping) else None)
 
     return labels_of
 
@@ -712,10 +582,6 @@ def _pod_port(inventory: Inventory, service: Service, endpoint: Endpoint) -> int
     return service.port
 
 
-def _matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
 def locate_services(inventory: Inventory, config: Config) -> dict[str, ServicePods]:
     """Each configured service's pods: workloads in the app namespace (or in another
     configured namespace) whose pod labels carry the service's selector. A service with no
@@ -724,7 +590,7 @@ def locate_services(inventory: Inventory, config: Config) -> dict[str, ServicePo
     found = [w for w in workloads(inventory) if w.namespace in candidates]
     located: dict[str, ServicePods] = {}
     for service in config.services:
-        matching = [w for w in found if _matches(service.selector, w.pod_labels)]
+        matching = [w for w in found if has_labels(w.pod_labels, service.selector.items())]
         # Prefer the app namespace when the same labels exist in several namespaces.
         home = [w for w in matching if w.namespace == config.namespace]
         chosen = home or matching
@@ -758,7 +624,7 @@ def dns_endpoints(inventory: Inventory) -> tuple[tuple[Endpoint, ...], bool]:
     found = tuple(
         endpoint_of(w, "kube-dns")
         for w in workloads(inventory, DNS_NAMESPACE)
-        if _matches(DNS_LABELS, w.pod_labels)
+        if has_labels(w.pod_labels, DNS_LABELS.items())
     )
     if found:
         return found, False
@@ -1036,7 +902,7 @@ def authz_applies(policy: Resource, endpoint: Endpoint, root_namespace: str) -> 
     if policy.namespace not in (endpoint.namespace, root_namespace):
         return False
     selector = _workload_selector(spec)
-    return selector is None or _matches(selector, endpoint.labels)
+    return selector is None or has_labels(endpoint.labels, selector.items())
 
 
 def authz_action(policy: Resource) -> str:

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from soma_audit.probes import ProbeError
+from soma_audit.probes import ProbeContext, ProbeError
 
 #: Files above this size are not read: no model, script or report of ours is this large.
 MAX_BYTES = 32 * 1024 * 1024
@@ -24,6 +24,14 @@ def relative(repo: Path, path: Path) -> str:
         return path.relative_to(repo).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+def locate(ctx: ProbeContext, relative_path: str) -> tuple[Path, Path, str]:
+    """(repository, path, name in evidence) of ``relative_path`` (typically a
+    ``config.layout`` entry); ProbeError when the audit has no repository."""
+    repo = ctx.require_repo()
+    path = repo / relative_path
+    return repo, path, relative(repo, path)
 
 
 def read_bytes(repo: Path, path: Path) -> bytes:

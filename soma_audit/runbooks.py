@@ -8,25 +8,26 @@ site built from the folder) must end in its path, with or without the file's ext
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from soma_audit.slo import rules_of
 
 #: Extensions a docs site may drop or replace when it publishes a runbook.
 _DOC_SUFFIXES = (".md", ".markdown", ".html", ".htm", ".adoc", ".rst", ".txt")
 
 
-def alert_rules(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(alert name, rule) for every alerting rule in a PrometheusRule ``spec``."""
-    groups = spec.get("groups")
-    for group in groups if isinstance(groups, list) else []:
-        rules = group.get("rules") if isinstance(group, dict) else None
-        for rule in rules if isinstance(rules, list) else []:
-            if isinstance(rule, dict) and isinstance(rule.get("alert"), str):
-                yield rule["alert"], rule
+def alert_rules(spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(alert name, rule) for every alerting rule in a PrometheusRule ``spec`` (walked by
+    :func:`soma_audit.slo.rules_of`); an alert whose name is not a string is skipped."""
+    for rule in rules_of("", None, spec):
+        name = rule.body.get("alert")
+        if isinstance(name, str):
+            yield name, rule.body
 
 
-def runbook_url(rule: dict[str, Any]) -> str | None:
+def runbook_url(rule: Mapping[str, Any]) -> str | None:
     annotations = rule.get("annotations")
     value = annotations.get("runbook_url") if isinstance(annotations, dict) else None
     return value.strip() if isinstance(value, str) and value.strip() else None

@@ -13,6 +13,7 @@ from soma_audit.chaosmesh import ChaosSchedule
 from soma_audit.cron import max_gap
 from soma_audit.durations import format_duration
 from soma_audit.inventory import Resource
+from soma_audit.labels import has_labels
 from soma_audit.model import Evidence, Outcome, Status
 from soma_audit.probes import (
     Params,
@@ -152,7 +153,7 @@ def daily(ctx: ProbeContext, params: Params) -> Outcome:
 def _service_pod_labels(ctx: ProbeContext, selector: dict[str, str]) -> list[dict[str, str]]:
     """Labels of the service's pod templates; its selector alone when none is declared."""
     found = [w.pod_labels for w in workloads(ctx.inventory, ctx.config.namespace)
-             if selector.items() <= w.pod_labels.items()]
+             if has_labels(w.pod_labels, selector.items())]
     return found or [selector]
 
 

@@ -23,8 +23,7 @@ class _Results:
 def _results(ctx: ProbeContext) -> _Results:
     """Every test case of every ``*.xml`` below the results folder; a malformed file is an
     error naming it (its results cannot be known)."""
-    repo = ctx.require_repo()
-    root = repo / ctx.config.layout.e2e_results
+    repo, root, root_where = repofiles.locate(ctx, ctx.config.layout.e2e_results)
     files = list(repofiles.walk(root, (".xml",))) if root.exists() else []
     cases: list[tuple[str, TestCase]] = []
     for path in files:
@@ -35,7 +34,7 @@ def _results(ctx: ProbeContext) -> _Results:
         except JUnitError as exc:
             raise ProbeError(f"{where}: {exc}") from None
         cases += [(where, case) for case in parsed]
-    return _Results(repofiles.relative(repo, root), len(files), cases)
+    return _Results(root_where, len(files), cases)
 
 
 def _missing(results: _Results) -> Outcome | None:

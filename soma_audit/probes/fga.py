@@ -27,9 +27,7 @@ from soma_audit.workloads import WORKLOAD_KINDS, Workload
 
 
 def _model(ctx: ProbeContext) -> tuple[Path, Path, str]:
-    repo = ctx.require_repo()
-    path = repo / ctx.config.layout.fga_model
-    return repo, path, repofiles.relative(repo, path)
+    return repofiles.locate(ctx, ctx.config.layout.fga_model)
 
 
 @probe("fga.model-file")
@@ -93,8 +91,7 @@ def _tested_model(repo: Path, tests: Path, model: Path) -> str | None:
 def scenarios(ctx: ProbeContext, params: Params) -> Outcome:
     """The scenarios run on OpenFGA's embedded engine (``fga model test``), not a mock."""
     repo, model, model_where = _model(ctx)
-    tests = repo / ctx.config.layout.fga_tests
-    where = repofiles.relative(repo, tests)
+    _, tests, where = repofiles.locate(ctx, ctx.config.layout.fga_tests)
     if not tests.is_file():
         return failed(ev(where, "missing: no authorization scenarios (fga model test file)"))
     elsewhere = _tested_model(repo, tests, model)

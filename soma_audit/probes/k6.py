@@ -32,9 +32,7 @@ from soma_audit.probes import (
 
 
 def _profiles_file(ctx: ProbeContext) -> tuple[Path, Path, str]:
-    repo = ctx.require_repo()
-    path = repo / ctx.config.layout.k6_profiles
-    return repo, path, repofiles.relative(repo, path)
+    return repofiles.locate(ctx, ctx.config.layout.k6_profiles)
 
 
 def _file_profiles(ctx: ProbeContext) -> list[Any] | None:
@@ -91,8 +89,8 @@ def profiles(ctx: ProbeContext, params: Params) -> Outcome:
 
 
 def _scripts_dir(ctx: ProbeContext) -> tuple[Path, Path]:
-    repo = ctx.require_repo()
-    return repo, repo / ctx.config.layout.k6_scripts
+    repo, directory, _ = repofiles.locate(ctx, ctx.config.layout.k6_scripts)
+    return repo, directory
 
 
 @probe("k6.scripts")

@@ -44,9 +44,8 @@ def manifests_parse(ctx: ProbeContext, params: Params) -> Outcome:
 def runbooks(ctx: ProbeContext, params: Params) -> Outcome:
     """An alert without a runbook leaves the person paged guessing: every alert's
     ``runbook_url`` must lead to a runbook kept in the repository."""
-    repo = ctx.require_repo()
     folder = ctx.config.layout.runbooks
-    root = repo / folder
+    _, root, _ = repofiles.locate(ctx, folder)
     files = [
         path.relative_to(root).as_posix()
         for path in (repofiles.walk(root) if root.is_dir() else [])
@@ -90,11 +89,10 @@ def _baseline(repo: Path, path: Path) -> tuple[dict[str, float] | None, str]:
 def baselines(ctx: ProbeContext, params: Params) -> Outcome:
     """A baseline per load profile (``<profile>.json`` or ``<profile>-<date>.json``, as
     ``k6 run --summary-export`` writes) makes a later regression visible."""
-    repo = ctx.require_repo()
+    repo, folder, _ = repofiles.locate(ctx, ctx.config.layout.baselines)
     names = [p.name for p in ctx.config.k6.profiles]
     if not names:
         raise ProbeError("no load profiles configured (k6.profiles): no baseline to look for")
-    folder = repo / ctx.config.layout.baselines
     exports = list(repofiles.walk(folder, (".json",))) if folder.is_dir() else []
     problems: list[Evidence] = []
     ok: list[Evidence] = []

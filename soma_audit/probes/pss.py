@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from soma_audit.config import NamespaceLevels, PssLevel
+from soma_audit.cost import missing_resources, resource_value
 from soma_audit.inventory import Resource
 from soma_audit.model import Evidence, Outcome, Status
 from soma_audit.probes import Params, ProbeContext, ev, failed, passed, probe, skipped, verdict
@@ -53,6 +54,16 @@ class _Namespaces:
         return ev(f"Namespace/{name}",
                   f"no Namespace object in the inventory, though {users[0]}{more} use it: "
                   "its pod-security.kubernetes.io labels are not declared anywhere")
+
+    def declared(self, problems: list[Evidence]) -> Iterator[Resource]:
+        """The Namespace object of each name in scope, in order; a name without one adds
+        :meth:`missing_object` to ``problems``."""
+        for name in self.names:
+            namespace = self.objects.get(name)
+            if namespace is None:
+                problems.append(self.missing_object(name))
+            else:
+                yield namespace
 
 
 def _namespaces(ctx: ProbeContext) -> _Namespaces:
@@ -131,12 +142,8 @@ def namespace_labels(ctx: ProbeContext, params: Params) -> Outcome:
         return skipped("no namespaces in the inventory (besides exempt ones)")
     problems: list[Evidence] = []
     ok: list[Evidence] = []
-    for name in spaces.names:
-        namespace = spaces.objects.get(name)
-        if namespace is None:
-            problems.append(spaces.missing_object(name))
-            continue
-        configured = ctx.config.namespaces.get(name)
+    for namespace in spaces.declared(problems):
+        configured = ctx.config.namespaces.get(namespace.name)
         found = _label_problems(namespace, configured)
         problems += [ev(namespace.ref, message) for message in found]
         if not found:
@@ -157,11 +164,7 @@ def audit_label(ctx: ProbeContext, params: Params) -> Outcome:
         return skipped("no namespaces in the inventory (besides exempt ones)")
     problems: list[Evidence] = []
     ok: list[Evidence] = []
-    for name in spaces.names:
-        namespace = spaces.objects.get(name)
-        if namespace is None:
-            problems.append(spaces.missing_object(name))
-            continue
+    for namespace in spaces.declared(problems):
         key = f"{LABEL_PREFIX}audit"
         value = _label(namespace, "audit")
         audit = parse_level(value)
@@ -296,16 +299,10 @@ def readonly_root(ctx: ProbeContext, params: Params) -> Outcome:
     return failed(*problems, *notes) if problems else passed(*ok, *notes)
 
 
-def _quantity(resources: Any, section: str, resource: str) -> tuple[bool, str]:
-    """(declared and valid, what was found) for ``resources.<section>.<resource>``."""
-    values = resources.get(section) if isinstance(resources, dict) else None
-    value = values.get(resource) if isinstance(values, dict) else None
-    if value is None:
-        return False, "unset"
-    if (isinstance(value, bool) or not isinstance(value, str | int | float)
-            or (isinstance(value, str) and not _QUANTITY.match(value))):
-        return False, f"{show(value)} (not a quantity)"
-    return True, show(value)
+def _is_quantity(value: Any) -> bool:
+    """A number, or a string in Kubernetes quantity syntax."""
+    return (isinstance(value, str | int | float) and not isinstance(value, bool)
+            and (not isinstance(value, str) or bool(_QUANTITY.match(value))))
 
 
 @probe("pss.resources", kinds=WORKLOAD_KINDS)
@@ -320,20 +317,17 @@ def resources(ctx: ProbeContext, params: Params) -> Outcome:
         return _no_workloads(notes)
     problems = []
     containers = 0
-    wanted = [(section, resource) for section in ("requests", "limits")
-              for resource in ("cpu", "memory")]
     for workload in chosen:
         pod_level = workload.pod_spec.get("resources")
-        covered = {want for want in wanted if _quantity(pod_level, *want)[0]}
         for name, path, container in _indexed_containers(
                 workload, ("initContainers", "containers")):
             containers += 1
-            for section, resource in wanted:
-                ok, found = _quantity(container.get("resources"), section, resource)
-                if not ok and (section, resource) not in covered:
-                    problems.append(ev(workload.resource.ref,
-                                       f"container {name!r}: {path}.resources.{section}."
-                                       f"{resource}={found}, expected a quantity"))
+            for section, resource in missing_resources(container, pod_level, _is_quantity):
+                value = resource_value(container.get("resources"), section, resource)
+                found = "unset" if value is None else f"{show(value)} (not a quantity)"
+                problems.append(ev(workload.resource.ref,
+                                   f"container {name!r}: {path}.resources.{section}."
+                                   f"{resource}={found}, expected a quantity"))
     ok_evidence = [ev(ctx.source.ref, f"{containers} container(s) in {len(chosen)} workload(s) "
                                       "declare cpu and memory requests and limits")]
     return failed(*problems, *notes) if problems else passed(*ok_evidence, *notes)

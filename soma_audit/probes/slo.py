@@ -20,6 +20,7 @@ import yaml
 
 from soma_audit import alertmanager, promql, repofiles
 from soma_audit.inventory import Resource
+from soma_audit.labels import namespace_selector_labels
 from soma_audit.model import Evidence, Outcome
 from soma_audit.probes import (
     Params,
@@ -361,7 +362,7 @@ def _alert_labels(ctx: ProbeContext, alert: _Alert) -> dict[str, str]:
 
 def _namespace_labels(ctx: ProbeContext, namespace: str) -> dict[str, str]:
     ns = ctx.inventory.get("Namespace", namespace)
-    return {**(ns.labels if ns else {}), "kubernetes.io/metadata.name": namespace}
+    return namespace_selector_labels(namespace, ns.labels if ns else None)
 
 
 def _selected_configs(ctx: ProbeContext, am: Resource) -> Iterator[tuple[Resource, bool]]:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from soma_audit.cost import autoscaling, resource_gaps
+from soma_audit.cost import autoscaling, missing_resources, resource_gaps
 from soma_audit.inventory import Inventory, Resource
 from soma_audit.runbooks import alert_rules, resolve, runbook_url
 from soma_audit.workloads import workload_of
@@ -101,6 +101,17 @@ def test_pod_level_resources_cover_every_container_and_booleans_are_not_quantiti
         "container api: resources.requests.cpu unset",
         "container api: resources.requests.memory unset",
     ]
+
+
+def test_missing_resources_takes_the_caller_s_notion_of_valid() -> None:
+    container = {"resources": {"requests": {"cpu": "lots", "memory": "64Mi"},
+                               "limits": {"cpu": 1}}}
+    pod_level = {"limits": {"memory": "1Gi"}}
+    assert missing_resources(container, pod_level) == []
+    assert missing_resources(container, pod_level, lambda v: v not in ("lots", None)) == [
+        ("requests", "cpu")]
+    assert missing_resources({}, None) == [
+        ("requests", "cpu"), ("requests", "memory"), ("limits", "cpu"), ("limits", "memory")]
 
 
 def _hpa(api: str = "autoscaling/v2", **spec: Any) -> Resource:
