@@ -71,7 +71,8 @@ def test_live_checks_are_skipped_offline_with_the_reason(tree: Path) -> None:
               _check("slo.y", "no-such-probe", requires=("prometheus",))]
     first, second = _run(tree, checks).results
     assert first.status is second.status is Status.SKIP
-    assert "needs a live cluster (this audit reads a manifests directory)" in first.evidence[0].message
+    reason = first.evidence[0].message
+    assert "needs a live cluster (this audit reads a manifests directory)" in reason
     assert "--prometheus-url" in second.evidence[0].message
 
 
