@@ -85,7 +85,7 @@ class Kafka:
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
     canary_topic: str = "soma-audit-canary"
     probe_writes: bool = False
     timeout_seconds: float = 10.0
@@ -173,14 +173,14 @@ class Tools:
 class OpenFga:
     url: str | None = None
     store: str | None = None
-    api_token: str | None = None
+    api_token: str | None = field(default=None, repr=False)
     timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
 class Prometheus:
     url: str | None = None
-    bearer_token: str | None = None
+    bearer_token: str | None = field(default=None, repr=False)
     timeout_seconds: float = 10.0
 
 

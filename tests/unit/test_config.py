@@ -71,3 +71,11 @@ def test_missing_and_binary_config_files(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00\x01")
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(binary)
+
+
+def test_credentials_never_appear_in_the_config_repr() -> None:
+    config = load_config(kafka={"sasl_password": "s3cr3t-kafka"},
+                         openfga={"api_token": "s3cr3t-fga"},
+                         prometheus={"bearer_token": "s3cr3t-prom"})
+    assert config.kafka.sasl_password == "s3cr3t-kafka"
+    assert "s3cr3t" not in repr(config)
