@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-integration test-tui lint testenv testenv-down bench clean
+.PHONY: install demo test test-unit test-integration test-tui lint testenv testenv-down docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ demo: install
 	$(VENV)/bin/soma-audit --demo
 
 lint: install
-	$(VENV)/bin/ruff check soma_audit tests testenv bench
+	$(VENV)/bin/ruff check soma_audit tests testenv
 
 test: install lint testenv test-unit test-integration test-tui
 
@@ -37,8 +37,8 @@ testenv: install
 testenv-down: install
 	$(PY) -m testenv down
 
-bench: install testenv
-	$(PY) bench/run.py
+docs: install
+	$(VENV)/bin/soma-audit checks --format markdown > docs/checks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache dist build
