@@ -73,9 +73,27 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", default=None, help="debug logging")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     checks = commands.add_parser("checks", help="list the check catalog")
-    checks.add_argument("--format", choices=("table", "json"), dest="checks_format",
-                        default="table")
+    checks.add_argument("--format", choices=("table", "json", "markdown"),
+                        dest="checks_format", default="table")
+    from soma_audit.remediation.commands import add_parsers
+
+    add_parsers(commands, _source_options)
     return parser
+
+
+def _source_options(parser: argparse.ArgumentParser) -> None:
+    """The audit's source flags again, after a remediation subcommand; absent ones leave
+    the values given before it untouched."""
+    keep = argparse.SUPPRESS
+    source = parser.add_argument_group("source (as for the audit)")
+    exclusive = source.add_mutually_exclusive_group()
+    exclusive.add_argument("--manifests", metavar="DIR", default=keep)
+    exclusive.add_argument("--snapshot", metavar="FILE", default=keep)
+    exclusive.add_argument("--demo", action="store_true", default=keep)
+    for flag, meta in (("--context", "NAME"), ("--kubeconfig", "PATH"), ("--repo", "DIR"),
+                       ("--config", "FILE"), ("--openfga-url", "URL"),
+                       ("--openfga-store", "ID"), ("--kafka-bootstrap", "HOSTS")):
+        source.add_argument(flag, metavar=meta, default=keep)
 
 
 def _apply_environment(args: argparse.Namespace) -> None:
@@ -133,9 +151,15 @@ def _build_session(args: argparse.Namespace) -> AuditSession:
     repo = Path(config.repo) if config.repo else None
     attestations_path = Path(config.attestations) if config.attestations else None
     if args.demo:
+        import atexit
+        import shutil
+
         from soma_audit.demo import DEMO_NAME, prepare_demo
 
         directory = prepare_demo()
+        # The scratch copy lives as long as this process (the remediation commands keep
+        # their own persistent demo copy).
+        atexit.register(shutil.rmtree, directory.parent, ignore_errors=True)
         source: Any = ManifestsSource(directory, label=f"demo: {DEMO_NAME}")
         attestations_path = attestations_path or directory / attestations.DEFAULT_FILE
     elif args.manifests:
@@ -146,17 +170,14 @@ def _build_session(args: argparse.Namespace) -> AuditSession:
         from soma_audit.sources.cluster import ClusterSource
 
         source = ClusterSource(args.kubeconfig, args.context, repo=repo)
-    live = [name for name, value in (("OpenFGA", config.openfga.url),
-                                     ("Prometheus", config.prometheus.url),
-                                     ("Kafka", config.kafka.bootstrap)) if value]
-    if live:
-        print(f"soma-audit: note: live {', '.join(live)} probes are not available in this "
-              "version; their checks are skipped", file=sys.stderr)
+    from soma_audit.services import connect_services
+
     return AuditSession(
         source=source,
         config=config,
         checks=checks,
         attestations_path=attestations_path or attestations.default_path(args.config),
+        services=connect_services(config),
     )
 
 
@@ -170,6 +191,11 @@ def _list_checks(args: argparse.Namespace) -> int:
     checks = load_catalog(list(config.catalogs))
     if args.checks_format == "json":
         print(json.dumps([c.to_dict() for c in checks], indent=2))
+        return 0
+    if args.checks_format == "markdown":
+        from soma_audit.reports.catalog import render_catalog
+
+        sys.stdout.write(render_catalog(checks))
         return 0
     for check in checks:
         needs = f" [needs {', '.join(check.requires)}]" if check.requires else ""
@@ -218,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "checks":
             return _list_checks(args)
+        if args.command in ("render", "diff", "apply", "rollback"):
+            from soma_audit.remediation.commands import run
+
+            return run(args, _build_session)
         session = _build_session(args)
         return _run_ci(args, session) if args.ci else _run_tui(session)
     except AuditError as exc:

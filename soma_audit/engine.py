@@ -131,12 +131,16 @@ def run_audit(request: AuditRequest, progress: Progress | None = None) -> Report
     validate_probes(runnable, set(probes))
     kinds = frozenset().union(*(probes[c.probe].kinds for c in runnable))
     inventory = request.source.load(kinds)
+    services = dict(request.services)
+    if request.source.info.kind == "cluster":
+        # Live-only probes (dry-run admission) talk to the API server through the source.
+        services.setdefault("cluster", request.source)
     ctx = ProbeContext(
         inventory=inventory,
         config=request.config,
         source=request.source.info,
         tools=ToolRunner(request.config.tools),
-        services=request.services,
+        services=services,
     )
     waivers = {w.check: w for w in request.config.waivers}
     origins = {r.ref: r.origin for r in inventory if r.origin}

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +38,15 @@ class ListError(Exception):
     def __init__(self, message: str, status: int | None) -> None:
         super().__init__(message)
         self.status = status
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """A successful answer: status, raw body and the API server's Warning headers."""
+
+    status: int
+    data: bytes
+    warnings: list[str]
 
 
 @dataclass(frozen=True)
@@ -96,47 +108,117 @@ class ClusterSource:
     ) -> None:
         self._client, name, host = _load_client(kubeconfig, context)
         self._client.configuration.connection_pool_maxsize = workers
+        # Names the tool in the API server's audit log and metrics (not the SDK's default).
+        from soma_audit import __version__
+
+        self._client.user_agent = f"soma-audit/{__version__}"
         self._timeouts = timeouts or Timeouts()
         self._workers = workers
         self.server = host
+        #: Requests sent per HTTP verb (retries included): what a scan cost the server.
+        self.requests: Counter[str] = Counter()
+        self._lock = threading.Lock()
         self.info = SourceInfo("cluster", name or host, repo=repo, label=name or host)
 
     # -- HTTP -----------------------------------------------------------------------------
-    def _get(self, path: str, query: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
-        """GET a JSON document with bounded retries on 429/5xx and connection errors."""
+    def _call(self, method: str, path: str, query: list[tuple[str, Any]] | None = None,
+              body: Any = None, content_type: str | None = None) -> HttpResponse:
+        """One request with bounded retries on 429/5xx and connection errors.
+
+        Only GET and dry-run PATCH are ever sent, so a retry cannot write twice.
+        """
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         timeouts = self._timeouts
         problem = "no answer"
+        headers_in = {"Accept": "application/json"}
+        if content_type:
+            headers_in["Content-Type"] = content_type
         for attempt in range(timeouts.retries + 1):
             if attempt:
                 time.sleep(timeouts.backoff * 2 ** (attempt - 1))
             try:
-                method, url, headers, body, post = self._client.param_serialize(
-                    "GET", path, query_params=query or [],
-                    header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+                verb, url, headers, payload, post = self._client.param_serialize(
+                    method, path, query_params=query or [], header_params=dict(headers_in),
+                    body=body, auth_settings=["BearerToken"],
                 )
+                with self._lock:
+                    self.requests[method] += 1
                 response = self._client.call_api(
-                    method, url, headers, body, post,
+                    verb, url, headers, payload, post,
                     _request_timeout=(timeouts.connect, timeouts.read),
                 )
                 status, data = response.status, response.read()
+                warnings = _warnings(response.headers)
             except (ApiException, HTTPError, OSError) as exc:
                 problem = _describe(exc)
-                log.debug("GET %s failed (attempt %d): %s", path, attempt + 1, problem)
+                log.debug("%s %s failed (attempt %d): %s", method, path, attempt + 1, problem)
                 continue
-            if status == 200:
-                try:
-                    return json.loads(data)
-                except ValueError:
-                    raise ListError(f"invalid JSON from the API server for {path}",
-                                    status) from None
             if status in RETRYABLE:
                 problem = f"HTTP {status}"
                 continue
-            raise ListError(_status_message(status, data), status)
+            if not 200 <= status < 300:
+                raise ListError(_status_message(status, data), status)
+            return HttpResponse(status, data, warnings)
         raise ListError(f"{problem} (after {timeouts.retries + 1} attempts)", None)
+
+    def request(self, method: str, path: str, query: list[tuple[str, Any]] | None = None,
+                body: Any = None, content_type: str = "application/json") -> HttpResponse:
+        """One request, any status, for the remediation engine (server-side apply, its
+        dry-runs and rollbacks): never retried, since a write must not be sent twice.
+        ListError (status None) only when nothing answered."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            verb, url, headers, payload, post = self._client.param_serialize(
+                method, path, query_params=query or [], body=body,
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                auth_settings=["BearerToken"],
+            )
+            with self._lock:
+                self.requests[method] += 1
+            response = self._client.call_api(
+                verb, url, headers, payload, post,
+                _request_timeout=(self._timeouts.connect, self._timeouts.read),
+            )
+            return HttpResponse(response.status, response.read(), _warnings(response.headers))
+        except (ApiException, HTTPError, OSError) as exc:
+            raise ListError(f"{method} {path}: {_describe(exc)}", None) from None
+
+    def _get(self, path: str, query: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
+        """GET a JSON document (see :meth:`_call` for retries)."""
+        response = self._call("GET", path, query)
+        try:
+            return json.loads(response.data)
+        except ValueError:
+            raise ListError(f"invalid JSON from the API server for {path}",
+                            response.status) from None
+
+    def server_minor(self) -> int | None:
+        """The API server's minor version (from /version), None when it cannot be told."""
+        try:
+            minor = str(self._get("/version").get("minor", ""))
+        except ListError:
+            return None
+        digits = "".join(ch for ch in minor if ch.isdigit())
+        return int(digits) if digits else None
+
+    def dry_run_label_namespace(self, name: str, labels: dict[str, str]) -> list[str]:
+        """Server-side dry-run of labelling namespace ``name``; the Warning headers.
+
+        ``dryRun=All`` makes the API server run admission (PodSecurity evaluates the pods
+        already in the namespace against the new enforce level) and save nothing. It
+        needs ``patch`` on namespaces: a 403 raises ListError with status 403.
+        """
+        response = self._call(
+            "PATCH", f"/api/v1/namespaces/{name}",
+            [("dryRun", "All"), ("fieldManager", "soma-audit")],
+            body={"metadata": {"labels": labels}},
+            content_type="application/merge-patch+json",
+        )
+        return response.warnings
 
     # -- discovery and listing ----------------------------------------------------------
     def _served_groups(self) -> dict[str, list[str]]:
@@ -220,6 +302,21 @@ def _status_message(status: int, data: bytes) -> str:
         message = ""
     names = {401: "unauthorized", 403: "forbidden", 404: "HTTP 404 not found"}
     return f"{names.get(status, f'HTTP {status}')}: {message}".rstrip(": ")
+
+
+_WARNING = re.compile(r'^\s*\d{3}\s+\S+\s+"(?P<text>(?:[^"\\]|\\.)*)"')
+
+
+def _warnings(headers: Any) -> list[str]:
+    """The texts of RFC 7234 ``Warning: 299 - "text"`` headers, in order."""
+    values = headers.getlist("Warning") if hasattr(headers, "getlist") else (
+        [headers.get("Warning")] if headers and headers.get("Warning") else [])
+    found = []
+    for value in values:
+        match = _WARNING.match(value)
+        text = match.group("text") if match else value
+        found.append(re.sub(r"\\(.)", r"\1", text))
+    return found
 
 
 def _one_line(exc: BaseException) -> str:

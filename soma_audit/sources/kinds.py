@@ -26,6 +26,9 @@ class KindInfo:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
+#: networking.istio.io versions, newest first (v1 since Istio 1.22).
+_ISTIO_NET = ("v1", "v1beta1", "v1alpha3")
+
 _TABLE = [
     KindInfo("Namespace", "", ("v1",), "namespaces"),
     KindInfo("Pod", "", ("v1",), "pods"),
@@ -42,6 +45,7 @@ _TABLE = [
     KindInfo("HorizontalPodAutoscaler", "autoscaling", ("v2",), "horizontalpodautoscalers"),
     KindInfo("NetworkPolicy", "networking.k8s.io", ("v1",), "networkpolicies"),
     KindInfo("Application", "argoproj.io", ("v1alpha1",), "applications", "Argo CD"),
+    KindInfo("ApplicationSet", "argoproj.io", ("v1alpha1",), "applicationsets", "Argo CD"),
     KindInfo("EventSource", "argoproj.io", ("v1alpha1",), "eventsources", "Argo Events"),
     KindInfo("Sensor", "argoproj.io", ("v1alpha1",), "sensors", "Argo Events"),
     KindInfo("EventBus", "argoproj.io", ("v1alpha1",), "eventbus", "Argo Events"),
@@ -51,6 +55,20 @@ _TABLE = [
     KindInfo("StressChaos", "chaos-mesh.org", ("v1alpha1",), "stresschaos", "Chaos Mesh"),
     KindInfo("NetworkChaos", "chaos-mesh.org", ("v1alpha1",), "networkchaos", "Chaos Mesh"),
     KindInfo("PodChaos", "chaos-mesh.org", ("v1alpha1",), "podchaos", "Chaos Mesh"),
+    KindInfo("AWSChaos", "chaos-mesh.org", ("v1alpha1",), "awschaos", "Chaos Mesh"),
+    KindInfo("AzureChaos", "chaos-mesh.org", ("v1alpha1",), "azurechaos", "Chaos Mesh"),
+    KindInfo("BlockChaos", "chaos-mesh.org", ("v1alpha1",), "blockchaos", "Chaos Mesh"),
+    KindInfo("DNSChaos", "chaos-mesh.org", ("v1alpha1",), "dnschaos", "Chaos Mesh"),
+    KindInfo("GCPChaos", "chaos-mesh.org", ("v1alpha1",), "gcpchaos", "Chaos Mesh"),
+    KindInfo("HTTPChaos", "chaos-mesh.org", ("v1alpha1",), "httpchaos", "Chaos Mesh"),
+    KindInfo("IOChaos", "chaos-mesh.org", ("v1alpha1",), "iochaos", "Chaos Mesh"),
+    KindInfo("JVMChaos", "chaos-mesh.org", ("v1alpha1",), "jvmchaos", "Chaos Mesh"),
+    KindInfo("KernelChaos", "chaos-mesh.org", ("v1alpha1",), "kernelchaos", "Chaos Mesh"),
+    KindInfo("PhysicalMachineChaos", "chaos-mesh.org", ("v1alpha1",), "physicalmachinechaos",
+             "Chaos Mesh"),
+    KindInfo("TimeChaos", "chaos-mesh.org", ("v1alpha1",), "timechaos", "Chaos Mesh"),
+    KindInfo("Prometheus", "monitoring.coreos.com", ("v1",), "prometheuses",
+             "Prometheus Operator"),
     KindInfo("PrometheusRule", "monitoring.coreos.com", ("v1",), "prometheusrules",
              "Prometheus Operator"),
     KindInfo("ServiceMonitor", "monitoring.coreos.com", ("v1",), "servicemonitors",
@@ -63,6 +81,25 @@ _TABLE = [
              "authorizationpolicies", "Istio"),
     KindInfo("PeerAuthentication", "security.istio.io", ("v1", "v1beta1"),
              "peerauthentications", "Istio"),
+    KindInfo("ServiceEntry", "networking.istio.io", _ISTIO_NET,
+             "serviceentries", "Istio"),
+    KindInfo("VirtualService", "networking.istio.io", _ISTIO_NET,
+             "virtualservices", "Istio"),
+    KindInfo("DestinationRule", "networking.istio.io", _ISTIO_NET,
+             "destinationrules", "Istio"),
+    KindInfo("Gateway", "networking.istio.io", _ISTIO_NET,
+             "gateways", "Istio"),
+    KindInfo("Sidecar", "networking.istio.io", _ISTIO_NET,
+             "sidecars", "Istio"),
+    KindInfo("WorkloadEntry", "networking.istio.io", _ISTIO_NET,
+             "workloadentries", "Istio"),
+    KindInfo("WorkloadGroup", "networking.istio.io", _ISTIO_NET,
+             "workloadgroups", "Istio"),
+    KindInfo("EnvoyFilter", "networking.istio.io", ("v1alpha3",), "envoyfilters", "Istio"),
+    KindInfo("ProxyConfig", "networking.istio.io", ("v1beta1",), "proxyconfigs", "Istio"),
+    KindInfo("RequestAuthentication", "security.istio.io", ("v1", "v1beta1"),
+             "requestauthentications", "Istio"),
+    KindInfo("ScaledObject", "keda.sh", ("v1alpha1",), "scaledobjects", "KEDA"),
 ]
 
 KINDS: dict[str, KindInfo] = {info.kind: info for info in _TABLE}

@@ -1,0 +1,463 @@
+"""The remediation verbs of the CLI — ``render``, ``diff``, ``apply``, ``rollback`` — and
+:func:`prepare`, which the TUI uses too: recipe + audit session → a previewable plan.
+
+Nothing is written without a preview: ``apply`` shows the diff and asks, and refuses
+without a terminal unless ``--yes``; ``rollback`` does the same with its restore preview.
+A snapshot is never a target: it can be rendered from, not applied to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from soma_audit.errors import AuditError
+from soma_audit.remediation.plan import RemediationError
+
+if TYPE_CHECKING:
+    from soma_audit.remediation.backup import Backup, BackupStore
+    from soma_audit.remediation.plan import Plan
+    from soma_audit.remediation.recipes import Recipe
+    from soma_audit.remediation.render import RenderedFile
+    from soma_audit.remediation.targets import Target
+    from soma_audit.session import AuditSession
+
+COMMANDS = ("render", "diff", "apply", "rollback")
+TARGETS = ("auto", "directory", "cluster", "openfga", "kafka")
+STRIMZI_GROUP = "kafka.strimzi.io"
+
+
+def add_parsers(commands: Any, source_options: Any) -> None:
+    """The four subcommands; ``source_options(parser)`` repeats the audit's source flags
+    so they may also follow the subcommand (``soma-audit diff X --demo``)."""
+    render = commands.add_parser("render", help="render a remediation's files")
+    render.add_argument("remediation", metavar="REMEDIATION")
+    render.add_argument("-o", "--output-dir", dest="render_output", metavar="DIR", default="",
+                        help="write the files under DIR (default: print them)")
+    diff = commands.add_parser("diff", help="preview what applying a remediation changes")
+    diff.add_argument("remediation", metavar="REMEDIATION")
+    apply = commands.add_parser("apply", help="apply a remediation (backup first)")
+    apply.add_argument("remediation", metavar="REMEDIATION")
+    apply.add_argument("--yes", "-y", action="store_true", default=False,
+                       help="apply without asking (the diff is still printed)")
+    rollback = commands.add_parser("rollback", help="list backups, or restore one")
+    rollback.add_argument("backup", metavar="BACKUP", nargs="?", default="")
+    rollback.add_argument("--yes", "-y", action="store_true", default=False,
+                          help="restore without asking (the preview is still printed)")
+    for parser in (render, diff, apply):
+        parser.add_argument("--target", choices=TARGETS, default="auto",
+                            help="where to apply (default: the audited source; a cluster "
+                            "uses OpenFGA/Kafka for their recipes)")
+    for parser in (diff, apply):
+        parser.add_argument("--force-conflicts", action="store_true", default=False,
+                            help="take over fields another field manager owns (cluster)")
+    for parser in (render, diff, apply, rollback):
+        source_options(parser)
+
+
+def run(args: argparse.Namespace, build_session: Any) -> int:
+    if args.command == "rollback":
+        return _rollback(args)
+    if args.demo:
+        _use_persistent_demo(args)
+    if args.snapshot and args.command != "render":
+        raise AuditError(f"{args.command} needs a target: a snapshot can only be rendered "
+                         "from (use --manifests DIR, --demo or a kube context)")
+    session = build_session(args)
+    if args.command == "render":
+        return _render(args, session)
+    plan = prepare(session, args.remediation, args.target, args.force_conflicts)
+    _print_plan(plan)
+    if args.command == "diff":
+        return 0
+    return _apply(args, session, plan)
+
+
+# -- shared with the TUI ----------------------------------------------------------------
+
+def _inventory(session: AuditSession) -> Any:
+    from soma_audit.sources.kinds import KINDS
+
+    return session.source.load(frozenset(KINDS))
+
+
+def rendered(session: AuditSession, recipe: Recipe,
+             api_versions: dict[str, str] | None = None) -> list[RenderedFile]:
+    from soma_audit.remediation.render import render
+
+    return render(recipe, session.config, _inventory(session), api_versions)
+
+
+def choose_target(session: AuditSession, recipe: Recipe, files: list[RenderedFile],
+                  wanted: str = "auto", force_conflicts: bool = False,
+                  cluster: Target | None = None) -> Target:
+    """The target of this recipe for the audited source (or the one ``wanted``)."""
+    from soma_audit.remediation.targets import DirectoryTarget
+
+    kind = session.source.info.kind
+    config = session.config
+    if wanted == "auto":
+        if kind == "snapshot":
+            raise RemediationError("a snapshot is not a target")
+        if kind == "manifests":
+            wanted = "directory"
+        elif recipe.target == "openfga":
+            wanted = "openfga"
+        elif not any(f.objects for f in files):
+            wanted = "directory"
+        elif _strimzi_only(files) and (recipe.target == "kafka" or not _serves_strimzi(
+                cluster)):
+            wanted = "kafka"
+        else:
+            wanted = "cluster"
+    if wanted == "directory":
+        root = getattr(session.source, "root", None) or (
+            Path(config.repo) if config.repo else None)
+        if root is None:
+            raise RemediationError(f"{recipe.id} writes repository files: give the "
+                                   "repository with --repo DIR (or --manifests DIR), or "
+                                   "use render -o DIR")
+        return DirectoryTarget(root)
+    if wanted == "openfga":
+        from soma_audit.remediation.live import OpenFgaTarget
+
+        if not (config.openfga.url and config.openfga.store):
+            raise RemediationError(f"{recipe.id} writes an OpenFGA model: give "
+                                   "--openfga-url and --openfga-store")
+        return OpenFgaTarget(config.openfga, config.tools)
+    if wanted == "kafka":
+        from soma_audit.remediation.live import KafkaTarget
+
+        if not config.kafka.bootstrap:
+            raise RemediationError(f"{recipe.id}: Strimzi is not installed; give "
+                                   "--kafka-bootstrap to apply topics and ACLs with the "
+                                   "Kafka AdminClient")
+        return KafkaTarget(config.kafka)
+    if cluster is None:
+        if kind != "cluster":
+            raise RemediationError("--target cluster needs a kube context (not --manifests)")
+        from soma_audit.remediation.cluster import ClusterTarget
+
+        cluster = ClusterTarget(session.source, force_conflicts)  # type: ignore[arg-type]
+    return cluster
+
+
+def _strimzi_only(files: list[RenderedFile]) -> bool:
+    objects = [o for f in files for o in f.objects]
+    return bool(objects) and all(str(o.get("apiVersion", "")).startswith(STRIMZI_GROUP + "/")
+                                 for o in objects)
+
+
+def _serves_strimzi(cluster: Any) -> bool:
+    if cluster is None:
+        return False
+    return any(v.startswith(STRIMZI_GROUP + "/") for v in cluster.served_versions().values())
+
+
+def prepare(session: AuditSession, recipe_id: str, wanted: str = "auto",
+            force_conflicts: bool = False) -> Plan:
+    """Render ``recipe_id`` for the session's source and plan it against its target."""
+    from soma_audit.remediation.plan import Plan
+    from soma_audit.remediation.recipes import get_recipe
+
+    recipe = get_recipe(recipe_id)
+    cluster = None
+    api_versions = None
+    if session.source.info.kind == "cluster" and wanted in ("auto", "cluster", "kafka"):
+        from soma_audit.remediation.cluster import ClusterTarget
+
+        cluster = ClusterTarget(session.source, force_conflicts)  # type: ignore[arg-type]
+        api_versions = cluster.served_versions()
+    files = rendered(session, recipe, api_versions)
+    target = choose_target(session, recipe, files, wanted, force_conflicts, cluster)
+    changes, notes = target.plan(files)
+    return Plan(recipe.id, target, changes, notes, list(recipe.fixes))
+
+
+def confirmation_name(session: AuditSession) -> str:
+    """The name a person must type before an apply or rollback on this session's target:
+    the kube context (for ``--manifests``, the directory's label) when it matches
+    ``config.production_pattern``; "" when yes/no is enough. An empty pattern matches
+    nothing; one that is not a valid regex asks for the name (fail safe)."""
+    import re
+
+    pattern = session.config.production_pattern
+    name = session.source.info.label or session.source.info.ref
+    if not pattern:
+        return ""
+    try:
+        return name if re.search(pattern, name) else ""
+    except re.error:
+        return name
+
+
+def _reaches(session: AuditSession, described: dict[str, Any]) -> bool:
+    """Whether a backup's target is one this session applies to."""
+    kind = described.get("kind")
+    config = session.config
+    if kind == "directory":
+        roots = (getattr(session.source, "root", None), config.repo)
+        return any(root and Path(root).resolve() == Path(str(described.get("root")))
+                   for root in roots)
+    if kind == "cluster":
+        return (session.source.info.kind == "cluster"
+                and getattr(session.source, "server", None) == described.get("server"))
+    if kind == "openfga":
+        return bool(config.openfga.url) and (config.openfga.url, config.openfga.store) == (
+            described.get("url"), described.get("store"))
+    if kind == "kafka":
+        return bool(config.kafka.bootstrap) and config.kafka.bootstrap == described.get(
+            "bootstrap")
+    return False
+
+
+def last_backup(session: AuditSession, store: BackupStore, prefer: str = "") -> Backup | None:
+    """The backup to offer for rollback: ``prefer`` (this session's last apply) while it
+    can still be rolled back, else the newest complete (or interrupted) backup of a
+    target this session applies to. Loaded with its saved bytes."""
+    from soma_audit.remediation.backup import COMPLETE, IN_PROGRESS
+
+    if prefer:
+        backup = store.load(prefer)
+        if backup.status in (COMPLETE, IN_PROGRESS):
+            return backup
+    for backup in store.list():
+        if backup.status in (COMPLETE, IN_PROGRESS) and _reaches(session, backup.target):
+            return store.load(backup.id)
+    return None
+
+
+def backup_target(session: AuditSession, backup: Backup) -> Target:
+    """The target ``backup`` was taken from, reached through this session's source and
+    config; RemediationError when the session does not apply to it."""
+    from soma_audit.remediation.targets import DirectoryTarget
+
+    if not _reaches(session, backup.target):
+        raise RemediationError(f"backup {backup.id} was taken on {backup.describe_target()}, "
+                               "which this audit does not apply to")
+    kind = backup.target["kind"]
+    if kind == "directory":
+        return DirectoryTarget(str(backup.target["root"]))
+    if kind == "cluster":
+        from soma_audit.remediation.cluster import ClusterTarget
+
+        return ClusterTarget(session.source)  # type: ignore[arg-type]
+    if kind == "openfga":
+        from soma_audit.remediation.live import OpenFgaTarget
+
+        return OpenFgaTarget(session.config.openfga, session.config.tools)
+    from soma_audit.remediation.live import KafkaTarget
+
+    return KafkaTarget(session.config.kafka)
+
+
+# -- the verbs --------------------------------------------------------------------------
+
+def _use_persistent_demo(args: argparse.Namespace) -> None:
+    """``--demo`` remediations work on one demo copy kept in the state folder, so diff,
+    apply and rollback see each other's results (an audit copies afresh each time)."""
+    from soma_audit.demo import DEMO_NAME, prepare_demo
+    from soma_audit.remediation.backup import state_dir
+
+    directory = state_dir() / "demo" / DEMO_NAME
+    if not directory.is_dir():
+        prepare_demo(directory.parent)
+    print(f"demo repository: {directory} (audit it with --manifests {directory})",
+          file=sys.stderr)
+    args.demo = False
+    args.manifests = str(directory)
+
+
+def _render(args: argparse.Namespace, session: AuditSession) -> int:
+    from soma_audit.remediation.recipes import get_recipe
+    from soma_audit.remediation.targets import DirectoryTarget
+
+    recipe = get_recipe(args.remediation)
+    api_versions = None
+    if session.source.info.kind == "cluster":
+        from soma_audit.remediation.cluster import ClusterTarget
+
+        api_versions = ClusterTarget(session.source).served_versions()  # type: ignore[arg-type]
+    files = rendered(session, recipe, api_versions)
+    if not args.render_output:
+        for item in files:
+            sys.stdout.write(f"# --- {item.path}\n{item.text}")
+            if not item.text.endswith("\n"):
+                sys.stdout.write("\n")
+        return 0
+    root = Path(args.render_output)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AuditError(f"cannot create {root}: {exc.strerror}") from None
+    target = DirectoryTarget(root)
+    changes, _ = target.plan(files)
+    for change in changes:
+        if change.pending:
+            target.write(change)
+        print(f"{change.kind:<9} {target.root / change.where}")
+    return 0
+
+
+def _print_plan(plan: Plan) -> None:
+    text = plan.render_diff()
+    if text:
+        sys.stdout.write(text)
+    print(plan.summary())
+
+
+def _confirm(question: str, yes: bool, what: str) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise AuditError(f"{what} needs a confirmation: run it in a terminal or pass --yes")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _offer_interrupted(store: BackupStore, args: argparse.Namespace) -> None:
+    """An apply that never finished must be rolled back before anything else is applied."""
+    from soma_audit.remediation.apply import InterruptedApply
+
+    with store.lock():
+        stale = store.interrupted()
+    if not stale:
+        return
+    if args.yes or not sys.stdin.isatty():
+        raise InterruptedApply(stale)
+    for backup in stale:
+        print(f"interrupted apply: {backup.id} ({backup.recipe} on "
+              f"{backup.describe_target()}, {backup.created})")
+        if not _confirm(f"Roll back {backup.id} now?", False, "rollback"):
+            raise InterruptedApply(stale)
+        _restore(args, backup, store, yes=True)
+
+
+def _apply(args: argparse.Namespace, session: AuditSession, plan: Plan) -> int:
+    from soma_audit.remediation.apply import apply_plan
+    from soma_audit.remediation.backup import BackupStore
+
+    if plan.conflicts:
+        raise RemediationError("field-manager conflicts (shown above); nothing was applied. "
+                               "Resolve them, or re-run with --force-conflicts to take the "
+                               "fields over")
+    if plan.blocked:
+        raise RemediationError("the API server rejects some objects (shown above); nothing "
+                               "was applied")
+    if not plan.pending:
+        print("nothing to apply: the target already matches")
+        return 0
+    store = BackupStore()
+    _offer_interrupted(store, args)
+    if not _confirm(f"Apply {len(plan.pending)} change(s) to {plan.target.kind} "
+                    f"{plan.target.ref}?", args.yes, "apply"):
+        print("not applied")
+        return 1
+    result = apply_plan(plan, store)
+    backup = result.backup
+    print(f"applied {len(result.written)} change(s); backup {backup.id if backup else '-'} "
+          f"(undo: soma-audit rollback {backup.id if backup else ''})")
+    _rescan(session, plan.fixes)
+    return 0
+
+
+def _rescan(session: AuditSession, fixes: list[str]) -> None:
+    """Re-run the checks the recipe fixes and print their statuses."""
+    wanted = {c.id for c in session.checks} & set(fixes)
+    if not wanted:
+        return
+    report = session.scan(only=wanted)
+    print("re-audit of the checks this remediation fixes:")
+    for result in report.results:
+        if result.check.id in wanted:
+            first = result.evidence[0].message if result.evidence else ""
+            print(f"  {result.status.value:<6} {result.check.id}"
+                  + (f" — {first}" if first and result.status.value != "pass" else ""))
+
+
+def _target_of(backup: Backup, args: argparse.Namespace) -> Target:
+    """Reconnect to the target a backup was taken from (credentials from config/env)."""
+    from soma_audit.remediation.targets import DirectoryTarget
+
+    described = backup.target
+    kind = described.get("kind")
+    if kind == "directory":
+        return DirectoryTarget(str(described["root"]))
+    if kind == "cluster":
+        from soma_audit.remediation.cluster import ClusterTarget
+        from soma_audit.sources.cluster import ClusterSource
+
+        source = ClusterSource(args.kubeconfig, args.context)
+        if source.server != described.get("server"):
+            raise RemediationError(
+                f"backup {backup.id} was taken on {described.get('server')} (context "
+                f"{described.get('context')}); the current context points at "
+                f"{source.server}: pass --context/--kubeconfig")
+        return ClusterTarget(source)
+    from soma_audit.cli import _config_overrides
+    from soma_audit.config import load_config
+
+    config = load_config(args.config, **_config_overrides(args))
+    if kind == "openfga":
+        from dataclasses import replace
+
+        from soma_audit.remediation.live import OpenFgaTarget
+
+        settings = replace(config.openfga, url=described.get("url"),
+                           store=described.get("store"))
+        return OpenFgaTarget(settings, config.tools)
+    if kind == "kafka":
+        from dataclasses import replace
+
+        from soma_audit.remediation.live import KafkaTarget
+
+        return KafkaTarget(replace(config.kafka, bootstrap=described.get("bootstrap")))
+    raise RemediationError(f"backup {backup.id}: unknown target {kind!r}")
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from soma_audit.remediation.backup import IN_PROGRESS, BackupStore
+
+    store = BackupStore()
+    if not args.backup:
+        backups = store.list()
+        if not backups:
+            print(f"no backups under {store.root}")
+            return 0
+        print(f"{'BACKUP':<44} {'RECIPE':<16} {'STATUS':<12} {'TIME (UTC)':<26} TARGET")
+        for backup in backups:
+            status = "interrupted" if backup.status == IN_PROGRESS else backup.status
+            print(f"{backup.id:<44} {backup.recipe:<16} {status:<12} {backup.created:<26} "
+                  f"{backup.describe_target()}")
+        if any(b.status == IN_PROGRESS for b in backups):
+            print("an interrupted apply left changes behind: soma-audit rollback BACKUP "
+                  "restores them")
+        return 0
+    backup = store.load(args.backup)
+    return _restore(args, backup, store, args.yes)
+
+
+def _restore(args: argparse.Namespace, backup: Backup, store: BackupStore, yes: bool) -> int:
+    from soma_audit.remediation.apply import restore_preview, rollback
+
+    target = _target_of(backup, args)
+    preview = restore_preview(backup, target)
+    for change in preview:
+        if change.pending:
+            note = f" ({change.note})" if change.note else ""
+            sys.stdout.write(f"# restore {change.where}{note}\n{change.diff}")
+    pending = sum(c.pending for c in preview)
+    print(f"rollback {backup.id}: {pending} item(s) to restore on {backup.describe_target()}")
+    if pending and not _confirm(f"Restore {backup.id}?", yes, "rollback"):
+        print("not rolled back")
+        return 1
+    problems = rollback(backup, target, store)
+    if problems:
+        raise RemediationError(f"rollback {backup.id} incomplete: {'; '.join(problems)}")
+    print(f"rolled back {backup.id}")
+    return 0
