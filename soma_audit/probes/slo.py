@@ -168,6 +168,22 @@ def _promtool_message(output: str, path: str, ref: str) -> str:
     return " | ".join(kept) or "no output"
 
 
+#: PrometheusRules checked per promtool run (one process for many files, not one each).
+_PROMTOOL_BATCH = 100
+
+
+def _promtool_blocks(stdout: str) -> dict[str, str]:
+    """promtool prints a ``Checking <file>`` block per file on stdout; errors go to stderr."""
+    blocks: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in stdout.splitlines():
+        if line.startswith("Checking "):
+            current = blocks.setdefault(line.removeprefix("Checking ").strip(), [])
+        else:
+            current.append(line)
+    return {path: "\n".join(lines) for path, lines in blocks.items()}
+
+
 @probe("slo.rules-valid", kinds=[RULE_KIND])
 def rules_valid(ctx: ProbeContext, params: Params) -> Outcome:
     """Each PrometheusRule's spec, as the plain rule file Prometheus loads, passes the real
@@ -178,6 +194,7 @@ def rules_valid(ctx: ProbeContext, params: Params) -> Outcome:
     problems: list[Evidence] = []
     ok: list[Evidence] = []
     with tempfile.TemporaryDirectory(prefix="soma-audit-rules-") as tmp:
+        files: dict[str, Resource] = {}
         for i, obj in enumerate(objects):
             if not isinstance(obj.spec.get("groups"), list):
                 problems.append(ev(obj.ref, "spec.groups is missing or not a list"))
@@ -185,11 +202,22 @@ def rules_valid(ctx: ProbeContext, params: Params) -> Outcome:
             path = Path(tmp, f"rules-{i}.yaml")
             path.write_text(yaml.safe_dump(_rule_file(obj.spec), sort_keys=False),
                             encoding="utf-8")
-            run = ctx.tools.run("promtool", "check", "rules", str(path))
-            message = _promtool_message(run.output, str(path), obj.ref)
-            if run.returncode == 0:
-                ok.append(ev(obj.ref, f"promtool check rules: {message}"))
-            else:
+            files[str(path)] = obj
+        paths = list(files)
+        for start in range(0, len(paths), _PROMTOOL_BATCH):
+            batch = paths[start : start + _PROMTOOL_BATCH]
+            run = ctx.tools.run("promtool", "check", "rules", *batch)
+            blocks = _promtool_blocks(run.stdout)
+            for path in batch:
+                obj = files[path]
+                errors = [line for line in run.stderr.splitlines() if path in line]
+                block = blocks.get(path)
+                if block is not None and "SUCCESS" in block and not errors:
+                    message = _promtool_message(block, path, obj.ref)
+                    ok.append(ev(obj.ref, f"promtool check rules: {message}"))
+                    continue
+                output = "\n".join(["FAILED:", *errors]) if errors else run.output
+                message = _promtool_message(output, path, obj.ref)
                 problems.append(ev(obj.ref, f"promtool check rules failed: {message}"))
     return verdict(problems, ok)
 
