@@ -407,8 +407,9 @@ class Verdict:
         if not self.isolated_by:
             return f"{way} of {who} not isolated"
         if self.allowed_by:
-            return f"{way} of {who} allowed by {', '.join(self.allowed_by)}"
-        return f"{way} of {who} isolated by {', '.join(self.isolated_by)} and no rule allows it"
+            return f"{way} of {who} allowed by {', '.join(sorted(self.allowed_by))}"
+        return (f"{way} of {who} isolated by {', '.join(sorted(self.isolated_by))} "
+                "and no rule allows it")
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,7 @@ def topic_problems(resource: Resource, topic: Topic) -> list[str]:
 def describe_topic(resource: Resource) -> str:
     spec = resource.spec
     config = _mapping(spec.get("config")) or {}
-    settings = ", ".join(f"{k}={v}" for k, v in config.items())
+    settings = ", ".join(f"{k}={v}" for k, v in sorted(config.items()))
     return (
         f"topic {topic_name(resource)}: {spec.get('partitions')} partitions, "
         f"{spec.get('replicas')} replicas" + (f", {settings}" if settings else "")

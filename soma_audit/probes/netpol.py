@@ -153,7 +153,7 @@ def service_coverage(ctx: ProbeContext, params: Params) -> Outcome:
                                          f"podSelector {own[0].pod_selector.describe()}"))
                 continue
             found = (
-                "only namespace-wide ones: " + ", ".join(p.ref for p in selecting)
+                "only namespace-wide ones: " + ", ".join(sorted(p.ref for p in selecting))
                 if selecting else "none at all"
             )
             problems.append(ev(
@@ -389,8 +389,9 @@ def istio_authz(ctx: ProbeContext, params: Params) -> Outcome:
                 decision = authz_decide(callers[flow.source], endpoint, port, policies, root,
                                         trust_domain)
                 if decision.allowed == Match.NO:
-                    why = (f"denied by {', '.join(decision.denied_by)}" if decision.denied_by
-                           else f"no rule of {', '.join(p.ref for p in allows)} admits it")
+                    why = (f"denied by {', '.join(sorted(decision.denied_by))}"
+                           if decision.denied_by
+                           else f"no rule of {', '.join(sorted(p.ref for p in allows))} admits it")
                     found.append(ev(where, f"{flow.source} → {sp.name}: intended caller not "
                                            f"allowed ({why})"))
             if not allow_all:  # else every caller is allowed: said once above
@@ -404,7 +405,7 @@ def istio_authz(ctx: ProbeContext, params: Params) -> Outcome:
                         found.append(ev(
                             next(iter(decision.allowed_by), where),
                             f"{name} ({caller.principal(trust_domain)}) → {sp.name} {how} by "
-                            f"{', '.join(decision.allowed_by)}, not an intended caller",
+                            f"{', '.join(sorted(decision.allowed_by))}, not an intended caller",
                         ))
             problems += found
             if not found:

@@ -105,21 +105,9 @@ LIVE_DIFFERS = {
         "a v1beta2 KafkaUser with the singular `operation`, listed as v1 (the storage "
         "version, no conversion webhook), has no operations: the v1 schema prunes it — live, "
         "the user really has no Read ACL as Strimzi 1.x sees it",
-    "kafka.topic-replication/pass-as-planned":
-        "evidence lists spec.config keys in source order; the API server returns maps sorted "
-        "by key (same verdict, different wording)",
     "netpol.default-deny/fail-ingress-only-defaulted":
         "the API server writes the defaulted policyTypes into the object, so live evidence "
         "cannot say '(defaulted)' (same verdict)",
-    "netpol.dns-egress/fail-udp-only":
-        "evidence names isolating policies in inventory order; LIST returns them sorted by "
-        "name (same verdict, different wording)",
-    "netpol.flows/fail-intended-flow-blocked":
-        "evidence names isolating policies in inventory order; LIST returns them sorted by "
-        "name (same verdict, different wording)",
-    "netpol.service-coverage/fail-missing-db":
-        "evidence names policies in inventory order; LIST returns them sorted by name (same "
-        "verdict, different wording)",
     "ops.cost-controls/fail-gaps":
         "an autoscaling/v1 HorizontalPodAutoscaler is served as autoscaling/v2 by the API "
         "server: 'is autoscaling/v1' cannot be observed live",
