@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 from textual.app import App
 from textual.binding import Binding
 
-from soma_audit.tui.screens import HelpScreen, MainScreen
+from soma_audit.tui.screens import DiffScreen, HelpScreen, MainScreen
 
 if TYPE_CHECKING:
     from soma_audit.session import AuditSession
@@ -52,6 +52,8 @@ class SomaAuditApp(App[int]):
             return
         main = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
         groups = [("Audit", main.BINDINGS if main else []), ("Application", self.BINDINGS)]
+        if isinstance(self.screen, DiffScreen):
+            groups.insert(0, ("Diff", self.screen.BINDINGS))
         self.push_screen(HelpScreen(groups))
 
     @property

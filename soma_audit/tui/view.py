@@ -7,12 +7,18 @@ engine; this module only selects and counts them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from soma_audit.model import AREAS, PHASES, Check, Result, Severity, Status
 from soma_audit.report import DONE
+
+if TYPE_CHECKING:
+    from soma_audit.remediation.plan import Plan
 
 #: Statuses that are gaps: ``n``/``N`` jump between them.
 GAPS = (Status.FAIL, Status.ERROR)
@@ -141,3 +147,36 @@ def next_gap(checks: list[Check], results: Mapping[str, Result], current: str | 
         if visible is None or visible.matches(check, result):
             return check
     return None
+
+
+def target_label(kind: str, ref: str, cwd: Path | None = None) -> str:
+    """How a remediation target is named on screen: ``directory soma-gitops`` (relative
+    to the working directory when it lies inside it, else absolute), ``cluster
+    https://… (context prod-eu-1)``, ``openfga URL store ID``, ``kafka HOST:PORT``."""
+    if kind == "directory":
+        base = (cwd or Path.cwd()).resolve()
+        path = Path(ref)
+        if path == base or base in path.parents:
+            ref = os.path.relpath(path, base)
+    return f"{kind} {ref}"
+
+
+def affected_checks(checks: Iterable[Check], recipe: str, fixes: Iterable[str]) -> set[str]:
+    """The checks to re-run after ``recipe`` was applied or rolled back: those it fixes
+    and those that name it as their remediation."""
+    fixed = set(fixes)
+    return {c.id for c in checks if c.id in fixed or c.remediation == recipe}
+
+
+def apply_refusal(plan: Plan) -> str:
+    """Why ``plan`` is not offered for apply ("" when it is): what the engine says blocks
+    it (field-manager conflicts, objects the API server rejects), or nothing to change."""
+    if plan.blocked:
+        kinds = sorted({c.kind for c in plan.blocked})
+        where = ", ".join(c.where for c in plan.blocked[:3])
+        more = f" and {len(plan.blocked) - 3} more" if len(plan.blocked) > 3 else ""
+        return (f"{plan.recipe} cannot be applied: {' and '.join(kinds)} on {where}{more} "
+                "(see the diff); nothing was changed")
+    if not plan.pending:
+        return f"Nothing to apply: the target already matches {plan.recipe}."
+    return ""

@@ -39,6 +39,15 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
+@pytest.fixture(autouse=True)
+def state(tmp_path_factory: pytest.TempPathFactory,
+          monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Backups of applies go to a scratch state folder, never the user's."""
+    folder = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("SOMA_AUDIT_STATE", str(folder))
+    return folder
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A scratch working directory (relative paths in the screens, exports land here)."""

@@ -1,5 +1,5 @@
 """Snapshots of the screens (pytest-textual-snapshot): the main screen at 120x40 and 80x24,
-the dialogs, and the demo.
+the dialogs, the diff preview and the apply confirmations, and the demo.
 
 Deterministic by construction: the scan time is frozen, paths are relative to a scratch
 working directory, "today" is pinned for the attestation form, and the demo is copied to
@@ -15,8 +15,24 @@ from typing import Any
 
 import pytest
 
-from soma_audit.tui.screens import AttestScreen, ExportScreen, HelpScreen
-from tests.tui.scenario import FrozenSession, demo_session, make_app, scanned, wait_until
+from soma_audit.config import load_config
+from soma_audit.sources.manifests import ManifestsSource
+from soma_audit.tui.screens import (
+    AttestScreen,
+    ConfirmScreen,
+    DiffScreen,
+    ExportScreen,
+    HelpScreen,
+)
+from tests.tui.scenario import (
+    ATTESTATIONS,
+    TREE,
+    FrozenSession,
+    demo_session,
+    make_app,
+    scanned,
+    wait_until,
+)
 
 pytestmark = pytest.mark.tui
 
@@ -98,6 +114,45 @@ class TestDialogs:
     def test_export(self, snap_compare: Compare, session: FrozenSession) -> None:
         assert snap_compare(make_app(session), terminal_size=WIDE,
                             run_before=after(press("e"), until_screen(ExportScreen)))
+
+
+def diff_ready() -> Callable[[Any], Awaitable[None]]:
+    async def step(pilot: Any) -> None:
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, DiffScreen)
+                         and pilot.app.screen.plan is not None)
+
+    return step
+
+
+class TestRemediation:
+    """``d`` and ``a`` on pss.namespace-labels (the pss-namespaces remediation)."""
+
+    def test_diff(self, snap_compare: Compare, session: FrozenSession) -> None:
+        """The changes listed, the unified diff of each file highlighted."""
+        assert snap_compare(make_app(session), terminal_size=WIDE,
+                            run_before=after(select("pss.namespace-labels"), press("d"),
+                                             diff_ready()))
+
+    def test_diff_narrow(self, snap_compare: Compare, session: FrozenSession) -> None:
+        assert snap_compare(make_app(session), terminal_size=NARROW,
+                            run_before=after(select("pss.namespace-labels"), press("d"),
+                                             diff_ready()))
+
+    def test_confirm(self, snap_compare: Compare, session: FrozenSession) -> None:
+        """The confirmation names the target; Cancel has the focus, y confirms."""
+        assert snap_compare(make_app(session), terminal_size=WIDE,
+                            run_before=after(select("pss.namespace-labels"), press("a"),
+                                             until_screen(ConfirmScreen)))
+
+    def test_confirm_production(self, snap_compare: Compare,
+                                session: FrozenSession) -> None:
+        """A target matching production_pattern: its name must be typed."""
+        prod = FrozenSession(source=ManifestsSource(Path(TREE), label="prod-eu-1"),
+                             config=load_config(), checks=session.checks,
+                             attestations_path=Path(ATTESTATIONS))
+        assert snap_compare(make_app(prod), terminal_size=WIDE,
+                            run_before=after(select("pss.namespace-labels"), press("a"),
+                                             until_screen(ConfirmScreen), press(*"prod")))
 
 
 class TestDemo:

@@ -1,8 +1,9 @@
 """The real thing: ``soma-audit --demo`` in a real terminal (tmux, 120x40), driven by keys.
 
 It proves what the pilot tests cannot: the entry point starts the TUI on a terminal, the
-terminal shows the audit, keys work end to end, an export lands on disk, and ``q`` gives
-the shell back with exit code 0. Every wait is bounded.
+terminal shows the audit, keys work end to end, an export lands on disk, a remediation
+previewed and applied into the demo copy turns its checks green, and ``q`` gives the
+shell back with exit code 0. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
     term = Terminal(socket, "demo")
     scratch = tmp_path / "tmp"  # where --demo copies the demo, removed with tmp_path
     scratch.mkdir()
-    env = {"TERM": "xterm-256color", "TMPDIR": str(scratch)}
+    # Backups of the apply go to a scratch state folder, never the user's.
+    env = {"TERM": "xterm-256color", "TMPDIR": str(scratch),
+           "SOMA_AUDIT_STATE": str(tmp_path / "state")}
     subprocess.run(
         ["tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "demo",
          "-x", "120", "-y", "40", "-c", str(tmp_path), _command()],
@@ -145,6 +148,35 @@ def test_demo_in_a_real_terminal(terminal: Terminal, tmp_path: Path) -> None:
     terminal.wait_text("Report written")
     report = tmp_path / "soma-audit-report.md"
     assert report.read_text().startswith("# Production readiness")
+
+    # A failing check with a remediation: diff, apply, confirm — and it passes.
+    terminal.keys("/")
+    terminal.type("argocd-apps")
+    terminal.keys("Enter")
+    failing = terminal.wait_for(lambda s: "filter “argocd-apps”" in s
+                                and "Fix: argocd-apps" in s and _opened_on_a_gap(s),
+                                "a failing check argocd-apps fixes")
+    check = _detail_title(failing)
+    assert check.startswith("argocd."), failing
+    assert "[d] diff  [a] apply" in failing
+    terminal.keys("d")
+    diff = terminal.wait_text("change(s) to apply", timeout=SCAN_TIMEOUT)
+    assert "Diff   argocd-apps" in diff and "Changes — directory " in diff
+    assert "+++ b/k8s/apps/" in diff
+    terminal.keys("a")
+    confirm = terminal.wait_text("y confirms")
+    assert "Apply argocd-apps" in confirm and "Target  directory " in confirm
+    terminal.keys("y")
+    applied = terminal.wait_for(lambda s: "Re-audit" in s, "the re-audit",
+                                timeout=SCAN_TIMEOUT)
+    assert "Applied argocd-apps" in applied
+    # The notifications cover the detail's border for a few seconds; then it shows.
+    passing = terminal.wait_for(lambda s: "─ pass · " in s, "the check passing",
+                                timeout=SCAN_TIMEOUT)
+    assert _detail_title(passing) == check
+    assert any(row.startswith(f"✓  {check} ") for row in _table_rows(passing)), passing
+    terminal.keys("Escape")
+    terminal.wait_for(lambda s: "filter “" not in s, "the filter to clear")
 
     # Quit gives the terminal back, with exit code 0.
     terminal.keys("q")

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from soma_audit.model import Evidence, Result, Severity, Status
-from soma_audit.tui.view import Filter, Scope, next_gap, phases_and_areas, tally
+from soma_audit.tui.view import (
+    Filter,
+    Scope,
+    next_gap,
+    phases_and_areas,
+    tally,
+    target_label,
+)
 from tests.tui.scenario import fixture_checks
 
 pytestmark = pytest.mark.tui
@@ -69,3 +78,10 @@ def test_next_gap_wraps_and_respects_the_filter() -> None:
     assert next_gap(CHECKS, results, None, visible=Filter.parse("medium")).id == \
         "chaos.schedules"
     assert next_gap(CHECKS, _results(), None) is None
+
+
+def test_target_label_is_relative_inside_the_working_directory(tmp_path: Path) -> None:
+    inside = tmp_path / "soma-gitops"
+    assert target_label("directory", str(inside), tmp_path) == "directory soma-gitops"
+    assert target_label("directory", "/srv/gitops", tmp_path) == "directory /srv/gitops"
+    assert target_label("kafka", "kafka:9092", tmp_path) == "kafka kafka:9092"

@@ -2,19 +2,20 @@
 
 It drives the engine through the session only — scans run in a thread worker and report
 each result as a message, so the tree and the table fill in while the UI stays live.
+Diff, apply and rollback are routed to :class:`~soma_audit.tui.remedy.Remedies`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import events, on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import ActiveBinding, Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
@@ -23,6 +24,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from soma_audit.errors import AuditError
 from soma_audit.model import Check, Result
+from soma_audit.remediation.recipes import Recipe, load_recipes
 from soma_audit.report import Report
 from soma_audit.tui.commands import AuditCommands
 from soma_audit.tui.screens.attest import AttestScreen
@@ -33,6 +35,12 @@ from soma_audit.tui.widgets import AuditHeader, CheckDetail, CheckTable, FilterB
 if TYPE_CHECKING:
     from soma_audit.attestations import Attestation
     from soma_audit.session import AuditSession
+
+
+#: Below this width the footer is compact and leaves out the keys in :data:`IN_DETAIL`.
+NARROW = 100
+#: Keys the detail pane shows beside a remediation.
+IN_DETAIL = ("d", "a")
 
 
 class ScanCancelled(Exception):
@@ -51,10 +59,18 @@ class MainScreen(Screen[None]):
         Binding("n", "next_gap", "Next gap", tooltip="Jump to the next failing or error check"),
         Binding("N", "previous_gap", "Prev gap", key_display="N", show=False,
                 tooltip="Jump to the previous failing or error check"),
+        Binding("d", "diff", "Diff",
+                tooltip="Preview the selected check's remediation: the diff per file or object"),
+        Binding("a", "apply", "Apply",
+                tooltip="Apply the selected check's remediation after a confirmation "
+                "(backup first); its checks are re-run"),
         Binding("m", "attest", "Attest",
                 tooltip="Attest the selected manual check: author, note, expiry"),
         Binding("e", "export", "Export",
                 tooltip="Write the report as markdown, JSON, JUnit XML or SARIF"),
+        Binding("u", "rollback", "Undo",
+                tooltip="Roll back the last apply (after a confirmation); its checks are "
+                "re-run"),
         Binding("escape", "clear_filter", "Clear filter", show=False,
                 tooltip="Remove the filter"),
     ]
@@ -80,6 +96,14 @@ class MainScreen(Screen[None]):
         self.selected: str | None = None
         self._first_scan = True
         self._scan_worker: Worker[Report] | None = None
+        from soma_audit.tui.remedy import Remedies  # it imports the screens package
+
+        self.remedies = Remedies(self)
+        try:
+            self.recipes: dict[str, Recipe] = load_recipes()
+            self._recipes_error = ""
+        except AuditError as exc:
+            self.recipes, self._recipes_error = {}, str(exc)
 
     def compose(self) -> ComposeResult:
         yield AuditHeader(self.session.source.info, id="header")
@@ -92,10 +116,24 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     def on_resize(self, event: events.Resize) -> None:
-        self.query_one(Footer).compact = event.size.width < 100
+        self.query_one(Footer).compact = event.size.width < NARROW
+        self.refresh_bindings()
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """The footer's keys: below 100 columns ``d`` and ``a`` make room for the others
+        (the detail pane names them beside the remediation; help and palette keep them)."""
+        bindings = super().active_bindings
+        if self.app.size.width >= NARROW:  # the terminal's: known before any layout
+            return bindings
+        return {key: active._replace(binding=replace(active.binding, show=False))
+                if key in IN_DETAIL else active for key, active in bindings.items()}
 
     def on_mount(self) -> None:
         self.query_one(PhaseTree).border_title = "Phases"
+        if self._recipes_error:
+            self.notify(self._recipes_error, title="Remediations unavailable",
+                        severity="error", markup=False)
         self._show_table()
         self.scan()
 
@@ -105,11 +143,11 @@ class MainScreen(Screen[None]):
     def scanning(self) -> bool:
         return self._scan_worker is not None and not self._scan_worker.is_finished
 
-    def scan(self, only: set[str] | None = None) -> bool:
-        """Start a scan (of ``only`` those checks) unless one is running."""
+    def scan(self, only: set[str] | None = None) -> Worker[Report] | None:
+        """Start a scan (of ``only`` those checks) unless one is running; its worker."""
         if self.scanning:
             self.notify("A scan is already running.", severity="warning")
-            return False
+            return None
         self.pending = {c.id for c in self.session.checks if only is None or c.id in only}
         self.query_one(AuditHeader).show_progress(0, len(self.pending))
         self._refresh_rows()
@@ -117,7 +155,7 @@ class MainScreen(Screen[None]):
             partial(self._scan_in_thread, only), name="scan", group="scan", thread=True,
             exit_on_error=False,
         )
-        return True
+        return self._scan_worker
 
     def _scan_in_thread(self, only: set[str] | None) -> Report:
         """Runs in the worker thread: touches no widget, only posts messages."""
@@ -203,8 +241,9 @@ class MainScreen(Screen[None]):
     def _show_detail(self) -> None:
         check = self._selected_check()
         empty = "No check matches the filter." if self.filter else "No check selected."
+        recipe = self.recipes.get(check.remediation or "") if check else None
         self.query_one(CheckDetail).show(check, self.results.get(self.selected or ""),
-                                         self.selected in self.pending, empty)
+                                         self.selected in self.pending, empty, recipe)
 
     @on(Tree.NodeHighlighted, "#phases")
     def _scope_changed(self, event: Tree.NodeHighlighted[Scope]) -> None:
@@ -311,3 +350,34 @@ class MainScreen(Screen[None]):
     def _exported(self, written: Path | None) -> None:
         if written is not None:
             self.notify(str(written), title="Report written")
+
+    # -- remediation (d, a, u): the engine's, through Remedies ---------------------------
+
+    def _selected_recipe(self) -> tuple[Check, Recipe] | None:
+        """The selected check and its bundled remediation, or None (and say why)."""
+        check = self._selected_check()
+        if check is None:
+            self.notify("Select a check first.", severity="warning")
+            return None
+        if not check.remediation:
+            self.notify(f"{check.id} has no bundled remediation.", severity="warning")
+            return None
+        recipe = self.recipes.get(check.remediation)
+        if recipe is None:
+            self.notify(f"{check.id} names the remediation {check.remediation!r}, which is "
+                        "not bundled.", severity="error", markup=False)
+            return None
+        return check, recipe
+
+    def action_diff(self) -> None:
+        chosen = self._selected_recipe()
+        if chosen:
+            self.remedies.diff(*chosen)
+
+    def action_apply(self) -> None:
+        chosen = self._selected_recipe()
+        if chosen:
+            self.remedies.apply(*chosen)
+
+    def action_rollback(self) -> None:
+        self.remedies.rollback()

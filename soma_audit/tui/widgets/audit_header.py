@@ -65,6 +65,16 @@ class AuditHeader(Horizontal):
     def _redraw(self) -> None:
         if self.is_mounted:
             self.query_one("#header-score", Static).update(self._right())
+            # Its width is auto: a layout already under way can keep the old width, so
+            # lay it out once more after this refresh (else the scores can stay cut off).
+            self.call_after_refresh(self._relayout)
+
+    def _relayout(self) -> None:
+        if not self.is_mounted:
+            return
+        score = self.query_one("#header-score", Static)
+        score.clear_cached_dimensions()
+        score.refresh(layout=True)
 
     def show_progress(self, done: int, total: int) -> None:
         self._state = Text(f"scanning {done}/{total}", style="bold cyan")

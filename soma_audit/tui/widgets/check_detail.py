@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -9,6 +11,9 @@ from textual.widgets import Static
 
 from soma_audit.model import AREAS, Check, Result, Status
 from soma_audit.tui.widgets._style import SEVERITY_STYLES, status_icon, status_style
+
+if TYPE_CHECKING:
+    from soma_audit.remediation.recipes import Recipe
 
 
 class CheckDetail(VerticalScroll):
@@ -35,8 +40,9 @@ class CheckDetail(VerticalScroll):
         return self.query_one("#detail-body", Static)
 
     def show(self, check: Check | None, result: Result | None, pending: bool = False,
-             empty: str = "No check selected.") -> None:
-        """Describe ``check`` (``result`` None means not evaluated yet)."""
+             empty: str = "No check selected.", recipe: Recipe | None = None) -> None:
+        """Describe ``check`` (``result`` None means not evaluated yet; ``recipe`` is its
+        bundled remediation, summarised in the footer with the keys that use it)."""
         if check is None:
             self.border_title = "Detail"
             self.border_subtitle = ""
@@ -48,11 +54,12 @@ class CheckDetail(VerticalScroll):
             f"{status} · {check.severity.value} · Phase {check.phase} · "
             f"{AREAS.get(check.area, check.area)}"
         )
-        self.body.update(self.describe(check, result, pending))
+        self.body.update(self.describe(check, result, pending, recipe))
         self.scroll_home(animate=False)
 
     @staticmethod
-    def describe(check: Check, result: Result | None, pending: bool) -> Text:
+    def describe(check: Check, result: Result | None, pending: bool,
+                 recipe: Recipe | None = None) -> Text:
         text = Text.assemble((check.title, "bold"), "\n", (check.criterion, "italic"), "\n\n")
         if result is None or pending:
             text.append("Waiting for the scan…" if pending else "Not scanned yet.", style="dim")
@@ -71,12 +78,13 @@ class CheckDetail(VerticalScroll):
                     text.append(f"  ({evidence.location})", style="dim")
                 text.append("\n")
         text.append("\n")
-        text.append_text(_footer(check, result))
+        text.append_text(_footer(check, result, recipe))
         return text
 
 
-def _footer(check: Check, result: Result | None) -> Text:
-    """The way forward: the bundled remediation, or attesting a manual check."""
+def _footer(check: Check, result: Result | None, recipe: Recipe | None = None) -> Text:
+    """The way forward: the bundled remediation (its title, the keys that preview and
+    apply it, what it does), or attesting a manual check."""
     severity = Text(check.severity.value, style=SEVERITY_STYLES[check.severity])
     if check.manual:
         done = result is not None and result.status is Status.PASS
@@ -85,6 +93,13 @@ def _footer(check: Check, result: Result | None) -> Text:
                              " (manual check, severity ", severity, ")")
     if check.remediation:
         style = status_style(result.status) if result else "dim"
-        return Text.assemble(("Fix: ", "bold"), (check.remediation, f"bold {style}"),
-                             " (bundled remediation)")
+        fix = Text.assemble(("Fix: ", "bold"), (check.remediation, f"bold {style}"))
+        if recipe is None:
+            fix.append(" (not a bundled remediation)", style="dim")
+            return fix
+        fix.append(f" — {recipe.title}\n")
+        fix.append_text(Text.assemble(("[d]", "bold cyan"), " diff  ", ("[a]", "bold cyan"),
+                                      " apply  ", ("[u]", "bold cyan"), " undo the last apply"))
+        fix.append(f"\n{recipe.description}", style="dim")
+        return fix
     return Text("No bundled remediation for this check.", style="dim")
