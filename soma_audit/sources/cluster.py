@@ -244,6 +244,10 @@ class ClusterSource:
                 # LIST responses omit kind/apiVersion on items; probes rely on them.
                 item["kind"] = info.kind
                 item["apiVersion"] = api_version
+                # managedFields is about half of every object and no probe reads it.
+                metadata = item.get("metadata")
+                if isinstance(metadata, dict):
+                    metadata.pop("managedFields", None)
                 yield Resource(item, "cluster")
             token = (page.get("metadata") or {}).get("continue") or ""
             if not token:

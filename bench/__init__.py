@@ -1,0 +1,1 @@
+"""soma-audit benchmark (`make bench`); see docs/performance.md."""

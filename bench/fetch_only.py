@@ -1,0 +1,68 @@
+"""The fetch phase alone: ``ClusterSource.load`` of exactly the kinds ``--ci`` lists.
+
+Run as a child by bench/run.py so that the scan's own cost (threads, HTTP, JSON decoding,
+Resource wrapping) can be compared with the raw-LIST baseline without the probes, the
+report and the interpreter start. Prints ``LOAD <seconds> <objects>``.
+
+``--strip-managed-fields`` is an experiment, not product behaviour: it drops each item's
+``metadata.managedFields`` (about half of every LIST page's bytes here) right after the
+page is decoded, to show what that would save in memory and time.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def audit_kinds() -> frozenset[str]:
+    """The kinds ``run_audit`` asks the source for when only the cluster is available."""
+    from soma_audit.catalog import load_catalog
+    from soma_audit.config import load_config
+    from soma_audit.probes import load_probes
+
+    probes = load_probes()
+    checks = load_catalog(list(load_config().catalogs))
+    runnable = [c for c in checks if not c.manual and not set(c.requires) - {"cluster"}]
+    return frozenset().union(*(probes[c.probe].kinds for c in runnable if c.probe in probes))
+
+
+def _strip_managed_fields() -> None:
+    """Wrap ClusterSource._get so that LIST items lose metadata.managedFields."""
+    from soma_audit.sources.cluster import ClusterSource
+
+    original = ClusterSource._get
+
+    def _get(self: ClusterSource, path: str, query: list[tuple[str, Any]] | None = None
+             ) -> dict[str, Any]:
+        page = original(self, path, query)
+        for item in page.get("items") or []:
+            (item.get("metadata") or {}).pop("managedFields", None)
+        return page
+
+    ClusterSource._get = _get  # type: ignore[method-assign]
+
+
+def main() -> None:
+    from soma_audit.sources.cluster import ClusterSource
+
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if "--strip-managed-fields" in sys.argv:
+        _strip_managed_fields()
+    kinds = audit_kinds()
+    source = ClusterSource(args[0] if args else None)
+    started = time.perf_counter()
+    inventory = source.load(kinds)
+    seconds = time.perf_counter() - started
+    objects = sum(len(inventory.of_kind(kind)) for kind in kinds)
+    print(f"LOAD {seconds:.6f} {objects}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

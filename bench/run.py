@@ -1,0 +1,784 @@
+"""`make bench`: soma-audit against the raw-LIST physical limit, Polaris and Popeye.
+
+Seeds the test environment's real kube-apiserver with synthetic SomaAgentHub-shaped
+namespaces (``bench-NNNN``, created once and reused: namespaces cannot be deleted without a
+controller-manager), then per size measures, medians of several repetitions:
+
+- ``baseline``: parallel paginated LISTs of the kinds the audit reads, into bytes, nothing
+  decoded (urllib3 with the admin client certificate, same page size as the audit);
+- ``soma-audit --ci --format json``: wall, CPU (user+sys), peak RSS of the child, and the
+  API server's own request count (``apiserver_request_total`` diffed around one run);
+- the peers, Polaris (``polaris audit``) and Popeye, built from their Go modules at pinned
+  versions into ``~/.cache/soma-audit-bench`` (a build failure is recorded, never faked);
+- cold start: ``--version``, ``--demo --ci`` and the TUI's first complete frame on the demo.
+
+Nothing here asserts a time (benchmarks are not tests). Only loopback traffic; every loop is
+bounded by a count and every request and child by a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make `testenv` and `soma_audit` importable
+    sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "bench" / "results"
+CACHE = Path(os.environ.get("SOMA_AUDIT_BENCH_CACHE", "~/.cache/soma-audit-bench")).expanduser()
+SIZES = (2_000, 10_000, 30_000)
+NS_PREFIX = "bench-"
+MARKER = "bench-complete"  # ConfigMap created last in a namespace: the namespace is seeded
+PAGE_SIZE = 500  # as soma_audit.sources.cluster.PAGE_SIZE
+LIST_WORKERS = 4  # as ClusterSource's default pool
+SEED_WORKERS = 8
+CHILD_TIMEOUT = 600.0
+GNU_TIME = "/usr/bin/time"
+REQUEST_TIMEOUT = 60.0
+
+#: The twelve SomaAgentHub services; each gets a Deployment, Service, ConfigMap,
+#: NetworkPolicy, two Pods and an Argo CD Application per namespace.
+SERVICES = (
+    "gateway-api", "orchestrator", "identity-service", "policy-engine", "memory-gateway",
+    "slm-service", "analytics-service", "notification-service", "billing-service",
+    "constitution-service", "tool-service", "marketplace-service",
+)
+TOPICS = ("agent-events", "task-results", "audit-log", "billing-usage")
+KAFKA_USERS = ("orchestrator", "analytics-service")
+
+#: Where each seeded kind is created: (API prefix, plural).
+PATHS = {
+    "Namespace": ("/api/v1", "namespaces"),
+    "Deployment": ("/apis/apps/v1", "deployments"),
+    "StatefulSet": ("/apis/apps/v1", "statefulsets"),
+    "Pod": ("/api/v1", "pods"),
+    "Service": ("/api/v1", "services"),
+    "ConfigMap": ("/api/v1", "configmaps"),
+    "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies"),
+    "Application": ("/apis/argoproj.io/v1alpha1", "applications"),
+    "KafkaTopic": ("/apis/kafka.strimzi.io/v1", "kafkatopics"),
+    "KafkaUser": ("/apis/kafka.strimzi.io/v1", "kafkausers"),
+    "Schedule": ("/apis/chaos-mesh.org/v1alpha1", "schedules"),
+    "PrometheusRule": ("/apis/monitoring.coreos.com/v1", "prometheusrules"),
+}
+
+#: Pinned peers. Popeye's release is served by the Go module proxy; Polaris' tags are not
+#: Go-semver (no ``v``), so the newest pseudo-version the proxy serves is pinned.
+PEERS = {
+    "polaris": ("github.com/fairwindsops/polaris", "v0.0.0-20220512134546-92f0b6e551df"),
+    "popeye": ("github.com/derailed/popeye", "v0.22.1"),
+}
+PEER_BUILD_TIMEOUT = 1_200.0
+
+
+# -- manifests (pure) -------------------------------------------------------------------
+def _meta(name: str, ns: str, app: str | None = None) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/part-of": "soma-agent-hub", "soma-bench": "1"}
+    if app:
+        labels["app"] = app
+    return {"name": name, "namespace": ns, "labels": labels}
+
+
+def _container(app: str) -> dict[str, Any]:
+    return {
+        "name": app,
+        "image": f"ghcr.io/somatech/{app}:1.4.2",
+        "ports": [{"containerPort": 8080, "name": "http"}],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                      "limits": {"cpu": "500m", "memory": "512Mi"}},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
+        "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}},
+        "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "env": [{"name": "SERVICE_NAME", "value": app}, {"name": "LOG_LEVEL", "value": "info"}],
+    }
+
+
+def _pod_spec(app: str) -> dict[str, Any]:
+    return {"containers": [_container(app)], "automountServiceAccountToken": False}
+
+
+def namespace_objects(index: int) -> list[dict[str, Any]]:
+    """One SomaAgentHub-shaped tenant namespace: the Namespace first, the marker last."""
+    ns = f"{NS_PREFIX}{index:04d}"
+    labels = {"soma-bench": "1", "pod-security.kubernetes.io/enforce": "restricted"}
+    objs: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}]
+    for app in SERVICES:
+        objs.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(app, ns, app),
+                     "spec": {"replicas": 2, "selector": {"matchLabels": {"app": app}},
+                              "template": {"metadata": {"labels": {"app": app}},
+                                           "spec": _pod_spec(app)}}})
+        objs.append({"apiVersion": "v1", "kind": "Service", "metadata": _meta(app, ns, app),
+                     "spec": {"selector": {"app": app},
+                              "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
+        objs.append({"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": _meta(f"{app}-config", ns, app),
+                     "data": {"LOG_LEVEL": "info", "UPSTREAM": "http://gateway-api"}})
+        objs.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                     "metadata": _meta(f"{app}-ingress", ns, app),
+                     "spec": {"podSelector": {"matchLabels": {"app": app}},
+                              "policyTypes": ["Ingress"],
+                              "ingress": [{"from": [{"podSelector": {"matchLabels": {
+                                  "app": "gateway-api"}}}],
+                                  "ports": [{"port": 8080, "protocol": "TCP"}]}]}})
+        for replica in range(2):
+            objs.append({"apiVersion": "v1", "kind": "Pod",
+                         "metadata": _meta(f"{app}-{replica}", ns, app), "spec": _pod_spec(app)})
+        objs.append({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                     "metadata": _meta(app, ns, app),
+                     "spec": {"project": "soma-agent-hub",
+                              "source": {"repoURL": "https://git.example/soma-gitops.git",
+                                         "path": f"apps/{app}", "targetRevision": "main"},
+                              "destination": {"server": "https://kubernetes.default.svc",
+                                              "namespace": ns},
+                              "syncPolicy": {"automated": {"prune": True, "selfHeal": True}}}})
+    objs.append({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                 "metadata": _meta("postgres", ns, "postgres"),
+                 "spec": {"replicas": 1, "serviceName": "postgres",
+                          "selector": {"matchLabels": {"app": "postgres"}},
+                          "template": {"metadata": {"labels": {"app": "postgres"}},
+                                       "spec": _pod_spec("postgres")}}})
+    objs.append({"apiVersion": "v1", "kind": "Pod", "metadata": _meta("postgres-0", ns, "postgres"),
+                 "spec": _pod_spec("postgres")})
+    for topic in TOPICS:
+        objs.append({"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaTopic",
+                     "metadata": _meta(topic, ns) | {"labels": {"strimzi.io/cluster": "soma"}},
+                     "spec": {"partitions": 6, "replicas": 3,
+                              "config": {"retention.ms": 604800000, "min.insync.replicas": 2}}})
+    for user in KAFKA_USERS:
+        objs.append({"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaUser",
+                     "metadata": _meta(user, ns) | {"labels": {"strimzi.io/cluster": "soma"}},
+                     "spec": {"authentication": {"type": "scram-sha-512"}}})
+    objs.append({"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "Schedule",
+                 "metadata": _meta("pod-kill-weekly", ns),
+                 "spec": {"schedule": "0 3 * * 1", "type": "PodChaos", "historyLimit": 5,
+                          "concurrencyPolicy": "Forbid",
+                          "podChaos": {"action": "pod-kill", "mode": "one",
+                                       "selector": {"namespaces": [ns]}}}})
+    objs.append({"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+                 "metadata": _meta("soma-slo", ns),
+                 "spec": {"groups": [{"name": "slo", "rules": [
+                     {"alert": "HighErrorRate", "expr": "sli:error:ratio_rate5m > 0.01",
+                      "for": "5m", "labels": {"severity": "critical"}}]}]}})
+    objs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(MARKER, ns),
+                 "data": {"objects": str(0)}})
+    objs[-1]["data"]["objects"] = str(len(objs))
+    return objs
+
+
+OBJECTS_PER_NAMESPACE = len(namespace_objects(0))
+
+
+def namespaces_for(size: int) -> int:
+    """How many bench namespaces make about ``size`` objects (at least one)."""
+    return max(1, math.ceil(size / OBJECTS_PER_NAMESPACE))
+
+
+def kind_counts(objects: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Objects per kind, sorted by kind (what a size seeds)."""
+    counts: dict[str, int] = {}
+    for obj in objects:
+        counts[obj["kind"]] = counts.get(obj["kind"], 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def object_path(obj: dict[str, Any]) -> str:
+    """The collection URL an object is POSTed to."""
+    prefix, plural = PATHS[obj["kind"]]
+    ns = obj["metadata"].get("namespace")
+    return f"{prefix}/namespaces/{ns}/{plural}" if ns else f"{prefix}/{plural}"
+
+
+# -- statistics (pure) ------------------------------------------------------------------
+@dataclass
+class Sample:
+    """One run of one subject; ``rss_mb`` and ``cpu_s`` are the child's own (wait4)."""
+
+    wall_s: float
+    cpu_s: float = 0.0
+    rss_mb: float = 0.0
+    rc: int = 0
+
+
+def summarize(samples: Sequence[Sample]) -> dict[str, Any]:
+    """Median (and min/max) of each metric over the repetitions that completed."""
+    if not samples:
+        return {"n": 0}
+    out: dict[str, Any] = {"n": len(samples), "rc": [s.rc for s in samples]}
+    for name in ("wall_s", "cpu_s", "rss_mb"):
+        values = [getattr(s, name) for s in samples]
+        out[name] = round(statistics.median(values), 4)
+        out[f"{name}_min"] = round(min(values), 4)
+        out[f"{name}_max"] = round(max(values), 4)
+    return out
+
+
+def ratios(summaries: dict[str, dict[str, Any]], subject: str = "soma-audit",
+           metric: str = "wall_s") -> dict[str, float]:
+    """``subject``'s median over each other subject's median (<1: subject is faster)."""
+    mine = summaries.get(subject, {}).get(metric)
+    found: dict[str, float] = {}
+    for other, summary in summaries.items():
+        theirs = summary.get(metric)
+        if other != subject and mine is not None and theirs:
+            found[other] = round(mine / theirs, 3)
+    return found
+
+
+def growth(points: Sequence[tuple[int, float]]) -> float | None:
+    """Log-log slope of cost against objects (1.0 = linear, <1 better than linear)."""
+    pts = [(x, y) for x, y in points if x > 0 and y > 0]
+    if len(pts) < 2:
+        return None
+    xs = [math.log(x) for x, _ in pts]
+    ys = [math.log(y) for _, y in pts]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return round(sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den, 3) \
+        if den else None
+
+
+_SAMPLE = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
+
+
+def parse_request_totals(text: str) -> dict[str, float]:
+    """``apiserver_request_total`` summed by ``VERB group/resource[/sub]``."""
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        resource = labels.get("resource", "")
+        if labels.get("group"):
+            resource = f"{labels['group']}/{resource}"
+        if labels.get("subresource"):
+            resource = f"{resource}/{labels['subresource']}"
+        key = f"{labels.get('verb', '')} {resource}".strip()
+        totals[key] = totals.get(key, 0.0) + float(match["value"])
+    return totals
+
+
+def diff_totals(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    """Requests between two scrapes, non-zero only, the /metrics scrape itself excluded."""
+    out = {k: int(after[k] - before.get(k, 0.0)) for k in sorted(after)}
+    return {k: v for k, v in out.items() if v > 0 and k != "GET"}
+
+
+_CONTINUE = re.compile(rb'"continue":"([^"]*)"')
+
+
+def continue_token(page: bytes, window: int = 4096) -> str:
+    """The ``metadata.continue`` of a LIST page without decoding it: built-in kinds put
+    ``metadata`` first, custom resources (keys sorted) put it last, after ``items``."""
+    for part in (page[:window], page[-window:]):
+        match = _CONTINUE.search(part)
+        if match:
+            return match.group(1).decode()
+    return ""
+
+
+# -- the API server ---------------------------------------------------------------------
+class Api:
+    """urllib3 pool with the testenv's admin client certificate (loopback only)."""
+
+    def __init__(self, server: str, pki: Path, pool: int) -> None:
+        import urllib3
+
+        self.server = server.rstrip("/")
+        if not re.match(r"https://(127\.\d+\.\d+\.\d+|localhost|\[::1\])[:/]", self.server + "/"):
+            raise SystemExit(f"bench: refusing a non-loopback API server: {server}")
+        self.http = urllib3.PoolManager(
+            num_pools=4, maxsize=pool, block=True, ca_certs=str(pki / "ca.crt"),
+            cert_file=str(pki / "admin.crt"), key_file=str(pki / "admin.key"),
+            timeout=urllib3.Timeout(connect=5.0, read=REQUEST_TIMEOUT), retries=False)
+
+    def request(self, method: str, path: str, body: Any = None,
+                fields: dict[str, Any] | None = None) -> tuple[int, bytes]:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        resp = self.http.request(method, self.server + path, body=data, fields=fields,
+                                 headers=headers, preload_content=True)
+        return resp.status, resp.data
+
+    def json(self, path: str) -> Any:
+        status, data = self.request("GET", path)
+        if status != 200:
+            raise RuntimeError(f"GET {path}: HTTP {status}: {data[:200]!r}")
+        return json.loads(data)
+
+    def metrics(self) -> dict[str, float]:
+        status, data = self.request("GET", "/metrics")
+        return parse_request_totals(data.decode()) if status == 200 else {}
+
+
+def testenv_api(pool: int = SEED_WORKERS) -> Api:
+    """The running test environment's API server, started if it is down."""
+    import testenv
+
+    state = testenv.state()
+    kube = (state or {}).get("kube") or {}
+    if not kube.get("server"):
+        subprocess.run([sys.executable, "-m", "testenv", "up", "--only", "kube"], cwd=ROOT,
+                       check=True, timeout=1_800)
+        kube = testenv.state()["kube"]
+    return Api(kube["server"], ROOT / ".testenv" / "kube" / "pki", pool)
+
+
+# -- seeding ----------------------------------------------------------------------------
+def _create(api: Api, obj: dict[str, Any]) -> str:
+    """POST one object; an existing one is fine (idempotent re-runs). Bounded retries."""
+    for attempt in range(4):
+        status, data = api.request("POST", object_path(obj), obj)
+        if status in (200, 201, 409):
+            return "exists" if status == 409 else "created"
+        if status in (429, 500, 503) and attempt < 3:
+            time.sleep(0.2 * 2 ** attempt)
+            continue
+        raise RuntimeError(f"create {obj['kind']} {obj['metadata']['name']}: HTTP {status}: "
+                           f"{data[:300]!r}")
+    return "failed"
+
+
+def seed(api: Api, namespaces: int, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Make sure bench-0000 … bench-<n-1> are fully seeded; returns counts and time."""
+    started = time.perf_counter()
+    wanted = [f"{NS_PREFIX}{i:04d}" for i in range(namespaces)]
+
+    def done(ns: str) -> bool:
+        status, _ = api.request("GET", f"/api/v1/namespaces/{ns}/configmaps/{MARKER}")
+        return status == 200
+
+    with ThreadPoolExecutor(SEED_WORKERS) as pool:
+        missing = [i for i, ok in zip(range(namespaces), pool.map(done, wanted), strict=True)
+                   if not ok]
+        objs = {i: namespace_objects(i) for i in missing}
+        # Namespaces first, then their contents, then the markers (so an interrupted seed
+        # is resumed rather than mistaken for a finished one).
+        outcomes = list(pool.map(lambda i: _create(api, objs[i][0]), missing))
+        body = [o for i in missing for o in objs[i][1:-1]]
+        outcomes += list(pool.map(lambda o: _create(api, o), body))
+        outcomes += list(pool.map(lambda i: _create(api, objs[i][-1]), missing))
+    seconds = time.perf_counter() - started
+    created = outcomes.count("created")
+    log(f"seeded {len(missing)} namespaces ({created} objects created) in {seconds:.1f}s; "
+        f"{namespaces - len(missing)} were already complete")
+    return {"namespaces": namespaces, "bench_objects": namespaces * OBJECTS_PER_NAMESPACE,
+            "created": created, "seconds": round(seconds, 2),
+            "rate_per_s": round(created / seconds, 1) if created else None}
+
+
+# -- what the audit lists, and the baseline ---------------------------------------------
+def audit_list_paths(api: Api) -> list[tuple[str, str]]:
+    """(kind, collection path) of every kind ``soma-audit --ci`` lists on this server,
+    chosen exactly as the engine and ClusterSource choose them (no services configured)."""
+    from bench.fetch_only import audit_kinds
+    from soma_audit.sources.kinds import FORBIDDEN_KINDS, KINDS
+
+    kinds = audit_kinds()
+    groups = api.json("/apis").get("groups", [])
+    served = {g["name"]: [v["version"] for v in g.get("versions", [])] for g in groups}
+    paths: list[tuple[str, str]] = []
+    for kind in sorted(kinds - FORBIDDEN_KINDS):
+        info = KINDS.get(kind)
+        if info is None:
+            continue
+        if not info.group:
+            paths.append((kind, f"/api/{info.versions[0]}/{info.plural}"))
+            continue
+        version = next((v for v in info.versions if v in served.get(info.group, ())), None)
+        if version:
+            paths.append((kind, f"/apis/{info.group}/{version}/{info.plural}"))
+    return paths
+
+
+def _list_raw(api: Api, path: str) -> tuple[int, int]:
+    """All pages of one kind into bytes; (pages, bytes)."""
+    token, pages, size = "", 0, 0
+    for _ in range(10_000):
+        fields: dict[str, Any] = {"limit": PAGE_SIZE}
+        if token:
+            fields["continue"] = token
+        status, data = api.request("GET", path, fields=fields)
+        if status != 200:
+            return pages, size  # e.g. a CRD not installed: 404, as the audit records absent
+        pages, size = pages + 1, size + len(data)
+        token = continue_token(data)
+        if not token:
+            break
+    return pages, size
+
+
+def baseline_once(api: Api, paths: Sequence[tuple[str, str]]) -> tuple[Sample, dict[str, int]]:
+    """One parallel raw fetch of every path; wall time and pages/bytes totals."""
+    started = time.perf_counter()
+    cpu0 = time.process_time()
+    with ThreadPoolExecutor(LIST_WORKERS) as pool:
+        got = list(pool.map(lambda kp: _list_raw(api, kp[1]), paths))
+    wall = time.perf_counter() - started
+    return (Sample(wall, time.process_time() - cpu0),
+            {"pages": sum(p for p, _ in got), "bytes": sum(b for _, b in got)})
+
+
+def count_objects(api: Api, paths: Sequence[tuple[str, str]]) -> dict[str, int]:
+    """Objects of each listed kind in the whole cluster (decoded once, outside timings)."""
+    counts: dict[str, int] = {}
+    for kind, path in paths:
+        token, total = "", 0
+        for _ in range(10_000):
+            query = f"?limit={PAGE_SIZE}" + (f"&continue={token}" if token else "")
+            status, data = api.request("GET", path + query)
+            if status != 200:
+                break
+            page = json.loads(data)
+            total += len(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                break
+        counts[kind] = total
+    return counts
+
+
+# -- child processes --------------------------------------------------------------------
+def run_child(cmd: Sequence[str], env: dict[str, str], timeout: float = CHILD_TIMEOUT,
+              stdout: Path | None = None) -> Sample:
+    """Run ``cmd`` once; wall time, and the child's own CPU and peak RSS from wait4."""
+    # stderr goes to a file, never a pipe: a chatty child (Polaris warns per object) would
+    # fill the pipe and block while we wait for it.
+    err_path = Path(tempfile.mkstemp(prefix="soma-bench-stderr-")[1])
+    # Linux keeps ru_maxrss across fork and exec, so a child of this (large) process would
+    # report at least our RSS: GNU time, a small process, measures the peak instead.
+    rss_path = Path(tempfile.mkstemp(prefix="soma-bench-rss-")[1])
+    if Path(GNU_TIME).exists():
+        cmd = [GNU_TIME, "-f", "%M", "-o", str(rss_path), *cmd]
+    with open(stdout or os.devnull, "wb") as out, open(err_path, "wb") as err_file:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err_file,
+                                stdin=subprocess.DEVNULL, cwd=tempfile.gettempdir())
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.005)
+        wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = err_path.read_text(errors="replace")[-2000:]
+    err_path.unlink()
+    peak_kb = usage.ru_maxrss
+    found = re.findall(r"^(\d+)$", rss_path.read_text(), re.M)
+    rss_path.unlink()
+    if found:
+        peak_kb = int(found[-1])
+    sample = Sample(wall, usage.ru_utime + usage.ru_stime, peak_kb / 1024, proc.returncode)
+    if proc.returncode not in (0, 1) and err:
+        name = Path(cmd[5] if cmd[0] == GNU_TIME else cmd[0]).name
+        print(f"  {name} exit {proc.returncode}: {err.strip()[-300:]}")
+    return sample
+
+
+def clean_env(kubeconfig: Path) -> dict[str, str]:
+    """The environment of a scan: the admin kubeconfig only, no live-service endpoints (so
+    the figure is the cluster scan, not OpenFGA/Kafka/Prometheus probes)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SOMA_AUDIT_", "SOMA_TESTENV_", "FGA_"))}
+    env["KUBECONFIG"] = str(kubeconfig)
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def soma_audit_bin() -> str:
+    return str(Path(sys.executable).with_name("soma-audit"))
+
+
+def ensure_peer(name: str, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Build a peer once into the cache dir, from its Go module at the pinned version.
+
+    ``go install module@version`` is refused here (the module proxy serves the versions but
+    not their lists, which ``go install`` reads for deprecations), so the same pinned
+    version is required from a throw-away module and built with ``go build``. Polaris'
+    pseudo-version is not in the checksum database: GONOSUMDB for that module only.
+    """
+    module, version = PEERS[name]
+    bindir = CACHE / "bin"
+    binary = bindir / name
+    src = CACHE / "src" / name
+    command = (f"cd {src} && go mod download {module} && "
+               f"go build -mod=mod -o {binary} {module}   # go.mod: require {module} {version}")
+    info: dict[str, Any] = {"module": module, "version": version, "command": command}
+    if binary.exists():
+        return info | {"binary": str(binary)}
+    log(f"building {name} {version} (up to {PEER_BUILD_TIMEOUT / 60:.0f} min)")
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "go.mod").write_text(f"module soma-audit-bench/{name}\n\ngo 1.17\n\n"
+                                f"require {module} {version}\n")
+    env = os.environ | {"GOPATH": str(CACHE / "gopath"), "GOMODCACHE": str(CACHE / "gomod"),
+                        "GOTOOLCHAIN": "local", "GOFLAGS": "-modcacherw"}
+    if name == "polaris":
+        env["GONOSUMDB"] = module
+    deadline = time.monotonic() + PEER_BUILD_TIMEOUT
+    for step in (["go", "mod", "download", module],
+                 ["go", "build", "-mod=mod", "-o", str(binary), module]):
+        try:
+            proc = subprocess.run(step, cwd=src, env=env, capture_output=True, text=True,
+                                  timeout=max(1.0, deadline - time.monotonic()))
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return info | {"error": f"{' '.join(step)}: {type(exc).__name__}: {exc}"}
+        if proc.returncode:
+            return info | {"error": f"{' '.join(step)}: {(proc.stderr or proc.stdout)[-2000:]}"}
+    return info | {"binary": str(binary)}
+
+
+def peer_command(name: str, binary: str, kubeconfig: Path, scratch: Path) -> list[str]:
+    """The peer's whole-cluster audit, JSON to stdout (Popeye needs -A for all namespaces)."""
+    if name == "polaris":
+        return [binary, "audit", "--format", "json"]
+    return [binary, "--kubeconfig", str(kubeconfig), "-A", "-o", "json", "--force-exit-zero",
+            "--logs", str(scratch / "popeye.log")]
+
+
+# -- cold start -------------------------------------------------------------------------
+TUI_PROBE = ROOT / "bench" / "tui_first_frame.py"
+FETCH_PROBE = ROOT / "bench" / "fetch_only.py"
+FETCH = "soma-audit fetch phase"
+
+
+def cold_start(reps: int, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """``--version``, ``--demo --ci`` and the TUI's first complete frame on the demo."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOMA_AUDIT_", "FGA_"))}
+    env["KUBECONFIG"] = os.devnull
+    exe = soma_audit_bin()
+    result: dict[str, Any] = {}
+    for name, cmd, n in (
+        ("version", [exe, "--version"], max(reps, 10)),
+        ("demo_ci", [exe, "--demo", "--ci", "--format", "json"], max(reps, 5)),
+    ):
+        run_child(cmd, env)  # warm the page cache: we measure a warm start, not the disk
+        result[name] = summarize([run_child(cmd, env) for _ in range(n)])
+        log(f"cold start {name}: {result[name]['wall_s'] * 1000:.0f} ms")
+    frames: list[Sample] = []
+    for _ in range(max(reps, 3)):
+        started = time.time()
+        proc = subprocess.run([sys.executable, str(TUI_PROBE)], env=env, capture_output=True,
+                              text=True, timeout=120, cwd=tempfile.gettempdir())
+        stamps = [line for line in proc.stdout.splitlines() if line.startswith("READY ")]
+        if proc.returncode == 0 and stamps:
+            frames.append(Sample(float(stamps[-1].split()[1]) - started))
+        else:
+            log(f"  TUI probe failed: {proc.stderr.strip()[-400:]}")
+    result["tui_first_frame"] = summarize(frames)
+    if frames:
+        log(f"cold start TUI first frame: {result['tui_first_frame']['wall_s'] * 1000:.0f} ms")
+    return result
+
+
+# -- one size ---------------------------------------------------------------------------
+@dataclass
+class SizeResult:
+    size: int
+    date: str
+    seed: dict[str, Any]
+    cluster_objects: dict[str, int]
+    list_paths: list[str]
+    baseline_io: dict[str, int]
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: dict[str, dict[str, int]] = field(default_factory=dict)
+    peers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
+
+
+def measure_size(api: Api, size: int, reps: int, peers: dict[str, dict[str, Any]],
+                 readonly_variant: bool = False,
+                 log: Callable[[str], None] = print) -> SizeResult:
+    """Seed up to ``size``, then round-robin ``reps`` timed repetitions of every subject."""
+    seeded = seed(api, namespaces_for(size), log)
+    paths = audit_list_paths(api)
+    counts = count_objects(api, paths)
+    log(f"size {size}: {sum(counts.values())} objects of {len(paths)} listed kinds in the "
+        f"cluster (all namespaces)")
+    kubeconfig = ROOT / ".testenv" / "admin.kubeconfig"
+    scratch = Path(tempfile.mkdtemp(prefix="soma-bench-"))
+    subjects: dict[str, list[str]] = {"soma-audit": [soma_audit_bin(), "--ci", "--format", "json"]}
+    if readonly_variant:
+        # The least-privilege identity: no patch on namespaces, so no dry-run PATCHes.
+        subjects["soma-audit (read-only SA)"] = [*subjects["soma-audit"], "--kubeconfig",
+                                                 str(ROOT / ".testenv" / "readonly.kubeconfig")]
+    for name, info in peers.items():
+        if info.get("binary"):
+            subjects[name] = peer_command(name, info["binary"], kubeconfig, scratch)
+    env = clean_env(kubeconfig)
+    samples: dict[str, list[Sample]] = {"baseline": [], FETCH: [],
+                                        **{s: [] for s in subjects}}
+    requests: dict[str, dict[str, int]] = {}
+    io: dict[str, int] = {}
+    # Round-robin repetitions so that a burst of other traffic hits every subject alike.
+    for rep in range(reps + 1):  # rep 0 is a warm-up (and the request count), not timed
+        before = api.metrics()
+        sample, io = baseline_once(api, paths)
+        if rep == 0:
+            requests["baseline"] = diff_totals(before, api.metrics())
+        else:
+            samples["baseline"].append(sample)
+        for name, cmd in subjects.items():
+            before = api.metrics()
+            sample = run_child(cmd, env, stdout=scratch / f"{name}.json")
+            if rep == 0:
+                requests[name] = diff_totals(before, api.metrics())
+            else:
+                samples[name].append(sample)
+        fetch = run_child([sys.executable, str(FETCH_PROBE), str(kubeconfig)], env,
+                          stdout=scratch / "fetch.txt")
+        load_line = (scratch / "fetch.txt").read_text().split()
+        if rep and fetch.rc == 0 and load_line[:1] == ["LOAD"]:
+            # in-process time of ClusterSource.load; CPU and RSS are the whole child's
+            samples[FETCH].append(Sample(float(load_line[1]), fetch.cpu_s, fetch.rss_mb))
+        if rep:
+            line = "  ".join(f"{n} {s[-1].wall_s:.2f}s" for n, s in samples.items() if s)
+            log(f"size {size} rep {rep}/{reps}: {line}")
+    summaries = {name: summarize(s) for name, s in samples.items()}
+    return SizeResult(size=size, date=dt.date.today().isoformat(), seed=seeded,
+                      cluster_objects=counts, list_paths=[p for _, p in paths],
+                      baseline_io=io, summaries=summaries, requests=requests, peers=peers,
+                      machine=machine_info(api))
+
+
+def machine_info(api: Api) -> dict[str, Any]:
+    try:
+        version = api.json("/version").get("gitVersion", "")
+    except (RuntimeError, ValueError):
+        version = ""
+    return {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "kube_apiserver": version, "platform": platform.platform()}
+
+
+def to_json(result: SizeResult) -> dict[str, Any]:
+    data = asdict(result)
+    data["ratios"] = {
+        "soma-audit_wall_over": ratios(result.summaries, "soma-audit", "wall_s"),
+        "soma-audit_cpu_over": ratios(result.summaries, "soma-audit", "cpu_s"),
+        "soma-audit_rss_over": ratios(result.summaries, "soma-audit", "rss_mb"),
+    }
+    return data
+
+
+def markdown_rows(results: Sequence[dict[str, Any]]) -> str:
+    """The performance.md table rows: one per (size, subject)."""
+    lines = ["| size (bench objects / listed in cluster) | subject | wall s (median) | CPU s | "
+             "peak RSS MB | x baseline (wall) | soma-audit ÷ subject (wall) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for data in results:
+        summaries = data["summaries"]
+        base = summaries.get("baseline", {}).get("wall_s")
+        mine = summaries.get("soma-audit", {}).get("wall_s")
+        label = f"{data['seed']['bench_objects']:,} / {sum(data['cluster_objects'].values()):,}"
+        for name, s in summaries.items():
+            if not s.get("n"):
+                continue
+            x_base = f"{s['wall_s'] / base:.2f}" if base else "—"
+            vs = f"{mine / s['wall_s']:.2f}" if mine and name != "soma-audit" else "—"
+            rss = f"{s['rss_mb']:.0f}" if s["rss_mb"] else "—"
+            lines.append(f"| {label} | {name} | {s['wall_s']:.3f} | {s['cpu_s']:.2f} | {rss} | "
+                         f"{x_base} | {vs} |")
+    return "\n".join(lines)
+
+
+def list_requests(requests: dict[str, int]) -> tuple[int, int, int]:
+    """(LIST requests, distinct resources listed, other requests) of one run."""
+    lists = {k: v for k, v in requests.items() if k.startswith("LIST ")}
+    return sum(lists.values()), len(lists), sum(requests.values()) - sum(lists.values())
+
+
+def growth_rows(results: Sequence[dict[str, Any]]) -> str:
+    """How each subject's wall time and peak RSS grow with the listed objects."""
+    subjects = sorted({name for d in results for name, s in d["summaries"].items()
+                       if s.get("n")})
+    lines = ["| subject | wall-time exponent | peak-RSS exponent |", "| --- | ---: | ---: |"]
+    for name in subjects:
+        pts = [(sum(d["cluster_objects"].values()), d["summaries"].get(name, {}))
+               for d in results]
+        wall = growth([(x, s.get("wall_s", 0.0)) for x, s in pts if s.get("n")])
+        rss = growth([(x, s.get("rss_mb", 0.0)) for x, s in pts if s.get("n")])
+        lines.append(f"| {name} | {wall if wall is not None else '—'} | "
+                     f"{rss if rss is not None else '—'} |")
+    return "\n".join(lines)
+
+
+def report(paths: Sequence[Path]) -> str:
+    """The markdown tables of docs/performance.md from result files."""
+    results = [json.loads(p.read_text()) for p in sorted(paths, key=lambda p: p.stat().st_size)]
+    results.sort(key=lambda d: sum(d["cluster_objects"].values()))
+    out = [markdown_rows(results), "", growth_rows(results), ""]
+    out += ["| size | subject | LIST requests | resources listed | other requests |",
+            "| --- | --- | ---: | ---: | ---: |"]
+    for d in results:
+        for name, reqs in d["requests"].items():
+            n, kinds, other = list_requests(reqs)
+            out.append(f"| {d['size']:,} | {name} | {n} | {kinds} | {other} |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
+                        help="comma-separated object counts (default: %(default)s)")
+    parser.add_argument("--reps", type=int, default=3, help="timed repetitions per size")
+    parser.add_argument("--no-peers", action="store_true", help="skip Polaris and Popeye")
+    parser.add_argument("--no-cold-start", action="store_true")
+    parser.add_argument("--readonly-variant", action="store_true",
+                        help="also time soma-audit with the read-only ServiceAccount")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--report", nargs="*", type=Path, metavar="RESULT",
+                        help="only print the markdown tables of these result files")
+    args = parser.parse_args(argv)
+    if args.report is not None:
+        print(report(args.report or sorted(RESULTS.glob("*-[0-9]*.json"))))
+        return 0
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    args.out.mkdir(parents=True, exist_ok=True)
+    today = dt.date.today().isoformat()
+    api = testenv_api()
+    peers = {} if args.no_peers else {name: ensure_peer(name) for name in PEERS}
+    for name, info in peers.items():
+        if info.get("error"):
+            print(f"peer {name} could not be built: {info['command']}: {info['error'][-300:]}")
+    written: list[dict[str, Any]] = []
+    for size in sorted(sizes):
+        data = to_json(measure_size(api, size, args.reps, peers, args.readonly_variant))
+        path = args.out / f"{today}-{size}.json"
+        path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        written.append(data)
+        print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    if not args.no_cold_start:
+        cold = cold_start(args.reps)
+        path = args.out / f"{today}-coldstart.json"
+        path.write_text(json.dumps(cold, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {path}")
+    if written:
+        print(markdown_rows(written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
