@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-integration test-tui lint testenv testenv-down docs clean
+.PHONY: install demo test test-unit test-integration test-tui test-reliability reliability-report lint testenv testenv-down docs clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,9 @@ demo: install
 	$(VENV)/bin/soma-audit --demo
 
 lint: install
-	$(VENV)/bin/ruff check soma_audit tests testenv
+	$(VENV)/bin/ruff check soma_audit tests testenv bench
 
-test: install lint testenv test-unit test-integration test-tui
+test: install lint testenv test-unit test-integration test-tui test-reliability
 
 test-unit: install
 	$(PY) -m pytest -m "not integration and not tui and not reliability" tests/unit
@@ -31,11 +31,24 @@ test-integration: install testenv
 test-tui: install
 	$(PY) -m pytest -m tui tests/tui
 
+# Read-only promise, hostile input, no leaks (docs/reliability.md); writes
+# tests/reliability/results.json, from which `make reliability-report` writes the doc.
+test-reliability: install testenv
+	$(PY) -m pytest -m reliability tests/reliability
+
+reliability-report: install
+	$(PY) -m tests.reliability.report
+
 testenv: install
 	$(PY) -m testenv up
 
 testenv-down: install
 	$(PY) -m testenv down
+
+# Seeds the test API server (bench-* namespaces, reused) and times soma-audit against a
+# raw-LIST baseline, Polaris and Popeye; see docs/performance.md. Asserts no time.
+bench: install testenv
+	$(PY) bench/run.py
 
 docs: install
 	$(VENV)/bin/soma-audit checks --format markdown > docs/checks.md

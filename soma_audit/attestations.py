@@ -10,6 +10,7 @@ import yaml
 
 from soma_audit.errors import ConfigError
 from soma_audit.fileio import write_atomically
+from soma_audit.sources.documents import safe_load
 from soma_audit.typed import build
 
 DEFAULT_FILE = "soma-audit.attestations.yaml"
@@ -43,7 +44,7 @@ def load(path: Path) -> dict[str, Attestation]:
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read attestations {path}: {exc}") from None
     parsed = build(_File, data, str(path))

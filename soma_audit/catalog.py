@@ -12,6 +12,7 @@ import yaml
 from soma_audit.errors import ConfigError
 from soma_audit.model import AREAS, LIVE_SERVICES, Check, Severity
 from soma_audit.paths import data_path
+from soma_audit.sources.documents import safe_load
 from soma_audit.typed import build
 
 LiveService = Literal["cluster", "openfga", "kafka", "prometheus"]
@@ -39,13 +40,14 @@ class _CatalogFile:
 
 def _read(path: Path) -> list[Check]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read catalog {path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"catalog {path}{line}: invalid YAML") from None
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"catalog {path}{line}: {problem}") from None
     parsed = build(_CatalogFile, data, str(path))
     checks = []
     for i, entry in enumerate(parsed.checks):

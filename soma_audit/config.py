@@ -17,6 +17,7 @@ import yaml
 
 from soma_audit.errors import ConfigError
 from soma_audit.paths import data_path
+from soma_audit.sources.documents import safe_load
 from soma_audit.typed import build
 
 PssLevel = Literal["privileged", "baseline", "restricted"]
@@ -232,7 +233,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""

@@ -20,6 +20,68 @@ _DOC_START = re.compile(r"^---(?=\s|$)", re.MULTILINE)
 
 #: Files above this size are not parsed (a GitOps manifest is never this large).
 MAX_FILE_BYTES = 32 * 1024 * 1024
+#: Nodes that aliases (``*a``, ``<<: *a``) may add to a document once expanded: far above
+#: any real manifest, far below a "billion laughs" document.
+MAX_ALIAS_NODES = 1_000_000
+
+
+class UnsafeYAMLError(yaml.MarkedYAMLError):
+    """A document that is valid YAML but refused: an alias bomb, a recursive alias, too deep."""
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    """The nodes directly below ``node`` (an alias is the very node it names)."""
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_expansion(root: yaml.Node, budget: int = MAX_ALIAS_NODES) -> None:
+    """Raise :class:`UnsafeYAMLError` when aliases expand ``root`` by more than ``budget``
+    nodes or refer to themselves; linear in the distinct nodes (iterative, no recursion)."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            size = 1 + sum(sizes[id(child)] for child in _children(node))
+            sizes[key] = size
+            if size - len(sizes) > budget:
+                raise UnsafeYAMLError(
+                    problem=f"aliases expand the document by more than {budget:,} nodes "
+                    "(a YAML alias bomb?)", problem_mark=node.start_mark)
+            continue
+        if key in sizes:
+            continue
+        on_path.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in on_path:
+                raise UnsafeYAMLError(problem="recursive alias (a node that contains itself)",
+                                      problem_mark=child.start_mark)
+            if id(child) not in sizes:
+                stack.append((child, False))
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` of one document, bounded: the node graph is checked for alias
+    expansion before any Python object is built. Raises ``yaml.YAMLError`` only."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return loader.construct_document(node)
+    except RecursionError:
+        raise UnsafeYAMLError(problem="nested too deep") from None
+    finally:
+        loader.dispose()
 
 
 @dataclass(frozen=True)
@@ -90,12 +152,9 @@ def parse_text(text: str, where: str) -> Parsed:
         if not chunk.strip():
             continue
         try:
-            doc = yaml.load(chunk, Loader=_Loader)
+            doc = safe_load(chunk)
         except yaml.YAMLError as exc:
             problems.append(_yaml_error(exc, where, first_line))
-            continue
-        except RecursionError:
-            problems.append(SourceProblem(f"{where}:{first_line}", "invalid YAML: nested too deep"))
             continue
         line = first_line + _leading_blank_lines(chunk)
         resources.extend(_flatten(doc, f"{where}:{line}"))

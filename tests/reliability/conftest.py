@@ -1,0 +1,202 @@
+"""Fixtures of the reliability tier: the integration fixtures, the audit log, the figures.
+
+Every test here runs the real tool (the CLI in a subprocess, or the real loaders) against
+the real test environment; figures the tests measure go to ``results.json`` beside this
+file, from which ``python -m tests.reliability.report`` writes docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from soma_audit import __version__
+from tests.integration.conftest import (  # noqa: F401 - fixtures re-exported
+    _testenv_session,
+    kafka_env,
+    kube_admin_client,
+    kube_env,
+    openfga_env,
+    prometheus_env,
+    unique_name,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = Path(__file__).with_name("results.json")
+SOMA_AUDIT = ROOT / ".venv" / "bin" / "soma-audit"
+USER_AGENT = f"soma-audit/{__version__}"
+MUTATING = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test below this folder is in the reliability tier."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.reliability)
+
+
+class Figures:
+    """Figures measured by the tests, merged into ``results.json`` at the end of a session."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    def add(self, section: str, key: str, value: Any) -> None:
+        """Set one figure."""
+        self.data.setdefault(section, {})[key] = value
+
+    def count(self, section: str, key: str, amount: int = 1) -> None:
+        """Add ``amount`` to a counter."""
+        bucket = self.data.setdefault(section, {})
+        bucket[key] = bucket.get(key, 0) + amount
+
+    def save(self) -> None:
+        """Merge this session's figures into results.json."""
+        old: dict[str, Any] = {}
+        if RESULTS.exists():
+            old = json.loads(RESULTS.read_text(encoding="utf-8"))
+        for section, values in self.data.items():
+            old.setdefault(section, {}).update(values)
+        old["generated"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        RESULTS.write_text(json.dumps(old, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def figures() -> Iterator[Figures]:
+    """The session's figure recorder, saved at the end."""
+    recorder = Figures()
+    yield recorder
+    if recorder.data:
+        recorder.save()
+
+
+@dataclass
+class Run:
+    """One finished CLI run."""
+
+    argv: list[str]
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 300) -> Run:
+    """Run ``soma-audit`` in a subprocess with exactly ``env`` (plus PATH/HOME/TZ)."""
+    full = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    full.update(env)
+    proc = subprocess.run([str(SOMA_AUDIT), *argv], env=full, cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+    return Run(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
+def service_env(kube: Any, fga: Any, kafka: Any, prom: Any) -> dict[str, str]:
+    """The SOMA_AUDIT_* variables of the live services, with the read-only kubeconfig."""
+    env = {
+        "KUBECONFIG": str(kube.readonly_kubeconfig),
+        "SOMA_AUDIT_OPENFGA_URL": fga.url,
+        "SOMA_AUDIT_OPENFGA_STORE": fga.store_id,
+        "SOMA_AUDIT_PROMETHEUS_URL": prom.url,
+        "SOMA_AUDIT_KAFKA_BOOTSTRAP": kafka.bootstrap,
+    }
+    env.update({
+        "SOMA_AUDIT_KAFKA_SECURITY_PROTOCOL": kafka.security_protocol,
+        "SOMA_AUDIT_KAFKA_SASL_MECHANISM": kafka.sasl_mechanism,
+        "SOMA_AUDIT_KAFKA_SASL_USERNAME": kafka.admin_user,
+        "SOMA_AUDIT_KAFKA_SASL_PASSWORD": kafka.users[kafka.admin_user],
+    })
+    return env
+
+
+class AuditLog:
+    """The API server's audit log (requests of the read-only identity, Metadata level)."""
+
+    def __init__(self, path: Path, user: str) -> None:
+        self.path = path
+        self.user = user
+
+    def now(self) -> dt.datetime:
+        """The current UTC time (the server's clock: both run on this machine)."""
+        return dt.datetime.now(dt.UTC)
+
+    def events(self, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
+        """Completed requests of the tool (user and User-Agent) received in [start, end]."""
+        time.sleep(0.5)  # the log backend writes batches asynchronously
+        found = []
+        with self.path.open(encoding="utf-8", errors="replace") as stream:
+            for line in stream:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if event.get("stage") != "ResponseComplete":
+                    continue
+                if event.get("user", {}).get("username") != self.user:
+                    continue
+                if not str(event.get("userAgent", "")).startswith(USER_AGENT):
+                    continue
+                received = dt.datetime.fromisoformat(
+                    event["requestReceivedTimestamp"].replace("Z", "+00:00"))
+                if start <= received <= end:
+                    found.append(event)
+        return found
+
+
+def mutating(events: list[dict[str, Any]]) -> list[str]:
+    """``verb URI`` of every mutating request in ``events`` (server-side dry-runs included)."""
+    return [f"{e['verb']} {e['requestURI']}" for e in events if e.get("verb") in MUTATING]
+
+
+def persisting(events: list[dict[str, Any]]) -> list[str]:
+    """The mutating requests that are not server-side dry-runs (``dryRun=All``)."""
+    return [w for w in mutating(events) if "dryRun=All" not in w]
+
+
+def scan_dry_runs(events: list[dict[str, Any]]) -> list[str]:
+    """Dry-runs a scan may send: only ``pss.admission-verdict``'s PATCH of namespace labels
+    (opt-in ClusterRole ``soma-audit-dryrun``, manifests/rbac/clusterrole-dryrun.yaml)."""
+    return [w for w in mutating(events) if "dryRun=All" in w]
+
+
+@pytest.fixture(scope="session")
+def audit_log(kube_env: Any) -> AuditLog:  # noqa: F811 - the fixture above
+    """The test API server's audit log, filtered to the read-only identity."""
+    return AuditLog(Path(kube_env.audit_log), kube_env.readonly_user)
+
+
+def python() -> str:
+    """The interpreter running the tests (for measured subprocesses)."""
+    return sys.executable
+
+
+def demo_tree(base: Path) -> Path:
+    """A scratch copy of the bundled demo GitOps repository."""
+    from soma_audit.demo import prepare_demo
+
+    return prepare_demo(base)
+
+
+def write_snapshot(tree: Path, path: Path) -> Path:
+    """A ``kind: List`` dump of every object in ``tree`` (what ``kubectl get -o yaml`` gives)."""
+    import yaml
+
+    items = []
+    for file in sorted(tree.rglob("*.y*ml")):
+        try:
+            docs = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
+        except yaml.YAMLError:
+            continue
+        items.extend(d for d in docs if isinstance(d, dict) and "kind" in d and "apiVersion" in d)
+    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}),
+                    encoding="utf-8")
+    return path

@@ -1,0 +1,86 @@
+"""Write docs/reliability.md from the figures the reliability tier measured.
+
+``python -m tests.reliability.report`` (or ``make reliability-report``) after
+``make test-reliability``; the tests merge their figures into ``results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results.json"
+DOC = HERE.parents[1] / "docs" / "reliability.md"
+
+#: The static part: promises, test files and the observed-behaviour matrix.
+STATIC = HERE / "matrix.md"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def render(data: dict[str, Any]) -> str:
+    """The whole document from ``results.json``'s content."""
+    static = STATIC.read_text(encoding="utf-8")
+    parts = [static.replace("{generated}", str(data.get("generated", "unknown")))]
+    fuzz = data.get("fuzz", {})
+    readonly = data.get("readonly", {})
+    leaks = data.get("leaks", {})
+    rows = [("generated inputs (hypothesis), total", sum(fuzz.values())),
+            *((f"— {name}", count) for name, count in sorted(fuzz.items())),
+            ("API server requests audited (read-only identity)",
+             readonly.get("requests_audited", 0) + leaks.get("requests_audited", 0)),
+            ("tool runs checked against the audit log", readonly.get("runs", 0)),
+            ("server-side dry-runs seen in scans (pss.admission-verdict)",
+             readonly.get("dry_runs", 0)),
+            ("leak runs / marker values / files searched",
+             f"{leaks.get('runs', 0)} / {leaks.get('markers', 0)} / "
+             f"{leaks.get('files_checked', 0)}")]
+    parts.append("## Figures\n\n| figure | value |\n| --- | --- |\n"
+                 + "".join(f"| {name} | {_fmt(value)} |\n" for name, value in rows))
+    modes = data.get("readonly_modes", {})
+    if modes:
+        parts.append("## Read-only promise, per mode (read-only ServiceAccount)\n\n"
+                     "| run | requests | persisting writes | dry-runs | exit |\n"
+                     "| --- | --- | --- | --- | --- |\n" + "".join(
+            f"| `{name}` | {row.get('requests')} | {row.get('persisting')} | "
+            f"{row.get('dry_run')} | {row.get('exit')} |\n" for name, row in sorted(modes.items())))
+        parts.append(
+            "A cluster scan's only write-shaped request is `pss.admission-verdict`'s "
+            "server-side dry-run PATCH of namespace labels (`?dryRun=All`, nothing saved). "
+            "It needs the opt-in `soma-audit-dryrun` role "
+            "(manifests/rbac/clusterrole-dryrun.yaml); with the bundled read-only role "
+            "alone it is denied (403) and that one check reports `error: forbidden`, every "
+            "other request succeeds. `diff` needs `get` and dry-run `patch`, which the "
+            "read-only role lacks: it stops with one clear `soma-audit: error:` line.\n")
+    bounds = data.get("bounds", {})
+    if bounds:
+        table = ("## Bounds (child process, `getrusage` peak RSS)\n\n"
+                 "| input | wall time | peak RSS | outcome |\n| --- | --- | --- | --- |\n")
+        for name, row in sorted(bounds.items()):
+            outcome = row.get("outcome", {})
+            text = (outcome.get("error") or "; ".join(outcome.get("problems") or [])
+                    or f"{outcome.get('objects', 0):,} objects loaded")
+            text = re.sub(r"/\S*/(?=[\w.-]+\.yaml)", "", text.splitlines()[0])
+            text = text.replace("|", "\\|")
+            table += f"| {name} | {row['seconds']} s | {row['max_rss_mib']} MiB | {text} |\n"
+        parts.append(table)
+    return "\n".join(p.rstrip("\n") + "\n" for p in parts)
+
+
+def main() -> int:
+    if not RESULTS.exists():
+        print(f"no {RESULTS}: run `make test-reliability` first", file=sys.stderr)
+        return 1
+    DOC.write_text(render(json.loads(RESULTS.read_text(encoding="utf-8"))), encoding="utf-8")
+    print(f"wrote {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
