@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from soma_audit.config import Service
 from soma_audit.inventory import Inventory
+from soma_audit.labels import has_labels
 from soma_audit.workloads import Workload, workloads
 
 
@@ -22,7 +23,6 @@ def service_workloads(inventory: Inventory, service: Service, namespace: str) ->
     for workload in workloads(inventory, namespace):
         if workload.resource.metadata.get("ownerReferences"):
             continue
-        labels = workload.pod_labels
-        if all(labels.get(k) == v for k, v in service.selector.items()):
+        if has_labels(workload.pod_labels, service.selector.items()):
             found.append(workload)
     return found

@@ -64,9 +64,7 @@ def _missing(service: OpenFgaService, store: Store | None) -> Outcome:
 def _repo_model(ctx: ProbeContext) -> tuple[str, dict[str, Any]]:
     """(path as evidence names it, JSON form) of the repository model, converted by the
     real ``fga model transform``."""
-    repo = ctx.require_repo()
-    path = repo / ctx.config.layout.fga_model
-    where = repofiles.relative(repo, path)
+    _, path, where = repofiles.locate(ctx, ctx.config.layout.fga_model)
     if not path.is_file():
         raise ProbeError(f"model file missing: {where} (see fga.model-file)")
     run = ctx.tools.run("fga", "model", "transform", "--file", str(path),
@@ -93,18 +91,17 @@ def store_model(ctx: ProbeContext, params: Params) -> Outcome:
         return _missing(service, store)
     model_id, live_json = latest
     ref = f"{_store_ref(service, store)} model {model_id}"
-    differences = model_differences(canonical_model(repo_json), canonical_model(live_json))
+    live = canonical_model(live_json)
+    differences = model_differences(canonical_model(repo_json), live)
     if differences:
         return failed(*(ev(ref, f"differs from {where}: {d}") for d in differences))
-    types = canonical_model(live_json).types
+    types = live.types
     relations = sum(len(r) for r in types.values())
     return passed(ev(ref, f"equals {where}: {len(types)} types, {relations} relations"))
 
 
 def _scenarios(ctx: ProbeContext) -> tuple[str, list[Assertion]]:
-    repo = ctx.require_repo()
-    path = repo / ctx.config.layout.fga_tests
-    where = repofiles.relative(repo, path)
+    repo, path, where = repofiles.locate(ctx, ctx.config.layout.fga_tests)
     if not path.is_file():
         raise ProbeError(f"scenario file missing: {where} (see fga.scenarios)")
     try:

@@ -18,6 +18,7 @@ from soma_audit import argo, strimzi
 from soma_audit.config import Config, LoadProfile, Service
 from soma_audit.errors import AuditError
 from soma_audit.inventory import Inventory, Resource
+from soma_audit.labels import LABEL_METADATA_NAME
 from soma_audit.netpol import ServicePods, app_namespaces, locate_services
 
 #: Where SomaAgentHub's manifests live when no Application names a repository yet
@@ -25,7 +26,6 @@ from soma_audit.netpol import ServicePods, app_namespaces, locate_services
 DEFAULT_REPO_URL = "https://github.com/somatechlat/somaAgentHub.git"
 #: Strimzi's conventional TLS listener port: KafkaUsers authenticate with mTLS.
 KAFKA_TLS_PORT = 9093
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 class ContextError(AuditError):
@@ -160,12 +160,12 @@ def _peer(target: str, here: str, located: Mapping[str, ServicePods],
           config: Config) -> dict[str, Any]:
     """The NetworkPolicy peer for a flow end seen from namespace ``here``."""
     if target.startswith("ns/"):
-        return {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: target[3:]}}}
+        return {"namespaceSelector": {"matchLabels": {LABEL_METADATA_NAME: target[3:]}}}
     service = located[target].service
     peer: dict[str, Any] = {"podSelector": {"matchLabels": dict(service.selector)}}
     namespace = _namespace_of(located, target, config.namespace)
     if namespace != here:
-        peer = {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}},
+        peer = {"namespaceSelector": {"matchLabels": {LABEL_METADATA_NAME: namespace}},
                 **peer}
     return peer
 
@@ -209,7 +209,7 @@ def network_policies(config: Config, inventory: Inventory) -> list[ServicePolicy
                 "strimzi.io/cluster": config.kafka.cluster, "strimzi.io/kind": "Kafka"}}}
             if config.kafka.namespace != here:
                 broker = {"namespaceSelector": {"matchLabels": {
-                    NAMESPACE_NAME_LABEL: config.kafka.namespace}}, **broker}
+                    LABEL_METADATA_NAME: config.kafka.namespace}}, **broker}
             policy.egress.append(Rule(broker, KAFKA_TLS_PORT,
                                       f"to Kafka cluster {config.kafka.cluster} (KafkaUser)"))
         policies.append(policy)
