@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     live.add_argument("--prometheus-url", metavar="URL")
     live.add_argument("--kafka-bootstrap", metavar="HOSTS")
     live.add_argument("--probe-writes", action="store_true", default=None,
-                      help="allow the Kafka canary produce/consume (writes to the broker)")
+                      help="allow the probes that write: the Kafka canary produce/consume and "
+                      "PodSecurity's server-side dry-run of namespace labels")
     out = parser.add_argument_group("headless mode")
     out.add_argument("--ci", action="store_true", default=None,
                      help="no TUI: print a report and set the exit code")
@@ -123,9 +124,10 @@ def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     put("openfga", "store", args.openfga_store)
     put("prometheus", "url", args.prometheus_url)
     put("kafka", "bootstrap", args.kafka_bootstrap)
-    put("kafka", "probe_writes", args.probe_writes)
     for env, (section, key) in ENV_ONLY.items():
         put(section, key, os.environ.get(ENV_PREFIX + env))
+    if args.probe_writes is not None:
+        overrides["probe_writes"] = args.probe_writes
     if args.repo:
         overrides["repo"] = args.repo
     return overrides

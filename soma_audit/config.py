@@ -88,7 +88,6 @@ class Kafka:
     sasl_username: str | None = None
     sasl_password: str | None = field(default=None, repr=False)
     canary_topic: str = "soma-audit-canary"
-    probe_writes: bool = False
     timeout_seconds: float = 10.0
 
 
@@ -216,6 +215,9 @@ class Config:
     attestations: str | None = None
     catalogs: list[str] = field(default_factory=list)
     production_pattern: str = "(?i)prod"
+    #: Opt-in for the only probes that write: the Kafka canary message and the
+    #: PodSecurity dry-run PATCH of namespace labels. Off, a scan sends reads only.
+    probe_writes: bool = False
 
     def service(self, name: str) -> Service | None:
         return next((s for s in self.services if s.name == name), None)

@@ -3,7 +3,7 @@ has — topics and their configs, ACLs per service principal, consumer groups an
 lag — and, only with ``--probe-writes``, an end-to-end canary round trip.
 
 Every probe here is read-only except ``kafka.event-flow``, which writes one message to
-``kafka.canary_topic`` and only when ``kafka.probe_writes`` is set.
+``kafka.canary_topic`` and only when ``probe_writes`` is set (``--probe-writes``).
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def event_flow(ctx: ProbeContext, params: Params) -> Outcome:
     """Opt-in (``--probe-writes``): a uniquely keyed message produced to the canary topic
     is read back within the timeout. Without the opt-in nothing is written."""
     settings = ctx.config.kafka
-    if not settings.probe_writes:
+    if not ctx.config.probe_writes:
         return skipped("opt-in: --probe-writes (writes one canary message to "
                        f"{settings.canary_topic})")
     service = _service(ctx)

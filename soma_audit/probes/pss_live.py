@@ -4,9 +4,10 @@
 For each namespace in scope, a server-side dry-run PATCH (``?dryRun=All``: admission runs,
 nothing is saved) labels it with its target enforce level; PodSecurity admission then
 evaluates the pods already running there and answers with ``Warning`` headers, which are
-the evidence. This is the only write-shaped request soma-audit sends during a scan; it
-needs ``patch`` on namespaces, granted only by the opt-in ClusterRole
-``manifests/rbac/clusterrole-dryrun.yaml``.
+the evidence. Nothing is saved, but it is still a write-shaped request (one per namespace
+in scope) that needs ``patch`` on namespaces, so it runs only when the user opts in with
+``--probe-writes`` and binds the ClusterRole ``manifests/rbac/clusterrole-dryrun.yaml``;
+otherwise the check is skipped and a scan sends reads only.
 
 PodSecurity skips the evaluation when the enforce policy does not change, so when a
 namespace already enforces its target at ``latest``, the dry-run pins
@@ -30,11 +31,14 @@ from soma_audit.probes import (
     ev,
     failed,
     probe,
+    skipped,
     verdict,
 )
 from soma_audit.pss import LABEL_PREFIX, parse_level
 
 FORBIDDEN = "forbidden (needs patch on namespaces for a dry-run)"
+OPT_IN = ("opt-in: --probe-writes (a server-side dry-run PATCH of each namespace's labels; "
+          "needs the role in manifests/rbac/clusterrole-dryrun.yaml)")
 
 
 def _cluster(ctx: ProbeContext) -> Any:
@@ -71,6 +75,8 @@ def admission_verdict(ctx: ProbeContext, params: Params) -> Outcome:
     """A server-side dry-run of each namespace's target enforce level warns of nothing."""
     from soma_audit.sources.cluster import ListError
 
+    if not ctx.config.probe_writes:
+        return skipped(OPT_IN)
     cluster = _cluster(ctx)
     exempt = set(ctx.config.pss_exempt_namespaces)
     namespaces = {r.name: r for r in ctx.inventory.of_kind("Namespace") if r.name}

@@ -163,8 +163,8 @@ def persisting(events: list[dict[str, Any]]) -> list[str]:
 
 
 def scan_dry_runs(events: list[dict[str, Any]]) -> list[str]:
-    """Dry-runs a scan may send: only ``pss.admission-verdict``'s PATCH of namespace labels
-    (opt-in ClusterRole ``soma-audit-dryrun``, manifests/rbac/clusterrole-dryrun.yaml)."""
+    """Server-side dry-runs in ``events``: a scan sends none (``pss.admission-verdict``'s
+    namespace-label PATCH needs ``--probe-writes``); ``diff`` may."""
     return [w for w in mutating(events) if "dryRun=All" in w]
 
 

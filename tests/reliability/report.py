@@ -36,7 +36,7 @@ def render(data: dict[str, Any]) -> str:
             ("API server requests audited (read-only identity)",
              readonly.get("requests_audited", 0) + leaks.get("requests_audited", 0)),
             ("tool runs checked against the audit log", readonly.get("runs", 0)),
-            ("server-side dry-runs seen in scans (pss.admission-verdict)",
+            ("server-side dry-runs seen in scans (none expected)",
              readonly.get("dry_runs", 0)),
             ("leak runs / marker values / files searched",
              f"{leaks.get('runs', 0)} / {leaks.get('markers', 0)} / "
@@ -51,12 +51,12 @@ def render(data: dict[str, Any]) -> str:
             f"| `{name}` | {row.get('requests')} | {row.get('persisting')} | "
             f"{row.get('dry_run')} | {row.get('exit')} |\n" for name, row in sorted(modes.items())))
         parts.append(
-            "A cluster scan's only write-shaped request is `pss.admission-verdict`'s "
-            "server-side dry-run PATCH of namespace labels (`?dryRun=All`, nothing saved). "
-            "It needs the opt-in `soma-audit-dryrun` role "
-            "(manifests/rbac/clusterrole-dryrun.yaml); with the bundled read-only role "
-            "alone it is denied (403) and that one check reports `error: forbidden`, every "
-            "other request succeeds. `diff` needs `get` and dry-run `patch`, which the "
+            "A scan sends reads only, and every one of them is allowed by the bundled "
+            "read-only role. The one write-shaped probe, `pss.admission-verdict`'s "
+            "server-side dry-run PATCH of namespace labels (`?dryRun=All`, nothing saved), "
+            "runs only with `--probe-writes` and the opt-in `soma-audit-dryrun` role "
+            "(manifests/rbac/clusterrole-dryrun.yaml); without them it is skipped with that "
+            "reason. `diff` needs `get` and dry-run `patch`, which the "
             "read-only role lacks: it stops with one clear `soma-audit: error:` line.\n")
     bounds = data.get("bounds", {})
     if bounds:

@@ -15,7 +15,7 @@ from soma_audit.inventory import Inventory, Resource
 from soma_audit.model import Status
 from soma_audit.probes import ProbeContext, load_probes
 from soma_audit.probes.chaos_runs_live import judge
-from soma_audit.probes.pss_live import FORBIDDEN, dry_run_labels
+from soma_audit.probes.pss_live import FORBIDDEN, OPT_IN, dry_run_labels
 from soma_audit.sources import SourceInfo
 from soma_audit.sources.cluster import ListError, _warnings
 from soma_audit.tools import ToolRunner
@@ -143,7 +143,7 @@ def test_admission_verdict_turns_warnings_into_evidence() -> None:
     cluster = _Cluster(['existing pods in namespace "soma-agent-hub" violate the new '
                         'PodSecurity enforce level "restricted:latest"', "api: privileged"])
     ctx = _ctx(_ns("soma-agent-hub"), _ns("observability"), _ns("scratch"),
-               services={"cluster": cluster})
+               services={"cluster": cluster}, probe_writes=True)
     outcome = _run("pss.admission-verdict", ctx)
     assert outcome.status is Status.FAIL
     assert [name for name, _ in cluster.sent] == ["observability", "soma-agent-hub"]
@@ -153,9 +153,17 @@ def test_admission_verdict_turns_warnings_into_evidence() -> None:
 def test_admission_verdict_without_patch_is_forbidden() -> None:
     cluster = _Cluster(ListError("forbidden: no", 403))
     ctx = _ctx(_ns("soma-agent-hub"), services={"cluster": cluster},
-               pss_exempt_namespaces=["observability"])
+               pss_exempt_namespaces=["observability"], probe_writes=True)
     outcome = _run("pss.admission-verdict", ctx)
     assert (outcome.status, outcome.evidence[0].message) == (Status.ERROR, FORBIDDEN)
+
+
+def test_admission_verdict_sends_nothing_without_the_opt_in() -> None:
+    cluster = _Cluster([])
+    ctx = _ctx(_ns("soma-agent-hub"), services={"cluster": cluster})
+    outcome = _run("pss.admission-verdict", ctx)
+    assert (outcome.status, outcome.evidence[0].message) == (Status.SKIP, OPT_IN)
+    assert cluster.sent == []
 
 
 def test_warning_headers_are_unquoted_in_order() -> None:

@@ -196,7 +196,7 @@ def test_admission_verdict_reports_the_servers_warnings(
               for ns in (clean, dirty, already)}
     config = {"namespaces": {ns: {"enforce": "restricted", "audit": "restricted",
                                   "warn": "restricted"} for ns in (clean, dirty, already)},
-              "pss_exempt_namespaces": DEFAULT_NAMESPACES}
+              "pss_exempt_namespaces": DEFAULT_NAMESPACES, "probe_writes": True}
     source = ScopedClusterSource(cluster_source(kubeconfig), [clean, dirty, already])
     result = only(audit(source, ["pss.admission-verdict"], config), "pss.admission-verdict")
     assert result.status is Status.FAIL, show(result)
@@ -235,7 +235,8 @@ def test_admission_verdict_sees_pods_admitted_before_the_label(
                  content_type="application/merge-patch+json")
     source = ScopedClusterSource(cluster_source(kubeconfig), [ns])
     result = only(audit(source, ["pss.admission-verdict"],
-                        {"pss_exempt_namespaces": DEFAULT_NAMESPACES}), "pss.admission-verdict")
+                        {"pss_exempt_namespaces": DEFAULT_NAMESPACES, "probe_writes": True}),
+                  "pss.admission-verdict")
     assert result.status is Status.FAIL, show(result)
     assert any("restricted:v1." in e.message for e in result.evidence), show(result)
     assert any("old: allowPrivilegeEscalation != false" in e.message
@@ -247,7 +248,19 @@ def test_admission_verdict_without_the_dry_run_role_is_a_forbidden_error(
     ns = namespace(kube, unique_name("psa-ro"), {"pod-security.kubernetes.io/enforce":
                                                  "restricted"})
     source = ScopedClusterSource(cluster_source(kube_env.readonly_kubeconfig), [ns])
-    result = only(audit(source, ["pss.admission-verdict"]), "pss.admission-verdict")
+    result = only(audit(source, ["pss.admission-verdict"], {"probe_writes": True}),
+                  "pss.admission-verdict")
     assert result.status is Status.ERROR, show(result)
     assert [e.message for e in result.evidence] == [
         "forbidden (needs patch on namespaces for a dry-run)"]
+
+
+def test_admission_verdict_is_skipped_and_sends_nothing_without_the_opt_in(
+        kube: AdminKube, kube_env: Any, unique_name: Names) -> None:
+    ns = namespace(kube, unique_name("psa-no-opt-in"), {"pod-security.kubernetes.io/enforce":
+                                                        "restricted"})
+    source = ScopedClusterSource(cluster_source(kube_env.readonly_kubeconfig), [ns])
+    result = only(audit(source, ["pss.admission-verdict"]), "pss.admission-verdict")
+    assert result.status is Status.SKIP, show(result)
+    assert "--probe-writes" in result.evidence[0].message
+    assert source.inner.requests["PATCH"] == 0, source.inner.requests

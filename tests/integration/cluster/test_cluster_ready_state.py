@@ -134,6 +134,7 @@ class Platform:
             "kafka": {"namespace": n["soma-agent-hub"]},
             "chaos": {"namespace": n["soma-agent-hub"]},
             "repo": str(self.repo),
+            "probe_writes": True,  # the auditor holds the opt-in dry-run role
         }
 
 

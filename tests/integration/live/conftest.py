@@ -159,9 +159,9 @@ def kafka_admin(kafka_env: Any) -> Any:
     return AdminClient(kafka_env.client_config(logger=_Quiet()))
 
 
-def kafka_config(kafka_env: Any, **kafka: Any) -> dict[str, Any]:
+def kafka_config(kafka_env: Any, probe_writes: bool = False, **kafka: Any) -> dict[str, Any]:
     """Config overrides for the broker, with the admin principal's SASL credentials."""
-    return {"kafka": {
+    return {"probe_writes": probe_writes, "kafka": {
         "bootstrap": kafka_env.bootstrap,
         "security_protocol": kafka_env.security_protocol,
         "sasl_mechanism": kafka_env.sasl_mechanism,
