@@ -13,7 +13,7 @@ import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from soma_audit.config import Config
 from soma_audit.inventory import Inventory
@@ -22,6 +22,7 @@ from soma_audit.sources import SourceInfo
 from soma_audit.tools import ToolRunner
 
 Params = dict[str, Any]
+ClientT = TypeVar("ClientT")
 
 
 class ProbeError(Exception):
@@ -114,6 +115,15 @@ def errored(reason: str, obj: str = "") -> Outcome:
     return Outcome(Status.ERROR, (Evidence(obj, reason),))
 
 
+def live_client(ctx: ProbeContext, name: str, kind: type[ClientT], missing: str) -> ClientT:
+    """The audit's live client ``name`` (OpenFGA, Kafka, Prometheus …); without one the
+    check cannot be evaluated, so ProbeError(``missing``) makes it ``error``."""
+    client = ctx.services.get(name)
+    if not isinstance(client, kind):
+        raise ProbeError(missing)
+    return client
+
+
 __all__ = [
     "PROBES",
     "Params",
@@ -124,6 +134,7 @@ __all__ = [
     "errored",
     "ev",
     "failed",
+    "live_client",
     "load_probes",
     "passed",
     "probe",

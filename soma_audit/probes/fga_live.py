@@ -15,7 +15,16 @@ import yaml
 from soma_audit import repofiles
 from soma_audit.fga import cli_error
 from soma_audit.model import Evidence, Outcome
-from soma_audit.probes import Params, ProbeContext, ProbeError, ev, failed, passed, probe
+from soma_audit.probes import (
+    Params,
+    ProbeContext,
+    ProbeError,
+    ev,
+    failed,
+    live_client,
+    passed,
+    probe,
+)
 from soma_audit.services import ServiceError
 from soma_audit.services.openfga import (
     MAX_CONTEXTUAL_TUPLES,
@@ -30,10 +39,8 @@ from soma_audit.services.openfga import (
 
 
 def _service(ctx: ProbeContext) -> OpenFgaService:
-    service = ctx.services.get("openfga")
-    if not isinstance(service, OpenFgaService):
-        raise ProbeError("no OpenFGA client (set --openfga-url and --openfga-store)")
-    return service
+    return live_client(ctx, "openfga", OpenFgaService,
+                       "no OpenFGA client (set --openfga-url and --openfga-store)")
 
 
 def _store_ref(service: OpenFgaService, store: Store | None = None) -> str:

@@ -16,6 +16,7 @@ from soma_audit.probes import (
     errored,
     ev,
     failed,
+    live_client,
     passed,
     probe,
     skipped,
@@ -32,10 +33,7 @@ from soma_audit.services.kafka import (
 
 
 def _service(ctx: ProbeContext) -> KafkaService:
-    service = ctx.services.get("kafka")
-    if not isinstance(service, KafkaService):
-        raise ProbeError("no Kafka client (set --kafka-bootstrap)")
-    return service
+    return live_client(ctx, "kafka", KafkaService, "no Kafka client (set --kafka-bootstrap)")
 
 
 def _planned_groups(ctx: ProbeContext) -> dict[str, str]:

@@ -17,7 +17,17 @@ from __future__ import annotations
 
 from soma_audit import promql
 from soma_audit.model import Evidence, Outcome
-from soma_audit.probes import Params, ProbeContext, ProbeError, ev, failed, passed, probe, verdict
+from soma_audit.probes import (
+    Params,
+    ProbeContext,
+    ProbeError,
+    ev,
+    failed,
+    live_client,
+    passed,
+    probe,
+    verdict,
+)
 from soma_audit.services import live_probe
 from soma_audit.services.prometheus import LoadedRule, PrometheusService, quote
 from soma_audit.slo import (
@@ -37,10 +47,8 @@ RULE_KIND = "PrometheusRule"
 
 def prometheus(ctx: ProbeContext) -> PrometheusService:
     """The Prometheus client of the audit (shared by the slo, ops and chaos live probes)."""
-    service = ctx.services.get("prometheus")
-    if not isinstance(service, PrometheusService):
-        raise ProbeError("no Prometheus client (set --prometheus-url)")
-    return service
+    return live_client(ctx, "prometheus", PrometheusService,
+                       "no Prometheus client (set --prometheus-url)")
 
 
 def _spec(ctx: ProbeContext) -> SliSpec:
