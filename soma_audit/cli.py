@@ -9,12 +9,14 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from soma_audit import __version__
 
 if TYPE_CHECKING:
+    from soma_audit.fleet import FleetReport
     from soma_audit.session import AuditSession
 
 FORMATS = ("table", "json", "markdown", "junit", "sarif")
@@ -49,7 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     exclusive.add_argument("--snapshot", metavar="FILE", help="audit a cluster dump (kind: List)")
     exclusive.add_argument("--demo", action="store_true", default=None,
                            help="audit a copy of the bundled demo repository")
-    source.add_argument("--context", metavar="NAME", help="kube context (as kubectl)")
+    clusters = source.add_mutually_exclusive_group()
+    clusters.add_argument("--context", metavar="NAME", action="append",
+                          help="kube context (as kubectl); repeat it to audit several clusters "
+                          "concurrently into one report (docs/fleet.md)")
+    clusters.add_argument("--all-contexts", action="store_true", default=None,
+                          help="audit every context of the kubeconfig (docs/fleet.md)")
     source.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (as kubectl)")
     source.add_argument("--repo", metavar="DIR",
                         help="repository with the FGA model, k6 scripts, e2e results ...")
@@ -71,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="only failures at or above this severity make exit code 1")
     out.add_argument("--only", metavar="PATTERN", action="append",
                      help="run only checks whose id matches (glob, repeatable)")
+    out.add_argument("--metrics-file", metavar="FILE",
+                     help="with --ci, also write Prometheus metrics here, replaced atomically "
+                     "(node-exporter textfile collector, docs/exporter.md)")
+    out.add_argument("--cluster-name", metavar="NAME",
+                     help="the `cluster` label of the metrics of one cluster (default: the "
+                     "kube context name)")
     parser.add_argument("--debug", action="store_true", default=None, help="debug logging")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     checks = commands.add_parser("checks", help="list the check catalog")
@@ -79,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     from soma_audit.remediation.commands import add_parsers
 
     add_parsers(commands, _source_options)
+    from soma_audit.exporter import add_parser
+
+    add_parser(commands, _source_options)
     return parser
 
 
@@ -91,7 +107,8 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
     exclusive.add_argument("--manifests", metavar="DIR", default=keep)
     exclusive.add_argument("--snapshot", metavar="FILE", default=keep)
     exclusive.add_argument("--demo", action="store_true", default=keep)
-    for flag, meta in (("--context", "NAME"), ("--kubeconfig", "PATH"), ("--repo", "DIR"),
+    source.add_argument("--context", metavar="NAME", action="append", default=keep)
+    for flag, meta in (("--kubeconfig", "PATH"), ("--repo", "DIR"),
                        ("--config", "FILE"), ("--openfga-url", "URL"),
                        ("--openfga-store", "ID"), ("--kafka-bootstrap", "HOSTS")):
         source.add_argument(flag, metavar=meta, default=keep)
@@ -103,11 +120,11 @@ def _apply_environment(args: argparse.Namespace) -> None:
         if value is not None or name in ("command", "checks_format"):
             continue
         raw = os.environ.get(ENV_PREFIX + name.upper())
-        if raw is None:
-            continue
-        if name in ("demo", "ci", "probe_writes", "debug"):
+        if raw is None or (name == "all_contexts" and args.context):
+            continue  # named contexts win over SOMA_AUDIT_ALL_CONTEXTS
+        if name in ("demo", "ci", "probe_writes", "debug", "all_contexts"):
             setattr(args, name, raw.strip().lower() in _TRUE)
-        elif name == "only":
+        elif name in ("only", "context"):
             setattr(args, name, [p for p in raw.replace(",", " ").split() if p])
         else:
             setattr(args, name, raw)
@@ -134,6 +151,26 @@ def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _build_session(args: argparse.Namespace) -> AuditSession:
+    return _session_opener(args)(_single_context(args))
+
+
+def _single_context(args: argparse.Namespace) -> str | None:
+    """The one kube context of a single-cluster audit: ``--context`` parses to a list (it
+    may be repeated), :func:`_fleet_contexts` leaves the single name."""
+    from soma_audit.errors import AuditError
+
+    if args.context is None or isinstance(args.context, str):
+        return args.context
+    named = list(dict.fromkeys(args.context))
+    if len(named) > 1:
+        raise AuditError(f"one cluster expected, got contexts {', '.join(named)}")
+    return named[0] if named else None
+
+
+def _session_opener(args: argparse.Namespace) -> Callable[[str | None], AuditSession]:
+    """Load config and catalog once (bad input fails here, before any cluster is asked);
+    the function returned opens a session on a kube context — with its own ClusterSource,
+    hence its own ApiClient, each time (a fleet audit opens one per context)."""
     from soma_audit import attestations
     from soma_audit.catalog import load_catalog
     from soma_audit.config import load_config
@@ -169,18 +206,20 @@ def _build_session(args: argparse.Namespace) -> AuditSession:
     elif args.snapshot:
         source = SnapshotSource(args.snapshot, repo=repo)
     else:
-        from soma_audit.sources.cluster import ClusterSource
-
-        source = ClusterSource(args.kubeconfig, args.context, repo=repo)
+        source = None
     from soma_audit.services import connect_services
+    from soma_audit.sources.cluster import ClusterSource
 
-    return AuditSession(
-        source=source,
-        config=config,
-        checks=checks,
-        attestations_path=attestations_path or attestations.default_path(args.config),
-        services=connect_services(config),
-    )
+    def open_session(context: str | None) -> AuditSession:
+        return AuditSession(
+            source=source or ClusterSource(args.kubeconfig, context, repo=repo),
+            config=config,
+            checks=checks,
+            attestations_path=attestations_path or attestations.default_path(args.config),
+            services=connect_services(config),
+        )
+
+    return open_session
 
 
 def _list_checks(args: argparse.Namespace) -> int:
@@ -207,23 +246,80 @@ def _list_checks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _emit(args: argparse.Namespace, render: Callable[[str, bool], str]) -> None:
+    """Write ``render(format, color)`` to --output atomically, else to stdout (a table in
+    colour when stdout is a terminal)."""
+    fmt = args.format or "table"
+    text = render(fmt, fmt == "table" and not args.output and sys.stdout.isatty())
+    if args.output:
+        from soma_audit.fileio import write_atomically
+
+        write_atomically(Path(args.output), text)
+    else:
+        sys.stdout.write(text)
+
+
 def _run_ci(args: argparse.Namespace, session: AuditSession) -> int:
+    from soma_audit.errors import AuditError
+    from soma_audit.fleet import ClusterScan, FleetReport
     from soma_audit.model import Severity
     from soma_audit.reports import render, table
 
-    report = session.scan()
-    fmt = args.format or "table"
-    if fmt == "table" and not args.output:
-        sys.stdout.write(table.render(report, color=sys.stdout.isatty()))
-    else:
-        text = render(report, fmt)
-        if args.output:
-            from soma_audit.fileio import write_atomically
-
-            write_atomically(Path(args.output), text)
-        else:
-            sys.stdout.write(text)
+    info = session.source.info
+    cluster = args.cluster_name or info.label or info.ref
+    try:
+        report = session.scan()
+    except AuditError as exc:
+        _write_metrics(args, FleetReport([ClusterScan(cluster, error=str(exc))]))
+        raise
+    _write_metrics(args, FleetReport([ClusterScan(cluster, report)]))
+    _emit(args, lambda fmt, color: table.render(report, color=color) if fmt == "table"
+          else render(report, fmt))
     return int(report.exit_code(Severity(args.fail_on or "low")))
+
+
+def _fleet_contexts(args: argparse.Namespace) -> list[str] | None:
+    """The contexts of a fleet audit (several --context, or --all-contexts), else None —
+    and then ``args.context`` is the one context (or None) of a single-cluster audit."""
+    from soma_audit.errors import AuditError
+    from soma_audit.fleet import fleet_contexts
+
+    named = list(dict.fromkeys(args.context or []))
+    if not args.all_contexts and len(named) <= 1:
+        args.context = _single_context(args)
+        return None
+    if args.manifests or args.snapshot or args.demo:
+        raise AuditError("several contexts and --all-contexts audit live clusters; "
+                         "drop --manifests, --snapshot or --demo")
+    return fleet_contexts(args.kubeconfig, named, bool(args.all_contexts))
+
+
+def _run_fleet(args: argparse.Namespace, contexts: list[str]) -> int:
+    """Audit the contexts concurrently; one stderr line per cluster that could not be
+    audited; the exit code is the worst of the clusters'."""
+    from soma_audit.fleet import audit_fleet
+    from soma_audit.model import Severity
+    from soma_audit.reports import render_fleet, table
+
+    fleet = audit_fleet(contexts, _session_opener(args))
+    _write_metrics(args, fleet)
+    for scan in fleet.failed:
+        print(f"soma-audit: error: context {scan.cluster!r} not audited: {scan.error}",
+              file=sys.stderr)
+    fail_on = Severity(args.fail_on or "low")
+    _emit(args, lambda fmt, color: table.render_fleet(fleet, fail_on, color) if fmt == "table"
+          else render_fleet(fleet, fmt, fail_on))
+    return int(fleet.exit_code(fail_on))
+
+
+def _write_metrics(args: argparse.Namespace, fleet: FleetReport) -> None:
+    """--metrics-file: the fleet's metrics, replacing the file in one step (a textfile
+    collector must never read half of one)."""
+    if args.metrics_file:
+        from soma_audit.fileio import write_atomically
+        from soma_audit.metrics import render
+
+        write_atomically(Path(args.metrics_file), render(fleet))
 
 
 def _run_tui(session: AuditSession) -> int:
@@ -246,10 +342,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "checks":
             return _list_checks(args)
+        contexts = _fleet_contexts(args)
         if args.command in ("render", "diff", "apply", "rollback"):
+            if contexts is not None:
+                raise AuditError(f"{args.command} works on one cluster: give one --context")
             from soma_audit.remediation.commands import run
 
             return run(args, _build_session)
+        if args.metrics_file and not args.ci:
+            raise AuditError("--metrics-file goes with --ci (`soma-audit serve` serves the "
+                             "metrics instead)")
+        if contexts is not None and args.cluster_name:
+            raise AuditError("--cluster-name labels one cluster; with several contexts each "
+                             "is labelled with its context name")
+        if args.command == "serve":
+            from soma_audit.exporter import run as serve
+
+            return serve(args, contexts, _session_opener)
+        if contexts is not None:
+            if not args.ci:
+                raise AuditError("the TUI audits one cluster; use --ci for several contexts")
+            return _run_fleet(args, contexts)
         session = _build_session(args)
         return _run_ci(args, session) if args.ci else _run_tui(session)
     except AuditError as exc:

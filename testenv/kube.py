@@ -91,8 +91,12 @@ def wait_etcd(ctx: Context) -> None:
     )
 
 
-def start_apiserver(ctx: Context, binary: Path) -> None:
-    """Spawn kube-apiserver against our etcd, with RBAC, PodSecurity and SA tokens."""
+def start_apiserver(ctx: Context, binary: Path, etcd_prefix: str | None = None) -> None:
+    """Spawn kube-apiserver against our etcd, with RBAC, PodSecurity and SA tokens.
+
+    ``etcd_prefix`` gives a further server its own storage in the same etcd (a second,
+    independent cluster for the fleet tests); the default is the API server's /registry.
+    """
     proc = ctx.process("kube-apiserver")
     port = ctx.port("kube-apiserver", "https")
     etcd_port = ctx.process("etcd")["ports"]["client"]
@@ -102,6 +106,7 @@ def start_apiserver(ctx: Context, binary: Path) -> None:
     argv = [
         str(binary),
         f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+        *([f"--etcd-prefix={etcd_prefix}"] if etcd_prefix else []),
         "--bind-address=127.0.0.1",
         "--advertise-address=127.0.0.1",
         f"--secure-port={port}",

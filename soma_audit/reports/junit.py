@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from soma_audit.model import AREAS, Result, Status
+from soma_audit.fleet import FleetReport
+from soma_audit.model import AREAS, Result, Severity, Status
 from soma_audit.report import Report
 
 
@@ -14,8 +15,8 @@ def _evidence_text(result: Result) -> str:
     )
 
 
-def _case(suite: ET.Element, result: Result) -> None:
-    case = ET.SubElement(suite, "testcase", classname=f"soma-audit.{result.check.area}",
+def _case(suite: ET.Element, result: Result, scope: str) -> None:
+    case = ET.SubElement(suite, "testcase", classname=f"{scope}.{result.check.area}",
                          name=f"{result.check.id}: {result.check.title}", time="0")
     text = _evidence_text(result)
     first = result.evidence[0].message if result.evidence else result.status.value
@@ -29,20 +30,51 @@ def _case(suite: ET.Element, result: Result) -> None:
         ET.SubElement(case, "system-out").text = text
 
 
-def render(report: Report) -> str:
-    root = ET.Element("testsuites", name="soma-audit")
+def _add_suites(root: ET.Element, report: Report, scope: str = "soma-audit",
+                prefix: str = "") -> None:
+    """One suite per area; a fleet passes the cluster as ``scope`` and ``prefix``."""
     for area, title in AREAS.items():
         results = report.by_area(area)
         if not results:
             continue
         count = {s: sum(r.status is s for r in results) for s in Status}
         suite = ET.SubElement(
-            root, "testsuite", name=f"{area}: {title}", tests=str(len(results)),
+            root, "testsuite", name=f"{prefix}{area}: {title}", tests=str(len(results)),
             failures=str(count[Status.FAIL]), errors=str(count[Status.ERROR]),
             skipped=str(count[Status.SKIP] + count[Status.MANUAL] + count[Status.WAIVED]),
             timestamp=report.started.isoformat(timespec="seconds"),
         )
         for result in results:
-            _case(suite, result)
+            _case(suite, result, scope)
+
+
+def _document(root: ET.Element) -> str:
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+
+
+def render(report: Report) -> str:
+    root = ET.Element("testsuites", name="soma-audit")
+    _add_suites(root, report)
+    return _document(root)
+
+
+def render_fleet(fleet: FleetReport, fail_on: Severity = Severity.LOW) -> str:
+    """The suites of every cluster, named after it; a cluster that could not be audited
+    is one suite whose single case is an error saying why. (``fail_on`` does not apply:
+    JUnit has no exit code, its failures and errors speak for themselves.)"""
+    root = ET.Element("testsuites", name="soma-audit")
+    for scan in fleet.clusters:
+        scope = f"soma-audit.{scan.cluster}"
+        if scan.report is not None:
+            _add_suites(root, scan.report, scope, prefix=f"{scan.cluster} / ")
+            continue
+        suite = ET.SubElement(root, "testsuite", name=f"{scan.cluster} / not audited",
+                              tests="1", failures="0", errors="1", skipped="0")
+        if scan.started:
+            suite.set("timestamp", scan.started.isoformat(timespec="seconds"))
+        case = ET.SubElement(suite, "testcase", classname=scope,
+                             name=f"{scan.cluster}: audit", time=f"{scan.duration_seconds:.3f}")
+        ET.SubElement(case, "error", message=scan.error or "not audited",
+                      type="not-audited").text = scan.error
+    return _document(root)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from soma_audit.model import PHASES, Result, Status
+from soma_audit.fleet import FleetReport
+from soma_audit.model import PHASES, Result, Severity, Status
 from soma_audit.plan import PlanItem, load_plan
 from soma_audit.report import DONE, Report, percent
 
@@ -42,7 +43,9 @@ def _item_lines(item: PlanItem, results: dict[str, Result], report: Report) -> l
     return lines
 
 
-def render(report: Report) -> str:
+def render(report: Report, heading_level: int = 1) -> str:
+    """The checklist; ``heading_level`` 2 nests it under a fleet page's title."""
+    deeper = "#" * (heading_level - 1)
     plan = load_plan()
     results = {r.check.id: r for r in report.results}
     when = report.started.strftime("%Y-%m-%d %H:%M UTC")
@@ -52,7 +55,7 @@ def render(report: Report) -> str:
     )
     counts = ", ".join(f"{n} {s}" for s, n in report.summary().items())
     lines = [
-        f"# Production readiness — {plan.title} ({source}), {when}",
+        f"{deeper}# Production readiness — {plan.title} ({source}), {when}",
         "",
         f"Ready: {percent(report.overall_score)} · {phases}",
         "",
@@ -61,12 +64,43 @@ def render(report: Report) -> str:
         "or was waived; skipped checks (need live access) leave it open.",
     ]
     for section in plan.sections:
-        lines += ["", f"## {section.name}"]
+        lines += ["", f"{deeper}## {section.name}"]
         for group in section.groups:
-            lines += ["", f"### {group.name}"]
+            lines += ["", f"{deeper}### {group.name}"]
             for item in group.items:
                 lines += _item_lines(item, results, report)
     if report.problems:
-        lines += ["", "## Files the audit could not read", ""]
+        lines += ["", f"{deeper}## Files the audit could not read", ""]
         lines += [f"- `{p.where}`: {p.message}" for p in report.problems]
+    return "\n".join(lines) + "\n"
+
+
+def render_fleet(fleet: FleetReport, fail_on: Severity = Severity.LOW) -> str:
+    """An overview table of the clusters, then each cluster's checklist one level down."""
+    when = min((c.started for c in fleet.clusters if c.started), default=None)
+    stamp = f", {when.strftime('%Y-%m-%d %H:%M UTC')}" if when else ""
+    lines = [
+        f"# Production readiness — {len(fleet.clusters)} clusters{stamp}",
+        "",
+        f"Exit code {int(fleet.exit_code(fail_on))} (the worst of the clusters'). "
+        f"{len(fleet.audited)} of {len(fleet.clusters)} clusters audited.",
+        "",
+        "| cluster | ready | " + " | ".join(s.value for s in Status) + " | exit |",
+        "|---|---|" + "---|" * len(Status) + "---|",
+    ]
+    for scan in fleet.clusters:
+        exit_code = int(scan.exit_code(fail_on))
+        if scan.report is None:
+            empty = " | ".join("—" for _ in Status)
+            lines.append(f"| `{scan.cluster}` | not audited | {empty} | {exit_code} |")
+            continue
+        counts = " | ".join(str(n) for n in scan.report.summary().values())
+        lines.append(f"| `{scan.cluster}` | {percent(scan.report.overall_score)} | {counts} "
+                     f"| {exit_code} |")
+    for scan in fleet.clusters:
+        lines.append("")
+        if scan.report is None:
+            lines += [f"## `{scan.cluster}` — not audited", "", f"> {scan.error}"]
+        else:
+            lines.append(render(scan.report, heading_level=2).rstrip("\n"))
     return "\n".join(lines) + "\n"

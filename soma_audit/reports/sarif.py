@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from soma_audit import __version__
+from soma_audit.fleet import FleetReport
 from soma_audit.model import Evidence, Result, Severity, Status
 from soma_audit.report import Report
 
@@ -50,7 +51,13 @@ def _results(result: Result) -> list[dict[str, Any]]:
     ]
 
 
-def render(report: Report) -> str:
+def _driver(rules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"driver": {"name": "soma-audit", "version": __version__,
+                       "informationUri": "https://github.com/somatechlat/soma-audit",
+                       "rules": rules}}
+
+
+def _run(report: Report, automation_id: str) -> dict[str, Any]:
     rules = [
         {
             "id": r.check.id,
@@ -70,17 +77,46 @@ def render(report: Report) -> str:
         if r.status in (Status.FAIL, Status.ERROR)
         for item in _results(r)
     ]
+    return {
+        "tool": _driver(rules),
+        "automationDetails": {"id": automation_id},
+        "results": results,
+    }
+
+
+def _document(runs: list[dict[str, Any]]) -> str:
     sarif = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {"driver": {"name": "soma-audit", "version": __version__,
-                                    "informationUri": "https://github.com/somatechlat/soma-audit",
-                                    "rules": rules}},
-                "automationDetails": {"id": f"soma-audit/{report.source.kind}"},
-                "results": results,
-            }
-        ],
+        "runs": runs,
     }
     return json.dumps(sarif, indent=2) + "\n"
+
+
+def render(report: Report) -> str:
+    return _document([_run(report, f"soma-audit/{report.source.kind}")])
+
+
+def _fleet_id(cluster: str) -> str:
+    """The category is everything before the last '/': one per cluster, so code-scanning
+    UIs keep each cluster's results apart instead of replacing one with another."""
+    return f"soma-audit/{cluster}/"
+
+
+def render_fleet(fleet: FleetReport, fail_on: Severity = Severity.LOW) -> str:
+    """One run per cluster; a cluster that could not be audited is a failed invocation
+    whose notification says why. (``fail_on`` does not apply: SARIF has no exit code.)"""
+    runs = []
+    for scan in fleet.clusters:
+        if scan.report is not None:
+            run = _run(scan.report, _fleet_id(scan.cluster))
+        else:
+            notification = {"level": "error", "message": {"text": scan.error or "not audited"},
+                            "descriptor": {"id": "not-audited"}}
+            run = {"tool": _driver([]), "automationDetails": {"id": _fleet_id(scan.cluster)},
+                   "invocations": [{"executionSuccessful": False,
+                                    "toolExecutionNotifications": [notification]}],
+                   "results": []}
+        run["properties"] = {"cluster": scan.cluster}
+        runs.append(run)
+    return _document(runs)

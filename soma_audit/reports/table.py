@@ -8,7 +8,8 @@ import shutil
 from rich.console import Console
 from rich.table import Table
 
-from soma_audit.model import PHASES, Status
+from soma_audit.fleet import FleetReport
+from soma_audit.model import PHASES, Severity, Status
 from soma_audit.report import Report, percent
 
 ICONS = {
@@ -56,3 +57,27 @@ def render(report: Report, color: bool = False) -> str:
         console.print(f"[yellow]{kind}[/]: {problem.where}: {problem.message}")
     console.print(headline(report))
     return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def fleet_headline(fleet: FleetReport, fail_on: Severity = Severity.LOW) -> str:
+    """One line for the whole fleet: each cluster's readiness and exit code, then the worst."""
+    parts = []
+    for scan in fleet.clusters:
+        state = (f"ready {percent(scan.report.overall_score)}" if scan.report
+                 else "not audited")
+        parts.append(f"{scan.cluster}: {state}, exit {int(scan.exit_code(fail_on))}")
+    return (f"fleet of {len(fleet.clusters)} ({len(fleet.audited)} audited): "
+            f"{' · '.join(parts)} → exit {int(fleet.exit_code(fail_on))}")
+
+
+def render_fleet(fleet: FleetReport, fail_on: Severity = Severity.LOW,
+                 color: bool = False) -> str:
+    """Each cluster's table (its title names the context), then the fleet headline."""
+    sections = []
+    for scan in fleet.clusters:
+        if scan.report is not None:
+            sections.append(render(scan.report, color))
+        else:
+            sections.append(f"soma-audit — {scan.cluster} (cluster): not audited: "
+                            f"{scan.error}\n")
+    return "\n".join([*sections, fleet_headline(fleet, fail_on) + "\n"])

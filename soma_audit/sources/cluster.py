@@ -29,6 +29,8 @@ from soma_audit.sources.kinds import FORBIDDEN_KINDS, KINDS, KindInfo
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
+SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+SERVICEACCOUNT_DIR_ENV = "SOMA_AUDIT_SERVICEACCOUNT_DIR"
 RETRYABLE = {429, 500, 502, 503, 504}
 
 
@@ -57,6 +59,17 @@ class Timeouts:
     backoff: float = 0.5
 
 
+def _in_cluster_loader() -> Any:
+    """The official client's in-cluster loader, reading the token and CA from
+    $SOMA_AUDIT_SERVICEACCOUNT_DIR when set (to run the in-cluster mode beside a pod or in
+    tests, docs/exporter.md), else from where Kubernetes mounts them in a pod."""
+    from kubernetes.config.incluster_config import InClusterConfigLoader
+
+    directory = Path(os.environ.get(SERVICEACCOUNT_DIR_ENV) or SERVICEACCOUNT_DIR)
+    return InClusterConfigLoader(token_filename=str(directory / "token"),
+                                 cert_filename=str(directory / "ca.crt"))
+
+
 def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str, str]:
     """An ApiClient for the context, its name and its server; AuditError when unusable."""
     from kubernetes import client, config
@@ -71,7 +84,7 @@ def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str,
     )
     try:
         if in_cluster:
-            config.load_incluster_config(client_configuration=configuration)
+            _in_cluster_loader().load_and_set(configuration)
             name = "in-cluster"
         else:
             path = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
@@ -90,7 +103,8 @@ def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str,
     except AuditError:
         raise
     except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
-        raise AuditError(f"cannot use kubeconfig: {_one_line(exc)}") from None
+        what = "the in-cluster service account" if in_cluster else "kubeconfig"
+        raise AuditError(f"cannot use {what}: {_one_line(exc)}") from None
     except Exception as exc:  # yaml and base64 errors from a corrupt kubeconfig
         raise AuditError(f"cannot read kubeconfig: {_one_line(exc)}") from None
     configuration.retries = False  # our own bounded retries, see ClusterSource._get
