@@ -24,6 +24,8 @@ def test_wheel_carries_checks_remediations_manifests_config_and_demo(tmp_path: P
                    "soma_audit/data/checks/plan/checklist.yaml",
                    "soma_audit/data/config/default.yaml",
                    "soma_audit/data/manifests/rbac/clusterrole.yaml",
+                   "soma_audit/data/manifests/rbac/Kustomization",
+                   "soma_audit/data/manifests/deploy/kustomization.yaml",
                    "soma_audit/data/remediations/netpol-baseline.yaml",
                    "soma_audit/data/demo/soma-gitops/k8s/namespaces.yaml",
                    "soma_audit/cli.py"):
