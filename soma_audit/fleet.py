@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from soma_audit import __version__
@@ -108,17 +106,12 @@ class FleetReport:
         }
 
 
-def kubeconfig_path(kubeconfig: str | None) -> Path:
-    """The kubeconfig file a ClusterSource reads: the flag, else the first $KUBECONFIG
-    entry, else ~/.kube/config."""
-    path = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-    return Path(os.path.expanduser(path.split(os.pathsep)[0]))
-
-
 def kube_contexts(kubeconfig: str | None) -> list[str]:
     """Every context name of the kubeconfig, in file order; AuditError when unreadable."""
     from kubernetes import config
     from kubernetes.config.config_exception import ConfigException
+
+    from soma_audit.sources.cluster import kubeconfig_path
 
     path = kubeconfig_path(kubeconfig)
     if not path.is_file():

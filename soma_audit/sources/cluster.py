@@ -70,6 +70,13 @@ def _in_cluster_loader() -> Any:
                                  cert_filename=str(directory / "ca.crt"))
 
 
+def kubeconfig_path(kubeconfig: str | None) -> Path:
+    """The kubeconfig file to read, as kubectl picks it: the flag, else the first
+    $KUBECONFIG entry, else ~/.kube/config."""
+    path = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    return Path(os.path.expanduser(path.split(os.pathsep)[0]))
+
+
 def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str, str]:
     """An ApiClient for the context, its name and its server; AuditError when unusable."""
     from kubernetes import client, config
@@ -80,15 +87,14 @@ def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str,
         kubeconfig is None
         and context is None
         and "KUBERNETES_SERVICE_HOST" in os.environ
-        and not Path(os.environ.get("KUBECONFIG", "~/.kube/config")).expanduser().exists()
+        and not kubeconfig_path(None).exists()
     )
     try:
         if in_cluster:
             _in_cluster_loader().load_and_set(configuration)
             name = "in-cluster"
         else:
-            path = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-            path = os.path.expanduser(path.split(os.pathsep)[0])
+            path = str(kubeconfig_path(kubeconfig))
             if not Path(path).is_file():
                 raise AuditError(f"kubeconfig not found: {path}")
             contexts, active = config.list_kube_config_contexts(config_file=path)
