@@ -1,9 +1,16 @@
-"""Shared test helpers: run checks through the real engine on a directory or snapshot."""
+"""Shared test helpers: run checks through the real engine on a directory or snapshot;
+poll a condition; GET a URL of a server under test."""
 
 from __future__ import annotations
 
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import pytest
 
 from soma_audit.catalog import load_catalog
 from soma_audit.config import load_config
@@ -35,3 +42,33 @@ def run_check(check_id: str, directory: Path, config: dict[str, Any] | None = No
     report = audit_dir(directory, [check_id], config)
     (result,) = report.results
     return result
+
+
+class HttpAnswer(NamedTuple):
+    status: int  # 0 when nothing listens (yet)
+    body: str
+    content_type: str
+
+
+def http_get(url: str, timeout: float = 5.0) -> HttpAnswer:
+    """GET ``url``; error statuses are answers too, a refused connection is status 0."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return HttpAnswer(resp.status, resp.read().decode(), resp.headers["Content-Type"])
+    except urllib.error.HTTPError as exc:
+        return HttpAnswer(exc.code, exc.read().decode(), exc.headers["Content-Type"] or "")
+    except OSError:
+        return HttpAnswer(0, "", "")
+
+
+def wait_until(what: str, condition: Callable[[], Any], timeout: float = 60.0,
+               step: float = 0.25) -> Any:
+    """Poll ``condition`` until it returns something truthy (returned); fail the test
+    naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(step)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")

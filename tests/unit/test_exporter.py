@@ -15,13 +15,9 @@ import socket
 import stat
 import subprocess
 import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -34,24 +30,15 @@ from soma_audit.fleet import audit_fleet
 from soma_audit.session import AuditSession
 from soma_audit.sources.cluster import ClusterSource, Timeouts
 from testenv.proc import free_port
+from tests.helpers import http_get, wait_until
 from tests.unit.test_cli import BIN, CLEAN_ENV, run
 from tests.unit.test_metrics import MANIFESTS
 
 ONLY = ["--only", "pss.no-privileged", "--only", "pss.audit-label"]
 
 
-def _get(url: str) -> tuple[int, str, str]:
-    """(status, content type, body) of a GET, errors included."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, resp.headers["Content-Type"], resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers["Content-Type"], exc.read().decode()
-
-
 def _status_body(url: str) -> tuple[int, str]:
-    status, _, body = _get(url)
-    return status, body
+    return http_get(url)[:2]
 
 
 def _series(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -63,16 +50,6 @@ def _value(text: str, name: str, **labels: str) -> float | None:
     found = [v for (n, have), v in _series(text).items()
              if n == name and labels.items() <= dict(have).items()]
     return found[0] if len(found) == 1 else None
-
-
-def _until(what: str, condition: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def _write_shop(root: Path, privileged: bool) -> None:
@@ -95,7 +72,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
             stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        _until("/healthz", lambda: _reachable(base) or proc.poll() is not None)
+        wait_until("/healthz", lambda: _reachable(base) or proc.poll() is not None)
         assert proc.poll() is None, log.read_text()
         yield base, proc, root
     finally:
@@ -105,44 +82,41 @@ def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
 
 
 def _reachable(base: str) -> bool:
-    try:
-        return _get(f"{base}/healthz")[0] == 200
-    except OSError:
-        return False
+    return http_get(f"{base}/healthz").status == 200
 
 
 def test_serve_reaudits_on_its_interval_and_stops_cleanly_on_sigterm(
         served: tuple[str, subprocess.Popen[str], Path], tmp_path: Path) -> None:
     base, proc, root = served
-    status, content_type, body = _get(f"{base}/healthz")
+    status, body, content_type = http_get(f"{base}/healthz")
     assert (status, body) == (200, "ok\n")
-    metrics = _until("a first scan", lambda: _get(f"{base}/metrics")[2])
-    assert _get(f"{base}/metrics")[1] == "text/plain; version=0.0.4; charset=utf-8"
+    metrics = wait_until("a first scan", lambda: http_get(f"{base}/metrics").body)
+    assert http_get(f"{base}/metrics").content_type == "text/plain; version=0.0.4; charset=utf-8"
     assert _value(metrics, "soma_audit_up", cluster="shop") == 1.0
     assert _value(metrics, "soma_audit_check_status", cluster="shop",
                   check="pss.no-privileged", status="fail") == 1.0
-    status, content_type, body = _get(f"{base}/report.json")
+    status, body, content_type = http_get(f"{base}/report.json")
     report = json.loads(body)
     assert (status, content_type) == (200, "application/json")
     assert report["source"]["kind"] == "manifests"
     assert {c["id"]: c["status"] for c in report["checks"]}["pss.no-privileged"] == "fail"
-    assert _get(f"{base}/nothing-here")[0] == 404
+    assert http_get(f"{base}/nothing-here").status == 404
 
     # Harden the pod: the next scan sees it.
     _write_shop(root, privileged=False)
-    _until("pss.no-privileged to pass", lambda: _value(
-        _get(f"{base}/metrics")[2], "soma_audit_check_status", check="pss.no-privileged",
+    wait_until("pss.no-privileged to pass", lambda: _value(
+        http_get(f"{base}/metrics").body, "soma_audit_check_status", check="pss.no-privileged",
         status="pass") == 1.0)
 
     # An empty directory cannot be audited: up 0, errors counted, last results kept.
     (root / "shop.yaml").unlink()
-    metrics = _until("a failed scan", lambda: (
-        text if _value(text := _get(f"{base}/metrics")[2], "soma_audit_up") == 0.0 else ""))
+    metrics = wait_until("a failed scan", lambda: (
+        text if _value(text := http_get(f"{base}/metrics").body, "soma_audit_up") == 0.0 else ""))
     assert _value(metrics, "soma_audit_scan_errors_total") >= 1.0
     assert _value(metrics, "soma_audit_check_status", check="pss.no-privileged",
                   status="pass") == 1.0
-    assert _get(f"{base}/report.json")[0] == 200  # the last report that ran
-    assert _get(f"{base}/healthz")[0] == 200  # scans fail, but the loop is alive
+    assert http_get(f"{base}/report.json").status == 200  # the last report that ran
+    assert http_get(f"{base}/healthz").status == 200  # scans fail, but the loop is alive
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
@@ -200,15 +174,15 @@ def test_health_and_report_while_scans_hang(unanswering_kubeconfig: Path,
         assert _status_body(f"{base}/report.json") == (503, "no scan has finished yet\n")
         assert _status_body(f"{base}/metrics") == (200, "")
         exporter.start()
-        assert _get(f"{base}/healthz")[0] == 200  # the first scan is young
-        status, _, reason = _until("an unhealthy answer", lambda: (
-            answer if (answer := _get(f"{base}/healthz"))[0] == 503 else None), timeout=10)
+        assert http_get(f"{base}/healthz").status == 200  # the first scan is young
+        status, reason, _ = wait_until("an unhealthy answer", lambda: (
+            answer if (answer := http_get(f"{base}/healthz"))[0] == 503 else None), timeout=10)
         assert "the first scan has been running for" in reason
-        text = _until("the failed scan", lambda: _get(f"{base}/metrics")[2], timeout=15)
+        text = wait_until("the failed scan", lambda: http_get(f"{base}/metrics").body, timeout=15)
         assert _value(text, "soma_audit_up", cluster="hang") == 0.0
         assert _value(text, "soma_audit_scan_errors_total", cluster="hang") >= 1.0
         assert _value(text, "soma_audit_scan_interval_seconds", cluster="hang") == 0.5
-        status, _, body = _get(f"{base}/report.json")
+        status, body, _ = http_get(f"{base}/report.json")
         assert status == 503 and "cannot reach the API server" in body
     finally:
         server.shutdown()
@@ -271,12 +245,12 @@ def test_serve_scans_each_context_as_its_own_cluster(tmp_path: Path) -> None:
         env=CLEAN_ENV, stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        _until("/healthz", lambda: _reachable(base) or proc.poll() is not None)
-        text = _until("failed scans of both", lambda: (
-            text if _value(text := _get(f"{base}/metrics")[2], "soma_audit_up",
+        wait_until("/healthz", lambda: _reachable(base) or proc.poll() is not None)
+        text = wait_until("failed scans of both", lambda: (
+            text if _value(text := http_get(f"{base}/metrics").body, "soma_audit_up",
                            cluster="west") == 0.0 else ""), timeout=60)
         assert _value(text, "soma_audit_up", cluster="east") == 0.0
-        status, _, body = _get(f"{base}/report.json")
+        status, body, _ = http_get(f"{base}/report.json")
         # Each cluster was asked at its own server, not the current context's.
         assert status == 503
         assert f"east: cannot reach the API server at {servers['east']}" in body

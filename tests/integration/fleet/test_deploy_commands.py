@@ -14,14 +14,12 @@ import json
 import signal
 import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.helpers import http_get, wait_until
 from tests.unit.test_cli import BIN, CLEAN_ENV
 from tests.unit.test_deploy import deploy_objects, one, pod_templates
 
@@ -56,23 +54,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return 0, ""  # not listening yet
-
-
 def _wait_for(url: str, done: Any, timeout: float = 90.0) -> tuple[int, str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status, body = _get(url)
-        if done(status, body) or time.monotonic() > deadline:
-            return status, body
-        time.sleep(0.5)
+    """The first (status, body) of ``url`` that is ``done`` (a test failure at timeout)."""
+    return wait_until(url, lambda: (answer if done(*(answer := http_get(url)[:2])) else None),
+                      timeout=timeout, step=0.5)
 
 
 def test_the_deployment_command_serves_what_the_probes_and_monitor_read(
@@ -99,7 +84,7 @@ def test_the_deployment_command_serves_what_the_probes_and_monitor_read(
         assert status == 200 and scanned in text, text[-2000:]
         assert any(line.startswith("soma_audit_check_status{") and scanned in line
                    for line in text.splitlines()), text[-2000:]
-        status, report = _get(base + "/report.json")
+        status, report, _ = http_get(base + "/report.json")
         assert status == 200
         data = json.loads(report)
         assert data["source"]["kind"] == "cluster"

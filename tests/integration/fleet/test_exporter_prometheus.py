@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,30 +32,13 @@ import yaml
 from soma_audit.paths import data_path
 from testenv import build
 from testenv.proc import free_port, spawn, stop_group, wait_for
+from tests.helpers import http_get, wait_until
 
 SOMA_AUDIT = Path(sys.executable).parent / "soma-audit"
 #: default-deny regresses; service-coverage fails throughout (no policy of the service's
 #: own), so it must never alert.
 CHECKS = ("netpol.default-deny", "netpol.service-coverage")
 INTERVAL = 4  # seconds; a scan of the shared server takes about as long
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
-def _until(what: str, condition: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def _default_deny(namespace: str) -> dict[str, Any]:
@@ -128,7 +110,7 @@ def exporter(kube_env: Any, namespace: str, tmp_path: Path) -> Iterator[ServePro
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _get(f"{url}/healthz")[0] == 200, what=f"{url}/healthz",
+        wait_for(lambda: http_get(f"{url}/healthz").status == 200, what=f"{url}/healthz",
                  component="soma-audit serve", timeout=60, log=log)
         yield ServeProcess(url, proc, log)
     finally:
@@ -163,7 +145,7 @@ def prometheus(exporter: ServeProcess, tmp_path: Path) -> Iterator[str]:
                          log, home=tmp_path)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: "Ready" in _get(f"{url}/-/ready")[1], what="/-/ready",
+        wait_for(lambda: "Ready" in http_get(f"{url}/-/ready").body, what="/-/ready",
                  component="prometheus", timeout=60, log=log, pid=pid, started=started)
         yield url
     finally:
@@ -171,14 +153,14 @@ def prometheus(exporter: ServeProcess, tmp_path: Path) -> Iterator[str]:
 
 
 def _query(prometheus: str, expr: str) -> list[dict[str, Any]]:
-    status, body = _get(f"{prometheus}/api/v1/query?"
+    status, body, _ = http_get(f"{prometheus}/api/v1/query?"
                         + urllib.parse.urlencode({"query": expr}))
     assert status == 200, body
     return list(json.loads(body)["data"]["result"])
 
 
 def _alerts(prometheus: str, name: str) -> list[dict[str, Any]]:
-    status, body = _get(f"{prometheus}/api/v1/alerts")
+    status, body, _ = http_get(f"{prometheus}/api/v1/alerts")
     assert status == 200, body
     return [a for a in json.loads(body)["data"]["alerts"] if a["labels"]["alertname"] == name]
 
@@ -186,16 +168,16 @@ def _alerts(prometheus: str, name: str) -> list[dict[str, Any]]:
 def test_prometheus_scrapes_the_in_cluster_exporter_and_alerts_on_a_regression(
         exporter: ServeProcess, prometheus: str, namespace: str, kube_admin_client: Any) -> None:
     # The exporter's own endpoints.
-    report = json.loads(_until("a first report", lambda: (
-        body if (answer := _get(f"{exporter.url}/report.json"))[0] == 200
+    report = json.loads(wait_until("a first report", lambda: (
+        body if (answer := http_get(f"{exporter.url}/report.json"))[0] == 200
         and (body := answer[1]) else None), timeout=90))
     assert report["source"] == {"kind": "cluster", "ref": "in-cluster"}
     statuses = {c["id"]: c["status"] for c in report["checks"]}
     assert statuses == {"netpol.default-deny": "pass", "netpol.service-coverage": "fail"}
-    assert _get(f"{exporter.url}/healthz") == (200, "ok\n")
+    assert http_get(f"{exporter.url}/healthz")[:2] == (200, "ok\n")
 
     # Prometheus has every status of the check as a series, 1 for the current one.
-    series = _until("soma_audit_check_status in Prometheus", lambda: (
+    series = wait_until("soma_audit_check_status in Prometheus", lambda: (
         found if len(found := _query(
             prometheus, 'soma_audit_check_status{check="netpol.default-deny"}')) == 6
         else None), timeout=60)
@@ -219,7 +201,7 @@ def test_prometheus_scrapes_the_in_cluster_exporter_and_alerts_on_a_regression(
 
     client.NetworkingV1Api(kube_admin_client).delete_namespaced_network_policy(
         "default-deny", namespace)
-    firing = _until("SomaAuditCheckRegressed to fire", lambda: [
+    firing = wait_until("SomaAuditCheckRegressed to fire", lambda: [
         a for a in _alerts(prometheus, "SomaAuditCheckRegressed")
         if a["state"] == "firing"], timeout=120)
     (alert,) = firing  # not the steadily failing service-coverage
@@ -230,7 +212,7 @@ def test_prometheus_scrapes_the_in_cluster_exporter_and_alerts_on_a_regression(
     assert _query(prometheus, 'soma_audit_check_status{check="netpol.default-deny",'
                               'status="fail"} == 1')
     assert not _alerts(prometheus, "SomaAuditScanFailing")
-    report = json.loads(_get(f"{exporter.url}/report.json")[1])
+    report = json.loads(http_get(f"{exporter.url}/report.json").body)
     assert {c["id"]: c["status"] for c in report["checks"]} == {
         "netpol.default-deny": "fail", "netpol.service-coverage": "fail"}
 
