@@ -268,7 +268,10 @@ class KafkaService:
         by_name = {e.name(): e for e in errors}
         if "_AUTHENTICATION" in by_name:
             detail = _strip_broker(by_name["_AUTHENTICATION"].str())
-            return ServiceError(NAME, Failure.UNAUTHORISED,
+            # A connection lost during the SASL handshake is reported as an authentication
+            # error too; the credentials were not refused.
+            lost = "Broker transport failure" in detail
+            return ServiceError(NAME, Failure.UNREACHABLE if lost else Failure.UNAUTHORISED,
                                 self._text(f"{self.bootstrap}: {detail}"))
         for name in ("_SSL", "_TRANSPORT", "_RESOLVE"):
             if name in by_name and "_ALL_BROKERS_DOWN" in by_name:
@@ -279,15 +282,19 @@ class KafkaService:
 
     def _metadata(self, topic: str | None = None) -> Any:
         """Cluster metadata; retried in short slices so a refused connection or a failed
-        SASL handshake is reported at once instead of after the whole timeout."""
+        SASL handshake is reported at once instead of after the whole timeout. Each slice
+        is twice the last: a request abandoned when its slice ends is not answered later,
+        so fixed short slices would never reach a broker slower than one slice."""
         from confluent_kafka import KafkaException
 
         deadline = time.monotonic() + self._timeout
+        wait = 0.25
         while True:
             remaining = deadline - time.monotonic()
             try:
-                return self._admin.list_topics(topic=topic, timeout=max(0.05, min(0.25, remaining)))
+                return self._admin.list_topics(topic=topic, timeout=max(0.05, min(wait, remaining)))
             except KafkaException as exc:
+                wait *= 2
                 failure = self._connection_failure()
                 if failure is not None:
                     raise self._guard.record(failure) from None

@@ -360,6 +360,7 @@ class OpenFgaService:
             from openfga_sdk.configuration import RetryParams
             from openfga_sdk.credentials import CredentialConfiguration, Credentials
             from openfga_sdk.sync import OpenFgaClient
+            from urllib3.util.retry import Retry
 
             credentials = None
             if self._token:
@@ -374,6 +375,10 @@ class OpenFgaService:
                 retry_params=RetryParams(max_retry=1, min_wait_in_ms=100),
                 timeout_millisec=max(101, int(self._timeout * 1000)),
             )
+            # Without this urllib3 retries 3 more times under the SDK: a server that
+            # stops answering cost four timeouts, not one. A refused connection is retried
+            # once; a request the server got but did not answer is not sent again.
+            configuration.retries = Retry(total=1, connect=1, read=0, status=0, redirect=0)
             self._client = OpenFgaClient(configuration)
         return self._client
 

@@ -155,7 +155,7 @@ class PrometheusService:
         import requests
         from prometheus_api_client import PrometheusApiClientException
 
-        if isinstance(exc, requests.Timeout):
+        if isinstance(exc, requests.Timeout) or _read_timed_out(exc):
             return ServiceError(NAME, Failure.TIMEOUT,
                                 self._text(f"{what}: no answer from {self.url} within "
                                            f"{self._timeout:g}s"))
@@ -252,6 +252,15 @@ class PrometheusService:
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
+
+
+def _read_timed_out(exc: Exception) -> bool:
+    """A read timeout under the session's Retry: requests reports it as a ConnectionError
+    (max retries exceeded), although the server took the connection and went silent."""
+    from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, MaxRetryError) and isinstance(reason.reason, ReadTimeoutError)
 
 
 def _client_exception(text: str) -> tuple[int, str]:
