@@ -25,7 +25,7 @@ from testenv.proc import ComponentError, file_lock, run
 Report = Callable[[str, str], None]
 
 GO_BUILD_TIMEOUT = 40 * 60.0
-GO_ARTIFACTS = ("kube-apiserver", "etcd", "openfga")
+GO_ARTIFACTS = ("kube-apiserver", "etcd", "openfga", "toxiproxy")
 
 #: Set once a Go build ran in this process: its multi-GB build cache can then be trimmed.
 go_built = threading.Event()
@@ -147,41 +147,59 @@ def etcd(cache: Path, logs: Path, report: Report) -> Path:
     )
 
 
-def openfga(cache: Path, logs: Path, report: Report) -> Path:
-    """The OpenFGA server, `go install`ed at its pinned version into the cache."""
-    name = "openfga"
-    version = config.OPENFGA_VERSION
-    artifact = cache / "bin" / f"openfga-{version}"
+def _go_install(
+    name: str,
+    module: str,
+    version: str,
+    binary: str,
+    ldflags: str,
+    cache: Path,
+    logs: Path,
+    report: Report,
+) -> Path:
+    """`go install module@version` into the cache as ``bin/<name>-<version>``."""
+    artifact = cache / "bin" / f"{name}-{version}"
     with file_lock(cache / "locks" / f"{name}.lock", what=name, timeout=GO_BUILD_TIMEOUT):
         if _cached(artifact, name, report):
             return artifact
         _need("go", name, "install Go 1.26 or newer")
-        report(name, f"go install {config.OPENFGA_MODULE}@{version} (first time only)")
+        report(name, f"go install {module}@{version} (first time only)")
         began = time.monotonic()
-        gobin = cache / "bin" / f".openfga-{version}.tmp"
+        gobin = cache / "bin" / f".{name}-{version}.tmp"
         shutil.rmtree(gobin, ignore_errors=True)
         gobin.mkdir(parents=True)
         env = go_env(cache)
         env["GOBIN"] = str(gobin)
-        ldflags = f"-s -w -X github.com/openfga/openfga/internal/build.Version={version}"
         run(
-            [
-                "go",
-                "install",
-                "-trimpath",
-                f"-ldflags={ldflags}",
-                f"{config.OPENFGA_MODULE}@{version}",
-            ],
+            ["go", "install", "-trimpath", f"-ldflags={ldflags}", f"{module}@{version}"],
             component=name,
             log=logs / f"build-{name}.log",
             env=env,
             timeout=GO_BUILD_TIMEOUT,
         )
-        (gobin / "openfga").rename(artifact)
+        (gobin / binary).rename(artifact)
         shutil.rmtree(gobin, ignore_errors=True)
         go_built.set()
         report(name, f"built in {time.monotonic() - began:.0f}s")
         return artifact
+
+
+def openfga(cache: Path, logs: Path, report: Report) -> Path:
+    """The OpenFGA server, `go install`ed at its pinned version into the cache."""
+    version = config.OPENFGA_VERSION
+    ldflags = f"-s -w -X github.com/openfga/openfga/internal/build.Version={version}"
+    return _go_install(
+        "openfga", config.OPENFGA_MODULE, version, "openfga", ldflags, cache, logs, report
+    )
+
+
+def toxiproxy(cache: Path, logs: Path, report: Report) -> Path:
+    """The Toxiproxy server (fault-injecting TCP proxy of the reliability tier)."""
+    version = config.TOXIPROXY_VERSION
+    ldflags = f"-s -w -X github.com/Shopify/toxiproxy/v2.Version={version}"
+    return _go_install(
+        "toxiproxy", config.TOXIPROXY_MODULE, version, "server", ldflags, cache, logs, report
+    )
 
 
 def kafka(cache: Path, logs: Path, report: Report) -> Path:

@@ -22,6 +22,10 @@ OPENFGA_VERSION = "v1.22.1"
 OPENFGA_MODULE = "github.com/openfga/openfga/cmd/openfga"
 OPENFGA_STORE_NAME = "soma-agent-hub"
 
+#: The fault-injecting TCP proxy of the reliability tier (tests/reliability/test_faults.py).
+TOXIPROXY_VERSION = "v2.5.0"
+TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2/cmd/server"
+
 #: Debian package that ships both `prometheus` and `promtool`.
 PROMETHEUS_DEB = "prometheus"
 

@@ -40,14 +40,15 @@ def _jaas() -> str:
     )
 
 
-def _properties(ctx: Context, broker: int, controller: int, data: Path) -> str:
+def _properties(ctx: Context, broker: int, controller: int, data: Path,
+                advertised: str | None = None) -> str:
     jaas = _jaas()
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{controller}",
         "listeners": f"SASL_PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}",
-        "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{broker}",
+        "advertised.listeners": f"SASL_PLAINTEXT://{advertised or f'127.0.0.1:{broker}'}",
         "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
         "inter.broker.listener.name": "SASL_PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
@@ -96,15 +97,20 @@ logger.authorizer.level = INFO
 """
 
 
-def start(ctx: Context, artifacts: dict[str, Path]) -> None:
-    """Write the config, format storage once (KRaft), spawn `kafka.Kafka`."""
+def start(ctx: Context, artifacts: dict[str, Path], advertised: str | None = None) -> None:
+    """Write the config, format storage once (KRaft), spawn `kafka.Kafka`.
+
+    ``advertised`` (host:port) is the address clients are told to use instead of the
+    listener itself: the fault tests put a proxy there (tests/reliability/test_faults.py).
+    """
     proc = ctx.process("kafka")
     broker = ctx.port("kafka", "broker")
     controller = ctx.port("kafka", "controller")
     conf = ctx.home / "kafka"
     data = ctx.home / "data/kafka"
     conf.mkdir(parents=True, exist_ok=True)
-    (conf / "server.properties").write_text(_properties(ctx, broker, controller, data))
+    (conf / "server.properties").write_text(
+        _properties(ctx, broker, controller, data, advertised))
     (conf / "log4j2.properties").write_text(LOG4J2)
     java = str(artifacts["java"])
     classpath = str(artifacts["kafka"] / "libs/*")
@@ -135,7 +141,7 @@ def start(ctx: Context, artifacts: dict[str, Path]) -> None:
     )
     admin = config.KAFKA_SUPERUSER
     ctx.state["kafka"] = {
-        "bootstrap": f"127.0.0.1:{broker}",
+        "bootstrap": advertised or f"127.0.0.1:{broker}",
         "version": config.kafka_version(),
         "security_protocol": "SASL_PLAINTEXT",
         "sasl_mechanism": "PLAIN",

@@ -1,4 +1,5 @@
-"""Fixtures of the reliability tier: the integration fixtures, the audit log, the figures.
+"""Fixtures of the reliability tier: the integration fixtures, the audit log, the figures,
+a Toxiproxy server (``proxies``) for fault injection.
 
 Every test here runs the real tool (the CLI in a subprocess, or the real loaders) against
 the real test environment; figures the tests measure go to ``results.json`` beside this
@@ -10,10 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,7 @@ from typing import Any
 import pytest
 
 from soma_audit import __version__
+from testenv import toxiproxy
 from tests.integration.conftest import (  # noqa: F401 - fixtures re-exported
     _testenv_session,
     kafka_env,
@@ -89,15 +94,36 @@ class Run:
     code: int
     stdout: str
     stderr: str
+    seconds: float = 0.0
 
 
-def run_cli(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 300) -> Run:
-    """Run ``soma-audit`` in a subprocess with exactly ``env`` (plus PATH/HOME/TZ)."""
+def run_cli(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 300,
+            while_running: Callable[[subprocess.Popen[str]], None] | None = None) -> Run:
+    """Run ``soma-audit`` in a subprocess with exactly ``env`` (plus PATH/HOME/TZ).
+
+    ``while_running(process)`` runs in a thread meanwhile (the fault tests cut a proxy
+    mid-scan from there). A run still going after ``timeout`` is killed and raises.
+    """
     full = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
     full.update(env)
-    proc = subprocess.run([str(SOMA_AUDIT), *argv], env=full, cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
-    return Run(argv, proc.returncode, proc.stdout, proc.stderr)
+    began = time.monotonic()
+    with subprocess.Popen([str(SOMA_AUDIT), *argv], env=full, cwd=cwd, text=True,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:
+        helper = None
+        if while_running is not None:
+            helper = threading.Thread(target=while_running, args=(proc,), daemon=True)
+            helper.start()
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+        finally:
+            if helper is not None:
+                helper.join(timeout=10)
+    return Run(argv, proc.returncode, stdout, stderr, time.monotonic() - began)
 
 
 def service_env(kube: Any, fga: Any, kafka: Any, prom: Any) -> dict[str, str]:
@@ -200,3 +226,71 @@ def write_snapshot(tree: Path, path: Path) -> Path:
     path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}),
                     encoding="utf-8")
     return path
+
+
+class Toxiproxy:
+    """The few calls of Toxiproxy's HTTP API the tests need, and its log."""
+
+    def __init__(self, server: toxiproxy.Server) -> None:
+        self.api = server.api
+        self.log = server.log
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.api}{path}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read()
+        return json.loads(raw) if raw.strip() else None
+
+    def create(self, name: str, upstream: str) -> str:
+        """A proxy to ``upstream`` on a free loopback port; returns its host:port."""
+        proxy = self._call("POST", "/proxies", {"name": name, "listen": "127.0.0.1:0",
+                                                "upstream": upstream, "enabled": True})
+        return str(proxy["listen"])
+
+    def add(self, name: str, kind: str, stream: str, **attributes: Any) -> None:
+        """Add a toxic (latency, bandwidth, reset_peer, timeout ...) on one direction."""
+        self._call("POST", f"/proxies/{name}/toxics", {
+            "name": f"{kind}-{stream}", "type": kind, "stream": stream, "toxicity": 1.0,
+            "attributes": attributes})
+
+    def enable(self, name: str, enabled: bool) -> None:
+        """Disabling closes every connection and stops listening: the server is gone."""
+        self._call("POST", f"/proxies/{name}", {"enabled": enabled})
+
+    def heal(self, name: str) -> None:
+        """Remove every toxic and listen again."""
+        for toxic in self._call("GET", f"/proxies/{name}/toxics") or []:
+            self._call("DELETE", f"/proxies/{name}/toxics/{toxic['name']}")
+        self.enable(name, True)
+
+    def log_size(self) -> int:
+        """Where the log ends now (to read only what comes after)."""
+        return self.log.stat().st_size
+
+    def accepted(self, name: str, since: int) -> bool:
+        """Whether proxy ``name`` accepted a client after log offset ``since``."""
+        with self.log.open("rb") as stream:
+            stream.seek(since)
+            for line in stream.read().decode("utf-8", "replace").splitlines():
+                if '"Accepted client"' in line and f'"name":"{name}"' in line:
+                    return True
+        return False
+
+    def delivered(self, name: str) -> int:
+        """Bytes the proxy passed from the server to the tool on connections closed so far
+        (Toxiproxy counts a connection's bytes when it ends)."""
+        with urllib.request.urlopen(f"{self.api}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        pattern = re.compile(r'^toxiproxy_proxy_sent_bytes_total\{direction="downstream",'
+                             rf'[^}}]*proxy="{re.escape(name)}"[^}}]*\}} (\S+)$', re.MULTILINE)
+        found = pattern.search(text)
+        return int(float(found.group(1))) if found else 0
+
+
+@pytest.fixture(scope="session")
+def proxies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Toxiproxy]:
+    """A Toxiproxy server for the session, stopped (its process group) at the end."""
+    with toxiproxy.running(tmp_path_factory.mktemp("toxiproxy")) as server:
+        yield Toxiproxy(server)

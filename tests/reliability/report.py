@@ -40,7 +40,9 @@ def render(data: dict[str, Any]) -> str:
              readonly.get("dry_runs", 0)),
             ("leak runs / marker values / files searched",
              f"{leaks.get('runs', 0)} / {leaks.get('markers', 0)} / "
-             f"{leaks.get('files_checked', 0)}")]
+             f"{leaks.get('files_checked', 0)}"),
+            ("faults injected (fault-by-component runs, mid-apply cut included)",
+             len(data.get("faults", {})))]
     parts.append("## Figures\n\n| figure | value |\n| --- | --- |\n"
                  + "".join(f"| {name} | {_fmt(value)} |\n" for name, value in rows))
     modes = data.get("readonly_modes", {})
@@ -58,6 +60,8 @@ def render(data: dict[str, Any]) -> str:
             "(manifests/rbac/clusterrole-dryrun.yaml); without them it is skipped with that "
             "reason. `diff` needs `get` and dry-run `patch`, which the "
             "read-only role lacks: it stops with one clear `soma-audit: error:` line.\n")
+    if data.get("faults"):
+        parts.append(_faults(data))
     bounds = data.get("bounds", {})
     if bounds:
         table = ("## Bounds (child process, `getrusage` peak RSS)\n\n"
@@ -71,6 +75,48 @@ def render(data: dict[str, Any]) -> str:
             table += f"| {name} | {row['seconds']} s | {row['max_rss_mib']} MiB | {text} |\n"
         parts.append(table)
     return "\n".join(p.rstrip("\n") + "\n" for p in parts)
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _faults(data: dict[str, Any]) -> str:
+    """The fault matrix: one row per component and fault, as the tests observed it."""
+    kinds = data.get("fault_kinds", {})
+    baselines = data.get("fault_baselines", {})
+    text = ("## Faults: component and fault → observed behaviour (`test_faults.py`)\n\n"
+            "A real Toxiproxy (built from its Go module by the testenv) sits between the "
+            "tool and one component at a time; the other components are reached directly. "
+            "Each run is `soma-audit --ci --format json` on the same checks as a fault-free "
+            "run through the same proxy, and is compared with it. *Bound* is the fault-free "
+            "time plus the worst case the configured timeouts allow (API server: "
+            "`Timeouts` of `sources/cluster.py`, every attempt of discovery and of every "
+            "LIST page timing out, or only discovery's when every request fails, since the "
+            "scan must stop there; services: the configured `timeout_seconds` times the "
+            "client's attempts per live check). Kafka's lane uses a test-scoped broker "
+            "that advertises the proxy, since clients reconnect to the advertised "
+            "address.\n\n"
+            "| fault | what the proxy does |\n| --- | --- |\n")
+    text += "".join(f"| {name} | {_cell(what)} |\n" for name, what in kinds.items())
+    if baselines:
+        text += ("\n| component | fault-free run | bytes through the proxy | allowance "
+                 "| allowance, every request failing |\n| --- | --- | --- | --- | --- |\n")
+        for name, row in sorted(baselines.items()):
+            dead = row.get("allowance_dead")
+            text += (f"| {name} | {row['seconds']} s | {row['bytes']:,} | "
+                     f"{row['allowance']} s | {f'{dead} s' if dead else 'same'} |\n")
+    order = list(kinds)
+    rows = sorted(data["faults"].values(), key=lambda r: (
+        r["component"], order.index(r["fault"]) if r["fault"] in order else len(order)))
+    text += ("\n| component | fault | exit | checks needing it | other checks | time / bound "
+             "| cause shown |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+    for row in rows:
+        bound = f"{row['bound']} s" if row["bound"] != "-" else "-"
+        text += (f"| {row['component']} | {row['fault']} | {row['exit']} | "
+                 f"{_cell(row['outcome'])} | {_cell(row['unaffected'])} | "
+                 f"{row['seconds']} s / {bound} | {_cell(row['cause']) or '-'} |\n")
+    return text
 
 
 def main() -> int:

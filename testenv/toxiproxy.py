@@ -1,0 +1,61 @@
+"""Toxiproxy, the fault-injecting TCP proxy of the reliability tier (tests/reliability).
+
+Not part of `up`: a test session starts its own instance on a free port with
+:func:`running` and stops it (the whole process group) when done. The binary is built
+once from its Go module into the versioned cache (testenv/build.py) and reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from testenv import build, config
+from testenv.proc import free_port, spawn, stop_group, wait_for
+
+
+def _report(component: str, message: str) -> None:
+    print(f"[testenv] {component}: {message}", flush=True)
+
+
+def _version(api: str) -> str:
+    with urllib.request.urlopen(f"{api}/version", timeout=2) as response:
+        return response.read().decode().strip()
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running Toxiproxy: its HTTP API and its log (one line per accepted client)."""
+
+    api: str
+    log: Path
+
+
+@contextlib.contextmanager
+def running(home: Path) -> Iterator[Server]:
+    """A Toxiproxy server for the duration of the block.
+
+    ``home`` holds its log and marks the process (SOMA_TESTENV_HOME) as ours.
+    """
+    logs = home / "logs"
+    binary = build.toxiproxy(config.cache_dir(), logs, _report)
+    port = free_port()
+    log = logs / "toxiproxy.log"
+    # info, not debug: one line per accepted client (the tests read them), not per call.
+    env = dict(os.environ, LOG_LEVEL="info")
+    # -proxy-metrics: bytes passed per proxy and direction (counted as connections end).
+    argv = [str(binary), "-host", "127.0.0.1", "-port", str(port), "-proxy-metrics"]
+    pid, started = spawn(argv, log, env=env, home=home)
+    try:
+        api = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _version(api), what="its HTTP API", component="toxiproxy",
+                 timeout=30, log=log, pid=pid, started=started, interval=0.1)
+        yield Server(api, log)
+    finally:
+        if stop_group(pid, started, grace=5.0):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)  # our child: collected now, not left a zombie
