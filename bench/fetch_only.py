@@ -3,10 +3,6 @@
 Run as a child by bench/run.py so that the scan's own cost (threads, HTTP, JSON decoding,
 Resource wrapping) can be compared with the raw-LIST baseline without the probes, the
 report and the interpreter start. Prints ``LOAD <seconds> <objects>``.
-
-``--strip-managed-fields`` is an experiment, not product behaviour: it drops each item's
-``metadata.managedFields`` (about half of every LIST page's bytes here) right after the
-page is decoded, to show what that would save in memory and time.
 """
 
 from __future__ import annotations
@@ -14,7 +10,6 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -33,32 +28,16 @@ def audit_kinds() -> frozenset[str]:
     return frozenset().union(*(probes[c.probe].kinds for c in runnable if c.probe in probes))
 
 
-def _strip_managed_fields() -> None:
-    """Wrap ClusterSource._get so that LIST items lose metadata.managedFields."""
-    from soma_audit.sources.cluster import ClusterSource
-
-    original = ClusterSource._get
-
-    def _get(self: ClusterSource, path: str, query: list[tuple[str, Any]] | None = None
-             ) -> dict[str, Any]:
-        page = original(self, path, query)
-        for item in page.get("items") or []:
-            (item.get("metadata") or {}).pop("managedFields", None)
-        return page
-
-    ClusterSource._get = _get  # type: ignore[method-assign]
-
-
 def main() -> None:
+    from soma_audit.engine import cyclic_gc_paused
     from soma_audit.sources.cluster import ClusterSource
 
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    if "--strip-managed-fields" in sys.argv:
-        _strip_managed_fields()
     kinds = audit_kinds()
     source = ClusterSource(args[0] if args else None)
     started = time.perf_counter()
-    inventory = source.load(kinds)
+    with cyclic_gc_paused():  # as run_audit does around the whole scan
+        inventory = source.load(kinds)
     seconds = time.perf_counter() - started
     objects = sum(len(inventory.of_kind(kind)) for kind in kinds)
     print(f"LOAD {seconds:.6f} {objects}", flush=True)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from soma_audit.attestations import Attestation
@@ -88,6 +91,15 @@ def _run_probe(check: Check, probe: Probe, ctx: ProbeContext) -> Outcome:
         )
 
 
+#: Checks evaluated at the same time. Many wait on something else — ``fga``, ``k6`` and
+#: ``promtool`` processes, dry-run requests — so running them side by side shortens a scan
+#: (the GIL still serializes pure-Python work, so this is not about CPU-bound probes).
+PROBE_WORKERS = 4
+#: Services whose client may be shared between threads: the cluster source's HTTP pool
+#: is. Checks needing any other live service run one at a time, in the calling thread.
+_THREAD_SAFE_SERVICES = frozenset({"cluster"})
+
+
 def _manual(check: Check, request: AuditRequest) -> Outcome:
     attestation = request.attestations.get(check.id)
     where = request.attestations_file
@@ -116,13 +128,38 @@ def _apply_waiver(outcome: Outcome, waiver: Waiver | None, today: dt.date) -> Ou
 def _locate(evidence: tuple[Evidence, ...], origins: dict[str, str]) -> tuple[Evidence, ...]:
     """Attach the defining file:line to evidence about an object, when the source knows it."""
     return tuple(
-        replace(e, location=origins[e.object]) if not e.location and e.object in origins else e
+        Evidence(e.object, e.message, origins[e.object])
+        if not e.location and e.object in origins else e
         for e in evidence
     )
 
 
+@contextlib.contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for the duration of a scan.
+
+    A live scan decodes and keeps millions of small dicts and lists; each allocation burst
+    triggers collections that traverse everything kept so far: half of the CPU of a
+    47k-object ``--ci`` (12.1 s → 6.4 s user time without them). Reference counting still
+    frees what the scan drops; only reference cycles wait until the end of the scan. The
+    collector is re-enabled only if it was enabled before (nested or concurrent scans).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def run_audit(request: AuditRequest, progress: Progress | None = None) -> Report:
     """Evaluate every check of ``request``. Raises AuditError only if nothing can be read."""
+    with cyclic_gc_paused():
+        return _run_audit(request, progress)
+
+
+def _run_audit(request: AuditRequest, progress: Progress | None) -> Report:
     started = dt.datetime.now(dt.UTC)
     clock = time.perf_counter()
     probes = load_probes()
@@ -146,18 +183,28 @@ def run_audit(request: AuditRequest, progress: Progress | None = None) -> Report
     origins = {r.ref: r.origin for r in inventory if r.origin}
     results: list[Result] = []
     total = len(request.checks)
-    for check in request.checks:
-        if check.manual:
-            outcome = _manual(check, request)
-        elif reason := _skip_reason(check, available, request.source.info.kind):
-            outcome = Outcome(Status.SKIP, (Evidence("", reason),))
-        else:
-            outcome = _run_probe(check, probes[check.probe], ctx)
-        outcome = _apply_waiver(outcome, waivers.get(check.id), request.today)
-        result = Result(check, outcome.status, _locate(outcome.evidence, origins))
-        results.append(result)
-        if progress:
-            progress(result, len(results), total)
+    shareable = available & _THREAD_SAFE_SERVICES
+    with ThreadPoolExecutor(PROBE_WORKERS, thread_name_prefix="soma-probe") as pool:
+        # Results are still taken, waived and reported in catalog order.
+        pending: dict[int, Future[Outcome]] = {
+            index: pool.submit(_run_probe, check, probes[check.probe], ctx)
+            for index, check in enumerate(request.checks)
+            if not check.manual and set(check.requires) <= shareable
+        }
+        for index, check in enumerate(request.checks):
+            if index in pending:
+                outcome = pending.pop(index).result()
+            elif check.manual:
+                outcome = _manual(check, request)
+            elif reason := _skip_reason(check, available, request.source.info.kind):
+                outcome = Outcome(Status.SKIP, (Evidence("", reason),))
+            else:
+                outcome = _run_probe(check, probes[check.probe], ctx)
+            outcome = _apply_waiver(outcome, waivers.get(check.id), request.today)
+            result = Result(check, outcome.status, _locate(outcome.evidence, origins))
+            results.append(result)
+            if progress:
+                progress(result, len(results), total)
     return Report(
         source=request.source.info,
         results=results,
