@@ -86,20 +86,60 @@ class CronSpec:
             return dom and dow
         return dom or dow
 
-    def firing_days(self) -> list[int]:
-        """Ordinals of the days it fires on, in ascending order, over one 400-year cycle."""
-        days = []
+    def fires_every_day(self) -> bool:
+        """True when the day fields and months admit every calendar day (the common case)."""
+        if len(self.months) < 12:
+            return False
+        all_days = len(self.days) == 31
+        all_weekdays = len(self.weekdays) == 7
+        if self.days_star or self.weekdays_star:
+            return all_days and all_weekdays
+        return all_days or all_weekdays
+
+    def _month_shape(self, first_weekday: int, length: int) -> tuple[int, int, int] | None:
+        """For a month starting on ``first_weekday`` (Sunday 0) with ``length`` days: the
+        offsets of its first and last firing day and the longest gap inside it, in days."""
+        offsets = [day - 1 for day in range(1, length + 1)
+                   if self._day_matches(day, (first_weekday + day - 1) % 7)]
+        if not offsets:
+            return None
+        inner = max((b - a for a, b in itertools.pairwise(offsets)), default=0)
+        return offsets[0], offsets[-1], inner
+
+    def longest_day_gap(self) -> int | None:
+        """Over one 400-year cycle (wrapping around): the longest gap between consecutive
+        firing days, in days; None if it never fires.
+
+        A month's firing days depend only on its first weekday and its length, so each of
+        the 28 shapes is evaluated once and the walk is per month, not per day.
+        """
+        if self.fires_every_day():
+            return 1
+        months = sorted(self.months)
+        first = last = None
+        longest = 0
+        shapes: dict[tuple[int, int], tuple[int, int, int] | None] = {}
         for year in range(_CYCLE_START_YEAR, _CYCLE_START_YEAR + 400):
-            for month in sorted(self.months):
+            for month in months:
                 first_weekday, length = calendar.monthrange(year, month)
-                first = dt.date(year, month, 1).toordinal()
-                sunday_based = (first_weekday + 1) % 7
-                days.extend(
-                    first + day - 1
-                    for day in range(1, length + 1)
-                    if self._day_matches(day, (sunday_based + day - 1) % 7)
-                )
-        return days
+                key = ((first_weekday + 1) % 7, length)
+                if key not in shapes:
+                    shapes[key] = self._month_shape(*key)
+                shape = shapes[key]
+                if shape is None:
+                    continue
+                low, high, inner = shape
+                start = dt.date(year, month, 1).toordinal()
+                if last is None:
+                    first = start + low
+                else:
+                    longest = max(longest, start + low - last)
+                longest = max(longest, inner)
+                last = start + high
+        if first is None or last is None:
+            return None
+        # the cycle repeats: the first firing day recurs _CYCLE_DAYS later
+        return max(longest, first + _CYCLE_DAYS - last)
 
     @property
     def times(self) -> tuple[int, ...]:
@@ -197,8 +237,12 @@ def _check_zone(name: str) -> None:
         raise CronError(f"unknown time zone {name!r}") from None
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_cron(expression: str) -> Cron:
-    """Parse a Chaos Mesh schedule; raises :class:`CronError` with the reason."""
+    """Parse a Chaos Mesh schedule; raises :class:`CronError` with the reason.
+
+    Cached: a cluster holds thousands of Schedules with a few distinct expressions, and a
+    Cron is immutable (errors are not cached, they are re-raised by a fresh parse)."""
     text = expression.strip()
     if not text:
         raise CronError("empty schedule")
@@ -231,12 +275,10 @@ def _spec_max_gap(spec: CronSpec) -> dt.timedelta | None:
     times = spec.times
     if not times:
         return None
-    days = spec.firing_days()
-    if not days:
+    across_days = spec.longest_day_gap()
+    if across_days is None:
         return None
     within_day = max((b - a for a, b in itertools.pairwise(times)), default=0)
-    # the cycle repeats: the first firing day recurs _CYCLE_DAYS later
-    across_days = max(b - a for a, b in itertools.pairwise([*days, days[0] + _CYCLE_DAYS]))
     longest = max(within_day, across_days * 1440 + times[0] - times[-1])
     return dt.timedelta(minutes=longest)
 
