@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Resource:
-    """A Kubernetes object as plain data, with where it was found (file:line or cluster)."""
+    """A Kubernetes object as plain data, with where it was found (file:line or cluster).
+
+    Its identity (kind, name, namespace) is read once, when it is wrapped: probes ask for
+    it millions of times in a large cluster. Bodies are never mutated in place (writers
+    deep-copy them first), so the copies cannot go stale. Slots keep tens of thousands of
+    these small.
+    """
 
     body: dict[str, Any]
     origin: str = ""
+    kind: str = field(init=False, repr=False, compare=False)
+    name: str = field(init=False, repr=False, compare=False)
+    namespace: str | None = field(init=False, repr=False, compare=False)
 
-    @property
-    def kind(self) -> str:
-        return str(self.body.get("kind", ""))
+    def __post_init__(self) -> None:
+        meta = self.body.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
+        namespace = meta.get("namespace")
+        object.__setattr__(self, "kind", str(self.body.get("kind", "")))
+        object.__setattr__(self, "name", str(meta.get("name", "")))
+        object.__setattr__(self, "namespace", str(namespace) if namespace else None)
 
     @property
     def api_version(self) -> str:
@@ -31,15 +46,6 @@ class Resource:
     def metadata(self) -> dict[str, Any]:
         meta = self.body.get("metadata")
         return meta if isinstance(meta, dict) else {}
-
-    @property
-    def name(self) -> str:
-        return str(self.metadata.get("name", ""))
-
-    @property
-    def namespace(self) -> str | None:
-        ns = self.metadata.get("namespace")
-        return str(ns) if ns else None
 
     @property
     def labels(self) -> dict[str, str]:
@@ -78,6 +84,16 @@ class Inventory:
     #: kind → reason, for kinds whose API is not served (the product is not installed)
     absent: dict[str, str] = field(default_factory=dict)
     _by_kind: dict[str, list[Resource]] = field(default_factory=lambda: defaultdict(list))
+    #: (kind, namespace) → objects, and per kind (namespace, name) → first object: built
+    #: on first use (by name: only for the kinds looked up), dropped when objects are added.
+    #: Probes look up per namespace and by name in loops; a scan of every object per lookup
+    #: is quadratic in a large cluster.
+    _by_namespace: dict[tuple[str, str | None], list[Resource]] | None = field(
+        default=None, repr=False, compare=False)
+    _by_name: dict[str, dict[tuple[str | None, str], Resource]] = field(
+        default_factory=dict, repr=False, compare=False)
+    _derived: dict[Callable[[Inventory], Any], Any] = field(
+        default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def of(cls, resources: Iterable[Resource]) -> Inventory:
@@ -88,19 +104,46 @@ class Inventory:
     def add_all(self, resources: Iterable[Resource]) -> None:
         for resource in resources:
             self._by_kind[resource.kind].append(resource)
+        self._by_namespace = None
+        self._by_name.clear()
+        self._derived.clear()
+
+    def derived(self, view: Callable[[Inventory], T]) -> T:
+        """``view(self)``, computed once per inventory (again after objects are added).
+
+        For read-only views several checks derive from the same objects (parsed network
+        policies, pod specs, Chaos Mesh schedules): a view must be immutable — a tuple of
+        frozen objects — since every caller shares it. Concurrent first calls may both
+        compute it; they compute the same thing.
+        """
+        if view not in self._derived:
+            self._derived[view] = view(self)
+        return self._derived[view]
+
+    def _namespace_index(self) -> dict[tuple[str, str | None], list[Resource]]:
+        if self._by_namespace is None:
+            index: dict[tuple[str, str | None], list[Resource]] = defaultdict(list)
+            for kind, resources in self._by_kind.items():
+                for resource in resources:
+                    index[(kind, resource.namespace)].append(resource)
+            self._by_namespace = dict(index)
+        return self._by_namespace
 
     def of_kind(self, *kinds: str, namespace: str | None = None) -> list[Resource]:
         """All objects of the given kinds, optionally in one namespace, in source order."""
-        found = [r for kind in kinds for r in self._by_kind.get(kind, ())]
-        if namespace is not None:
-            found = [r for r in found if r.namespace == namespace]
-        return found
+        if namespace is None:
+            return [r for kind in kinds for r in self._by_kind.get(kind, ())]
+        index = self._namespace_index()
+        return [r for kind in kinds for r in index.get((kind, namespace), ())]
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> Resource | None:
-        return next(
-            (r for r in self._by_kind.get(kind, ()) if r.name == name and r.namespace == namespace),
-            None,
-        )
+        index = self._by_name.get(kind)
+        if index is None:
+            index = {}
+            for resource in self._by_kind.get(kind, ()):
+                index.setdefault((resource.namespace, resource.name), resource)
+            self._by_name[kind] = index
+        return index.get((namespace, name))
 
     def namespaces(self) -> set[str]:
         """Every namespace named by an object or declared by a Namespace object."""

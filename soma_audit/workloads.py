@@ -6,7 +6,7 @@ cost checks all see the same set of workloads.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ WORKLOAD_KINDS = frozenset(TEMPLATE_PATHS)
 CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Workload:
     """A pod spec and the object that carries it."""
 
@@ -80,10 +80,21 @@ def workload_of(resource: Resource) -> Workload | None:
     return Workload(resource, template, ".".join((*path, "spec")))
 
 
-def workloads(inventory: Inventory, namespace: str | None = None) -> Iterator[Workload]:
-    """Every pod spec in the inventory. Pods owned by a controller are included too:
-    offline sources rarely hold them, and live ones show what really runs."""
-    for resource in inventory.of_kind(*TEMPLATE_PATHS, namespace=namespace):
+def _found(resources: Iterable[Resource]) -> Iterator[Workload]:
+    for resource in resources:
         workload = workload_of(resource)
         if workload is not None:
             yield workload
+
+
+def _every_workload(inventory: Inventory) -> tuple[Workload, ...]:
+    return tuple(_found(inventory.of_kind(*TEMPLATE_PATHS)))
+
+
+def workloads(inventory: Inventory, namespace: str | None = None) -> Iterator[Workload]:
+    """Every pod spec in the inventory. Pods owned by a controller are included too:
+    offline sources rarely hold them, and live ones show what really runs. The whole
+    list is built once per inventory: most PSS, NetworkPolicy and cost checks walk it."""
+    if namespace is None:
+        return iter(inventory.derived(_every_workload))
+    return _found(inventory.of_kind(*TEMPLATE_PATHS, namespace=namespace))

@@ -12,7 +12,7 @@ from soma_audit import chaosmesh
 from soma_audit.chaosmesh import ChaosSchedule
 from soma_audit.cron import max_gap
 from soma_audit.durations import format_duration
-from soma_audit.inventory import Resource
+from soma_audit.inventory import Inventory, Resource
 from soma_audit.labels import has_labels
 from soma_audit.model import Evidence, Outcome, Status
 from soma_audit.probes import (
@@ -31,9 +31,14 @@ from soma_audit.workloads import WORKLOAD_KINDS, workloads
 _KINDS = ("Schedule", *chaosmesh.EXPERIMENT_KINDS)
 
 
+def _read_schedules(inventory: Inventory) -> tuple[ChaosSchedule, ...]:
+    return tuple(chaosmesh.read_schedule(r) for r in inventory.of_kind("Schedule")
+                 if r.group == chaosmesh.GROUP)
+
+
 def _schedules(ctx: ProbeContext) -> list[ChaosSchedule]:
-    return [chaosmesh.read_schedule(r) for r in ctx.inventory.of_kind("Schedule")
-            if r.group == chaosmesh.GROUP]
+    """Every Chaos Mesh Schedule, parsed once per inventory for the checks that read them."""
+    return list(ctx.inventory.derived(_read_schedules))
 
 
 def _experiments(ctx: ProbeContext) -> list[Resource]:

@@ -57,12 +57,17 @@ def _selector_text(labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "{}"
 
 
+def _parsed_policies(inventory: Inventory) -> tuple[Policy, ...]:
+    return tuple(load_policies(inventory))
+
+
 def _policies(inventory: Inventory) -> tuple[list[Policy], list[Evidence]]:
     """The policies the API server would accept, and a note for each one it would not
-    (or whose namespace is unknown): those are left out of every evaluation."""
+    (or whose namespace is unknown): those are left out of every evaluation. Parsed once
+    per inventory, for the four checks that read them."""
     valid: list[Policy] = []
     notes: list[Evidence] = []
-    for policy in load_policies(inventory):
+    for policy in inventory.derived(_parsed_policies):
         if policy.problems:
             notes.append(ev(policy.ref, "left out, the API server rejects it: "
                             + "; ".join(policy.problems)))
