@@ -10,6 +10,7 @@ is ``promtool``. Any input that does not parse raises :class:`PromQLError`, and 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -465,8 +466,13 @@ class _Parser:
         return Selector(metric, rest)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(text: str) -> Node:
-    """The syntax tree of ``text``; :class:`PromQLError` when it is not PromQL."""
+    """The syntax tree of ``text``; :class:`PromQLError` when it is not PromQL.
+
+    Cached: a cluster's PrometheusRules repeat the same few expressions thousands of times
+    and several checks parse each; the tree is immutable (frozen nodes, tuples), and a
+    :class:`PromQLError` is not cached but raised again by a fresh parse."""
     parser = _Parser(_tokens(text))
     if parser.peek() is None:
         raise PromQLError("empty expression")

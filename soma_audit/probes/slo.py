@@ -194,31 +194,39 @@ def rules_valid(ctx: ProbeContext, params: Params) -> Outcome:
     problems: list[Evidence] = []
     ok: list[Evidence] = []
     with tempfile.TemporaryDirectory(prefix="soma-audit-rules-") as tmp:
-        files: dict[str, Resource] = {}
-        for i, obj in enumerate(objects):
+        # Identical specs (one PrometheusRule copied into many namespaces) share one file,
+        # so promtool checks each distinct rule file once; each object gets its verdict.
+        path_of: dict[str, str] = {}
+        checked: list[tuple[Resource, str]] = []
+        for obj in objects:
             if not isinstance(obj.spec.get("groups"), list):
                 problems.append(ev(obj.ref, "spec.groups is missing or not a list"))
                 continue
-            path = Path(tmp, f"rules-{i}.yaml")
-            path.write_text(yaml.safe_dump(_rule_file(obj.spec), sort_keys=False),
-                            encoding="utf-8")
-            files[str(path)] = obj
-        paths = list(files)
+            rule_file = _rule_file(obj.spec)
+            key = repr(rule_file)  # exact: 1 and "1" differ, order kept
+            if key not in path_of:
+                path = Path(tmp, f"rules-{len(path_of)}.yaml")
+                path.write_text(yaml.safe_dump(rule_file, sort_keys=False), encoding="utf-8")
+                path_of[key] = str(path)
+            checked.append((obj, path_of[key]))
+        paths = list(path_of.values())
+        results: dict[str, tuple[str | None, list[str], str]] = {}
         for start in range(0, len(paths), _PROMTOOL_BATCH):
             batch = paths[start : start + _PROMTOOL_BATCH]
             run = ctx.tools.run("promtool", "check", "rules", *batch)
             blocks = _promtool_blocks(run.stdout)
             for path in batch:
-                obj = files[path]
                 errors = [line for line in run.stderr.splitlines() if path in line]
-                block = blocks.get(path)
-                if block is not None and "SUCCESS" in block and not errors:
-                    message = _promtool_message(block, path, obj.ref)
-                    ok.append(ev(obj.ref, f"promtool check rules: {message}"))
-                    continue
-                output = "\n".join(["FAILED:", *errors]) if errors else run.output
-                message = _promtool_message(output, path, obj.ref)
-                problems.append(ev(obj.ref, f"promtool check rules failed: {message}"))
+                results[path] = (blocks.get(path), errors, run.output)
+        for obj, path in checked:
+            block, errors, output = results[path]
+            if block is not None and "SUCCESS" in block and not errors:
+                message = _promtool_message(block, path, obj.ref)
+                ok.append(ev(obj.ref, f"promtool check rules: {message}"))
+                continue
+            output = "\n".join(["FAILED:", *errors]) if errors else output
+            message = _promtool_message(output, path, obj.ref)
+            problems.append(ev(obj.ref, f"promtool check rules failed: {message}"))
     return verdict(problems, ok)
 
 
