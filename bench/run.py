@@ -570,7 +570,7 @@ def cold_start(reps: int, log: Callable[[str], None] = print) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOMA_AUDIT_", "FGA_"))}
     env["KUBECONFIG"] = os.devnull
     exe = soma_audit_bin()
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"load_average_before": os.getloadavg()[0]}
     for name, cmd, n in (
         ("version", [exe, "--version"], max(reps, 10)),
         ("demo_ci", [exe, "--demo", "--ci", "--format", "json"], max(reps, 5)),
@@ -589,6 +589,7 @@ def cold_start(reps: int, log: Callable[[str], None] = print) -> dict[str, Any]:
         else:
             log(f"  TUI probe failed: {proc.stderr.strip()[-400:]}")
     result["tui_first_frame"] = summarize(frames)
+    result["load_average_after"] = os.getloadavg()[0]
     if frames:
         log(f"cold start TUI first frame: {result['tui_first_frame']['wall_s'] * 1000:.0f} ms")
     return result
@@ -607,6 +608,8 @@ class SizeResult:
     requests: dict[str, dict[str, int]] = field(default_factory=dict)
     peers: dict[str, dict[str, Any]] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
+    #: 1-minute load average at the start of each timed repetition (the machine is shared).
+    load_average: list[float] = field(default_factory=list)
 
 
 def measure_size(api: Api, size: int, reps: int, peers: dict[str, dict[str, Any]],
@@ -633,8 +636,11 @@ def measure_size(api: Api, size: int, reps: int, peers: dict[str, dict[str, Any]
                                         **{s: [] for s in subjects}}
     requests: dict[str, dict[str, int]] = {}
     io: dict[str, int] = {}
+    load: list[float] = []
     # Round-robin repetitions so that a burst of other traffic hits every subject alike.
     for rep in range(reps + 1):  # rep 0 is a warm-up (and the request count), not timed
+        if rep:
+            load.append(os.getloadavg()[0])
         before = api.metrics()
         sample, io = baseline_once(api, paths)
         if rep == 0:
@@ -661,7 +667,7 @@ def measure_size(api: Api, size: int, reps: int, peers: dict[str, dict[str, Any]
     return SizeResult(size=size, date=dt.date.today().isoformat(), seed=seeded,
                       cluster_objects=counts, list_paths=[p for _, p in paths],
                       baseline_io=io, summaries=summaries, requests=requests, peers=peers,
-                      machine=machine_info(api))
+                      machine=machine_info(api), load_average=load)
 
 
 def machine_info(api: Api) -> dict[str, Any]:
@@ -725,11 +731,28 @@ def growth_rows(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def size_results(folder: Path) -> list[Path]:
+    """The per-size result files (``<date>-<size>.json``), not the cold-start one."""
+    return sorted(p for p in folder.glob("*.json") if p.stem.rpartition("-")[2].isdigit())
+
+
+def load_rows(results: Sequence[dict[str, Any]]) -> str:
+    """The 1-minute load average during each size's timed repetitions (min, median, max)."""
+    lines = ["| size | load average (min / median / max) | repetitions |",
+             "| --- | ---: | ---: |"]
+    for d in results:
+        load = sorted(d.get("load_average") or [])
+        if load:
+            text = f"{load[0]:.1f} / {statistics.median(load):.1f} / {load[-1]:.1f}"
+            lines.append(f"| {d['size']:,} | {text} | {len(load)} |")
+    return "\n".join(lines)
+
+
 def report(paths: Sequence[Path]) -> str:
     """The markdown tables of docs/performance.md from result files."""
     results = [json.loads(p.read_text()) for p in sorted(paths, key=lambda p: p.stat().st_size)]
     results.sort(key=lambda d: sum(d["cluster_objects"].values()))
-    out = [markdown_rows(results), "", growth_rows(results), ""]
+    out = [markdown_rows(results), "", load_rows(results), "", growth_rows(results), ""]
     out += ["| size | subject | LIST requests | resources listed | other requests |",
             "| --- | --- | ---: | ---: | ---: |"]
     for d in results:
@@ -753,7 +776,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="only print the markdown tables of these result files")
     args = parser.parse_args(argv)
     if args.report is not None:
-        print(report(args.report or sorted(RESULTS.glob("*-[0-9]*.json"))))
+        print(report(args.report or size_results(RESULTS)))
         return 0
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     args.out.mkdir(parents=True, exist_ok=True)

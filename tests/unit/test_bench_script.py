@@ -6,6 +6,8 @@ arithmetic right.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bench import run
 
 
@@ -99,3 +101,17 @@ def test_markdown_rows_show_ratios_to_baseline() -> None:
     table = run.markdown_rows([data])
     assert "| 2,016 / 15 | soma-audit | 1.000 | 2.00 | 150 | 2.00 | — |" in table
     assert "| 2,016 / 15 | popeye | 4.000 | 1.00 | 900 | 8.00 | 0.25 |" in table
+
+
+def test_load_rows_show_the_spread_of_the_load_average() -> None:
+    rows = run.load_rows([{"size": 30000, "load_average": [5.0, 2.5, 7.25]},
+                          {"size": 2000}])
+    assert "| 30,000 | 2.5 / 5.0 / 7.2 | 3 |" in rows
+    assert "2,000" not in rows  # no samples recorded: no row
+
+
+def test_the_report_reads_size_results_only(tmp_path: Path) -> None:
+    for name in ("2026-11-28-2000.json", "2026-11-28-30000.json", "2026-11-28-coldstart.json"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in run.size_results(tmp_path)] == [
+        "2026-11-28-2000.json", "2026-11-28-30000.json"]
