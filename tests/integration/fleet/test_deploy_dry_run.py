@@ -49,24 +49,6 @@ def _folder_files() -> list[Path]:
     return files + sorted(p.resolve() for p in DEPLOY.glob("*.y*ml") if p.resolve() not in skip)
 
 
-def _dry_run_create(cluster: Cluster, obj: dict[str, Any]) -> list[str]:
-    """POST ``obj`` with dryRun=All and strict field validation; returns the warnings."""
-    resource = cluster.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-    namespace = obj["metadata"]["namespace"] if resource.namespaced else None
-    method, url, headers, payload, post = cluster.api.param_serialize(
-        "POST", resource.path(namespace=namespace),
-        query_params=[("dryRun", "All"), ("fieldValidation", "Strict")],
-        header_params={"Content-Type": "application/json", "Accept": "application/json"},
-        body=obj, auth_settings=["BearerToken"],
-    )
-    response = cluster.api.call_api(method, url, header_params=headers, body=payload,
-                                    post_params=post)
-    response.read()
-    if response.status >= 400:
-        raise ApiException(http_resp=response)
-    return list(response.getheaders().get_all("Warning") or [])
-
-
 def _restricted_namespace(cluster: Cluster, objects: list[dict[str, Any]]) -> str:
     """A fresh namespace with the labels of the manifest's Namespace soma-audit."""
     labels = one(objects, "Namespace", "soma-audit")["metadata"]["labels"]
@@ -126,7 +108,7 @@ def test_every_deploy_object_passes_a_strict_dry_run_create(
     for obj in objects:
         ref = f"{obj['kind']}/{obj['metadata']['name']}"
         try:
-            warnings = _dry_run_create(cluster, _placed(cluster, obj, namespace, suffix))
+            warnings = cluster.dry_run_create(_placed(cluster, obj, namespace, suffix))
         except ApiException as exc:
             problems.append(f"{ref}: HTTP {exc.status} {_message(exc)}")
             continue
@@ -148,7 +130,7 @@ def test_pods_of_both_workloads_are_admitted_by_pod_security_restricted(
     templates = pod_templates(objects)
     assert set(templates) == {"Deployment/soma-audit", "CronJob/soma-audit-report"}
     for ref, template in templates.items():
-        warnings = _dry_run_create(cluster, _pod(template, namespace, unique_name("pod")))
+        warnings = cluster.dry_run_create(_pod(template, namespace, unique_name("pod")))
         assert warnings == [], (ref, warnings)
 
     # The control: the same pod without its hardening is refused by the same namespace.
@@ -157,7 +139,7 @@ def test_pods_of_both_workloads_are_admitted_by_pod_security_restricted(
     for container in weak["spec"]["containers"]:
         del container["securityContext"]
     with pytest.raises(ApiException) as refused:
-        _dry_run_create(cluster, weak)
+        cluster.dry_run_create(weak)
     assert refused.value.status == 403
     message = _message(refused.value)
     assert 'violates PodSecurity "restricted:latest"' in message, message

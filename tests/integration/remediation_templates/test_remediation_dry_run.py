@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,33 +75,32 @@ class Cluster:
             namespace = self.namespace(meta.get("namespace") or "default")
             meta["namespace"] = namespace
         path = resource.path(name=meta["name"], namespace=namespace)
-        method, url, headers, payload, post = self.api.param_serialize(
-            "PATCH", path,
-            query_params=[("dryRun", "All"), ("fieldManager", "soma-audit"),
-                          ("fieldValidation", "Strict")],
-            header_params={"Content-Type": "application/apply-patch+yaml",
-                           "Accept": "application/json"},
-            body=json.dumps(body), auth_settings=["BearerToken"],
-        )
-        response = self.api.call_api(method, url, header_params=headers, body=payload,
-                                     post_params=post)
-        response.read()
-        if response.status >= 400:
-            raise ApiException(http_resp=response)
-        return list(response.getheaders().get_all("Warning") or [])
+        return dry_run(self.api, "PATCH", path, json.dumps(body),
+                       "application/apply-patch+yaml", [("fieldManager", "soma-audit"),
+                                                        ("fieldValidation", "Strict")])
+
+    def dry_run_create(self, obj: dict[str, Any]) -> list[str]:
+        """POST ``obj`` as it is (dry run, strict field validation); returns the warnings."""
+        resource = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        namespace = obj["metadata"]["namespace"] if resource.namespaced else None
+        return dry_run(self.api, "POST", resource.path(namespace=namespace), obj,
+                       "application/json", [("fieldValidation", "Strict")])
 
 
-def _create_pod(api: Any, namespace: str, pod: dict[str, Any]) -> None:
-    """POST a Pod with dryRun=All as raw JSON (quantities may be YAML integers)."""
-    method, url, headers, payload, post = api.param_serialize(
-        "POST", f"/api/v1/namespaces/{namespace}/pods", query_params=[("dryRun", "All")],
-        header_params={"Content-Type": "application/json", "Accept": "application/json"},
-        body=pod, auth_settings=["BearerToken"],
+def dry_run(api: Any, method: str, path: str, body: Any, content_type: str,
+            query: Sequence[tuple[str, str]] = ()) -> list[str]:
+    """One ``dryRun=All`` request as raw JSON (quantities may be YAML integers); the
+    Warning headers of the answer; ApiException for an error status."""
+    verb, url, headers, payload, post = api.param_serialize(
+        method, path, query_params=[("dryRun", "All"), *query],
+        header_params={"Content-Type": content_type, "Accept": "application/json"},
+        body=body, auth_settings=["BearerToken"],
     )
-    response = api.call_api(method, url, header_params=headers, body=payload, post_params=post)
+    response = api.call_api(verb, url, header_params=headers, body=payload, post_params=post)
     response.read()
     if response.status >= 400:
         raise ApiException(http_resp=response)
+    return list(response.getheaders().get_all("Warning") or [])
 
 
 def _message(exc: ApiException) -> str:
@@ -181,12 +180,13 @@ def test_hardened_workloads_are_admitted_by_a_restricted_namespace(
     for workload in hardened:
         name = unique_name(workload["metadata"]["name"])
         pod = _pod_of(workload, name)
-        _create_pod(kube_admin_client, namespace, pod)
+        pods = f"/api/v1/namespaces/{namespace}/pods"
+        dry_run(kube_admin_client, "POST", pods, pod, "application/json")
         original = _pod_of(before[(workload["kind"], workload["metadata"]["name"])], name)
         if not list(evaluate(original["spec"], original["metadata"], "restricted")):
             continue  # only readOnlyRootFilesystem/resources were missing: PSS allows it
         with pytest.raises(ApiException) as rejected:
-            _create_pod(kube_admin_client, namespace, original)
+            dry_run(kube_admin_client, "POST", pods, original, "application/json")
         assert 'violates PodSecurity "restricted:latest"' in _message(rejected.value)
         rejected_before += 1
     assert rejected_before > 0
