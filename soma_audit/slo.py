@@ -151,6 +151,23 @@ def _merge(*items: Sli) -> dict[str, Any]:
     }
 
 
+@dataclass
+class _Frame:
+    """One recorded series being interpreted: the series it read, and whether it met a
+    cycle (its meaning then depends on where the reference came from)."""
+
+    read: set[str] = field(default_factory=set)
+    cyclic: bool = False
+
+
+@dataclass(frozen=True)
+class _Memo:
+    """A recorded series' meaning and every series read to compute it."""
+
+    sli: Sli
+    read: frozenset[str]
+
+
 class Interpreter:
     """Interprets expressions against the recording rules in scope (to follow references)."""
 
@@ -160,6 +177,10 @@ class Interpreter:
         for record in records:
             self.records.setdefault(record.name, []).append(record)
         self._resolving: set[str] = set()
+        #: Recorded series already interpreted, by (name, index of the definition).
+        self._memo: dict[tuple[str, int], _Memo] = {}
+        #: The references being interpreted, innermost last.
+        self._frames: list[_Frame] = []
 
     def interpret_text(self, expr: str, labels: Mapping[str, str] | None = None) -> Sli:
         """Interpret ``expr``; :class:`promql.PromQLError` when it does not parse."""
@@ -204,24 +225,46 @@ class Interpreter:
         return Sli(Kind.OTHER, metrics=frozenset(m for m in read if m), **where)
 
     def _reference(self, node: Selector) -> Sli:
-        """A recorded series: its rule's meaning (the first definition whose labels fit)."""
+        """A recorded series: its rule's meaning (the first definition whose labels fit).
+
+        Memoized: alerts and ratios refer to the same few series again and again. A result
+        is reused only when it met no cycle and none of the series it read is being
+        resolved now, so it is the very result a fresh interpretation would give.
+        """
         name = node.metric or ""
+        for frame in self._frames:
+            frame.read.add(name)
         if name in self._resolving:
+            for frame in self._frames:
+                frame.cyclic = True
             return Sli(Kind.OTHER, problems=(f"{name} refers to itself",))
         wanted = {m.name: m.value for m in node.matchers if m.op == "="}
         candidates = self.records[name]
-        record = next(
-            (r for r in candidates if all(wanted.get(k, v) == v for k, v in r.labels.items())),
-            candidates[0],
+        index = next(
+            (i for i, r in enumerate(candidates)
+             if all(wanted.get(k, v) == v for k, v in r.labels.items())),
+            0,
         )
+        memo = self._memo.get((name, index))
+        if memo is not None and not memo.read & self._resolving:
+            for frame in self._frames:
+                frame.read |= memo.read
+            return memo.sli
+        record = candidates[index]
+        frame = _Frame()
+        self._frames.append(frame)
         self._resolving.add(name)
         try:
             sli = self.interpret_text(record.expr, record.labels)
+            sli = replace(sli, problems=tuple(f"via {name}: {p}" for p in sli.problems))
         except promql.PromQLError as exc:
-            return Sli(Kind.OTHER, problems=(f"{name} does not parse: {exc}",))
+            sli = Sli(Kind.OTHER, problems=(f"{name} does not parse: {exc}",))
         finally:
             self._resolving.discard(name)
-        return replace(sli, problems=tuple(f"via {name}: {p}" for p in sli.problems))
+            self._frames.pop()
+        if not frame.cyclic:
+            self._memo[(name, index)] = _Memo(sli, frozenset(frame.read))
+        return sli
 
     def _status_class(self, matchers: Iterable[promql.Matcher]) -> str:
         """"total", "good", "errors" or "" (neither) from the status-label matchers."""

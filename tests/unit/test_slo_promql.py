@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from soma_audit import alertmanager, promql
@@ -210,6 +210,61 @@ def test_ratio_pair_problems() -> None:
 def test_self_reference_does_not_loop() -> None:
     sli = interpret("a", [Record("a", "a + 1")])
     assert sli.kind == Kind.OTHER
+
+
+def test_a_recorded_series_is_interpreted_once_per_interpreter(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #8: every reference used to re-parse and re-interpret the rule behind it."""
+    parsed: list[str] = []
+    real_parse = promql.parse
+
+    def counting_parse(text: str) -> promql.Node:
+        parsed.append(text)
+        return real_parse(text)
+
+    monkeypatch.setattr(promql, "parse", counting_parse)
+    records = [Record("sli:errors", ERRORS), Record("sli:total", TOTAL),
+               Record("sli:ratio", "sli:errors / sli:total")]
+    interpreter = Interpreter(SPEC, records)
+    alerts = ["sli:ratio > 0.01", "sli:ratio > 0.05", "1 - sli:ratio < 0.99"]
+    slis = [interpreter.interpret_text(alert) for alert in alerts]
+    assert all(sli.metrics == {"http_requests_total"} for sli in slis)
+    assert sorted(parsed) == sorted([*alerts, ERRORS, TOTAL, "sli:errors / sli:total"])
+
+
+_NAMES = ("a", "b", "c")
+_REFERENCE = st.builds("{}{}".format, st.sampled_from(_NAMES),
+                       st.sampled_from(["", '{service="s1"}', '{service="s2"}']))
+_OPERAND = st.one_of(_REFERENCE, st.sampled_from([GOOD, TOTAL, ERRORS, "1", "(("]))
+_EXPRESSION = st.one_of(
+    _OPERAND,
+    st.builds("{} {} {}".format, _OPERAND, st.sampled_from(["/", "-", "and", ">", "*"]),
+              _OPERAND),
+    st.builds("sum by (service) ({})".format, _OPERAND),
+)
+_RECORDS = st.lists(
+    st.builds(Record, st.sampled_from(_NAMES), _EXPRESSION,
+              st.sampled_from([{}, {"service": "s1"}, {"service": "s2"}, {"env": "prod"}])),
+    max_size=6,
+)
+
+
+@settings(max_examples=300)
+@given(_RECORDS, st.lists(_EXPRESSION, min_size=1, max_size=6))
+# b reads a's second definition without a cycle; a{service="s1"} reads the first, whose b
+# now meets a again: the meaning of b remembered from the first query must not be reused
+@example([Record("a", "b", {"service": "s1"}), Record("a", TOTAL),
+          Record("b", 'a{service="s2"}')], ["b", 'a{service="s1"}'])
+def test_memoized_meanings_equal_fresh_ones(records: list[Record], queries: list[str]) -> None:
+    """Reusing one interpreter (its memo) never changes a meaning — through chains,
+    cycles and same-name records told apart by their labels."""
+    shared = Interpreter(SPEC, records)
+    for query in queries:
+        try:
+            expected = Interpreter(SPEC, records).interpret_text(query)
+        except promql.PromQLError:
+            continue
+        assert shared.interpret_text(query) == expected
 
 
 # -- burn rates --------------------------------------------------------------------------
