@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
+from dataclasses import dataclass
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from soma_audit.cron import CronError, max_gap, parse_cron
@@ -170,3 +172,138 @@ def test_adding_a_value_never_widens_the_gap(minutes, hours, days, months, weekd
 @given(st.integers(1, 10**6))
 def test_every_gap_is_its_delay(seconds: int) -> None:
     assert max_gap(parse_cron(f"@every {seconds}s")) == dt.timedelta(seconds=seconds)
+
+
+# --- the whole calendar, against an independent walk ------------------------------------
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One comma-separated part of a field, with the meaning robfig/cron v3 gives it
+    (worked out here from the grammar, not by the parser under test)."""
+
+    text: str
+    values: frozenset[int]
+    #: robfig's star bit: the part is ``*``/``?`` without a step above 1.
+    star: bool = False
+
+
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
+                "dec")
+_WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+@st.composite
+def _part(draw: st.DrawFn, low: int, high: int, names: tuple[str, ...] = (),
+          edges: tuple[int, ...] = ()) -> _Part:
+    def value() -> tuple[str, int]:
+        number = draw(st.one_of(st.integers(low, high), st.sampled_from((low, high, *edges))))
+        if names and draw(st.booleans()):
+            name = names[number - low]
+            return draw(st.sampled_from((name, name.upper(), name.title()))), number
+        return str(number), number
+
+    kind = draw(st.sampled_from(("star", "star/step", "value", "value/step", "range",
+                                 "range/step")))
+    step = draw(st.integers(1, high - low + 3))  # robfig allows steps past the range
+    if kind.startswith("star"):
+        symbol = draw(st.sampled_from("*?"))
+        if kind == "star":
+            return _Part(symbol, frozenset(range(low, high + 1)), star=True)
+        return _Part(f"{symbol}/{step}", frozenset(range(low, high + 1, step)), star=step == 1)
+    first_text, first = value()
+    if kind == "value":
+        return _Part(first_text, frozenset({first}))
+    if kind == "value/step":  # "N/step" means "N-max/step"
+        return _Part(f"{first_text}/{step}", frozenset(range(first, high + 1, step)))
+    (first_text, first), (last_text, last) = sorted((value(), (first_text, first)),
+                                                    key=lambda item: item[1])
+    if kind == "range":
+        return _Part(f"{first_text}-{last_text}", frozenset(range(first, last + 1)))
+    return _Part(f"{first_text}-{last_text}/{step}", frozenset(range(first, last + 1, step)))
+
+
+def _field(part: st.SearchStrategy[_Part]) -> st.SearchStrategy[tuple[_Part, ...]]:
+    return st.lists(part, min_size=1, max_size=3).map(tuple)
+
+
+_SCHEDULES = st.tuples(
+    _field(_part(0, 59)),
+    _field(_part(0, 23)),
+    _field(_part(1, 31, edges=(28, 29, 30, 31))),
+    _field(_part(1, 12, _MONTH_NAMES, edges=(2,))),
+    _field(_part(0, 6, _WEEKDAY_NAMES)),
+)
+_Schedule = tuple[tuple[_Part, ...], ...]
+def _star(low: int, high: int) -> tuple[_Part, ...]:
+    return (_Part("*", frozenset(range(low, high + 1)), star=True),)
+
+
+_ANY_DAY, _ANY_MONTH, _ANY_WEEKDAY = _star(1, 31), _star(1, 12), _star(0, 6)
+
+
+def _one(value: int) -> tuple[_Part, ...]:
+    return (_Part(str(value), frozenset({value})),)
+
+
+#: The walk: 1999-01-01 .. 2410-12-31, a whole 400-year Gregorian cycle (2000-2399, after
+#: which the calendar repeats) plus margins longer than any gap (29 Feb only: 8 years).
+_WALK_START, _WALK_END = dt.date(1999, 1, 1), dt.date(2410, 12, 31)
+
+
+@functools.cache
+def _calendar() -> tuple[tuple[int, int], ...]:
+    """Each day of the walk as (ordinal, month * 1000 + day * 10 + weekday), Sunday 0."""
+    days = map(dt.date.fromordinal, range(_WALK_START.toordinal(), _WALK_END.toordinal() + 1))
+    return tuple((d.toordinal(), d.month * 1000 + d.day * 10 + d.isoweekday() % 7)
+                 for d in days)
+
+
+def _walked_gap(schedule: _Schedule) -> dt.timedelta | None:
+    """Oracle: list every firing day of the walk, then take the longest interval between
+    consecutive firings (within a day, or last of one firing day to first of the next)."""
+    minutes, hours, days, months, weekdays = (
+        frozenset().union(*(part.values for part in field)) for field in schedule)
+    either_star = any(part.star for part in (*schedule[2], *schedule[4]))
+
+    def fires_on(month: int, day: int, weekday: int) -> bool:
+        if month not in months:
+            return False
+        if either_star:  # robfig: a * in either day field makes both fields must-match
+            return day in days and weekday in weekdays
+        return day in days or weekday in weekdays
+
+    firing_keys = {month * 1000 + day * 10 + weekday
+                   for month in range(1, 13) for day in range(1, 32) for weekday in range(7)
+                   if fires_on(month, day, weekday)}
+    firing_days = [ordinal for ordinal, key in _calendar() if key in firing_keys]
+    if not firing_days:
+        return None
+    times = sorted(hour * 60 + minute for hour in hours for minute in minutes)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    gaps += [(later - earlier) * 1440 + times[0] - times[-1]
+             for earlier, later in itertools.pairwise(firing_days)]
+    return dt.timedelta(minutes=max(gaps))
+
+
+def _text(schedule: _Schedule) -> str:
+    return " ".join(",".join(part.text for part in field) for field in schedule)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_SCHEDULES)
+@example((_one(0), _one(0), _one(31), _one(2), _ANY_WEEKDAY))  # 31 Feb: never
+@example((_one(0), _one(0), _one(30), (_Part("feb", frozenset({2})),), _ANY_WEEKDAY))  # never
+@example((_one(0), _one(0), _one(29), _one(2), _ANY_WEEKDAY))  # 29 Feb: 2096 → 2104
+@example((_one(59), _one(23), _one(29), _one(2), _ANY_WEEKDAY))  # same, just before midnight
+@example((_one(0), _one(0), _one(31), _ANY_MONTH, _ANY_WEEKDAY))  # the 31st: skips short months
+@example((_one(0), _one(0), _one(29), _ANY_MONTH, _ANY_WEEKDAY))  # 29 Jan → 29 Mar, common years
+@example((_one(0), _one(0), _one(29), _one(2), _one(1)))  # 29 Feb OR a Monday in Feb
+@example((_one(30), _one(12), _ANY_DAY, _one(2), _one(0)))  # * day: Sundays in February
+@example((_one(0), _one(0), (_Part("*/2", frozenset(range(1, 32, 2))),), _ANY_MONTH,
+          _one(6)))  # a step above 1 clears the star bit: odd days OR Saturdays
+@example((_one(0), _one(0), (_Part("?/1", frozenset(range(1, 32)), star=True),),
+          _ANY_MONTH, _one(6)))  # */1 keeps the star bit: Saturdays only
+@example((_one(0), _one(0), _one(1), _one(1), _ANY_WEEKDAY))  # @yearly
+def test_max_gap_matches_a_walk_over_the_whole_calendar(schedule: _Schedule) -> None:
+    assert max_gap(parse_cron(_text(schedule))) == _walked_gap(schedule)
