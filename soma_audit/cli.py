@@ -252,11 +252,20 @@ def _emit(args: argparse.Namespace, render: Callable[[str, bool], str]) -> None:
     fmt = args.format or "table"
     text = render(fmt, fmt == "table" and not args.output and sys.stdout.isatty())
     if args.output:
-        from soma_audit.fileio import write_atomically
-
-        write_atomically(Path(args.output), text)
+        _write_file(args.output, text, "report")
     else:
         sys.stdout.write(text)
+
+
+def _write_file(path: str, text: str, what: str) -> None:
+    """Replace ``path`` atomically; an unwritable place is one clear error (exit 2)."""
+    from soma_audit.errors import AuditError
+    from soma_audit.fileio import write_atomically
+
+    try:
+        write_atomically(Path(path), text)
+    except OSError as exc:
+        raise AuditError(f"cannot write the {what} to {path}: {exc.strerror or exc}") from None
 
 
 def _run_ci(args: argparse.Namespace, session: AuditSession) -> int:
@@ -316,10 +325,9 @@ def _write_metrics(args: argparse.Namespace, fleet: FleetReport) -> None:
     """--metrics-file: the fleet's metrics, replacing the file in one step (a textfile
     collector must never read half of one)."""
     if args.metrics_file:
-        from soma_audit.fileio import write_atomically
         from soma_audit.metrics import render
 
-        write_atomically(Path(args.metrics_file), render(fleet))
+        _write_file(args.metrics_file, render(fleet), "metrics")
 
 
 def _run_tui(session: AuditSession) -> int:

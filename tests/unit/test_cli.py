@@ -144,3 +144,16 @@ def test_snapshot_of_the_demo_gives_the_same_kubernetes_verdicts(tmp_path: Path)
     assert snap.returncode == demo_run.returncode == 1, snap.stderr
     verdicts = lambda proc: {c["id"]: c["status"] for c in json.loads(proc.stdout)["checks"]}  # noqa: E731
     assert verdicts(snap) == verdicts(demo_run)
+
+
+@pytest.mark.parametrize("flag", ["--output", "--metrics-file"])
+def test_an_unwritable_output_is_one_clear_error(flag: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    target = blocker / "report.out"
+    proc = run("--demo", "--ci", flag, str(target))
+    assert proc.returncode == 2, proc.stderr
+    _no_traceback(proc)
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("soma-audit: error: cannot write the ") and str(target) in line
+    assert blocker.read_text() == "not a directory\n"
