@@ -208,11 +208,16 @@ def _session_opener(args: argparse.Namespace) -> Callable[[str | None], AuditSes
     else:
         source = None
     from soma_audit.services import connect_services
-    from soma_audit.sources.cluster import ClusterSource
+    from soma_audit.sources.cluster import ClusterSource, Timeouts
+
+    reading = config.cluster
+    timeouts = Timeouts(connect=reading.connect_timeout_seconds,
+                        read=reading.read_timeout_seconds, retries=reading.retries)
 
     def open_session(context: str | None) -> AuditSession:
         return AuditSession(
-            source=source or ClusterSource(args.kubeconfig, context, repo=repo),
+            source=source or ClusterSource(args.kubeconfig, context, repo=repo,
+                                           timeouts=timeouts, workers=reading.workers),
             config=config,
             checks=checks,
             attestations_path=attestations_path or attestations.default_path(args.config),

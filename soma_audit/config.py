@@ -185,6 +185,18 @@ class Prometheus:
 
 
 @dataclass(frozen=True)
+class Cluster:
+    """How a live cluster is read. Every request is bounded: at most ``retries`` + 1
+    attempts of ``connect_timeout_seconds`` + ``read_timeout_seconds`` each (plus a short
+    backoff); ``workers`` LISTs run at once."""
+
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 30.0
+    retries: int = 3
+    workers: int = 4
+
+
+@dataclass(frozen=True)
 class Waiver:
     """An accepted gap: the check reports ``waived`` until ``expires``."""
 
@@ -211,6 +223,7 @@ class Config:
     tools: Tools = field(default_factory=Tools)
     openfga: OpenFga = field(default_factory=OpenFga)
     prometheus: Prometheus = field(default_factory=Prometheus)
+    cluster: Cluster = field(default_factory=Cluster)
     waivers: list[Waiver] = field(default_factory=list)
     attestations: str | None = None
     catalogs: list[str] = field(default_factory=list)
@@ -277,6 +290,14 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
 
 def _validate_references(config: Config, where: str) -> None:
     """Cross-field checks the types alone cannot express."""
+    reading = config.cluster
+    for key in ("connect_timeout_seconds", "read_timeout_seconds"):
+        if not getattr(reading, key) > 0:
+            raise ConfigError(f"{where}: cluster.{key}: must be more than 0 seconds")
+    if not 0 <= reading.retries <= 10:
+        raise ConfigError(f"{where}: cluster.retries: must be 0 to 10")
+    if not 1 <= reading.workers <= 32:
+        raise ConfigError(f"{where}: cluster.workers: must be 1 to 32")
     names = {s.name for s in config.services}
     for i, flow in enumerate(config.flows):
         for peer in (flow.source, flow.to):

@@ -157,3 +157,19 @@ def test_an_unwritable_output_is_one_clear_error(flag: str, tmp_path: Path) -> N
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("soma-audit: error: cannot write the ") and str(target) in line
     assert blocker.read_text() == "not a directory\n"
+
+
+def test_cluster_timeouts_and_retries_come_from_the_config(
+        unanswering_kubeconfig: Path, tmp_path: Path) -> None:
+    """A server that never answers: with `retries: 0` the scan gives up after one attempt
+    of one-second timeouts, and says so (exit 2, one line)."""
+    config = tmp_path / "soma.yaml"
+    config.write_text("cluster: {connect_timeout_seconds: 1, read_timeout_seconds: 1, "
+                      "retries: 0}\n")
+    proc = run("--ci", "--kubeconfig", str(unanswering_kubeconfig), "--config", str(config),
+               "--only", "pss.namespace-labels")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("soma-audit: error: cannot reach the API server at "), line
+    assert line.endswith("(after 1 attempts)"), line

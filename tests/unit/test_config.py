@@ -79,3 +79,22 @@ def test_credentials_never_appear_in_the_config_repr() -> None:
                          prometheus={"bearer_token": "s3cr3t-prom"})
     assert config.kafka.sasl_password == "s3cr3t-kafka"
     assert "s3cr3t" not in repr(config)
+
+
+def test_cluster_reading_defaults_are_the_sources_defaults() -> None:
+    from soma_audit.sources.cluster import Timeouts
+
+    reading, built_in = load_config().cluster, Timeouts()
+    assert (reading.connect_timeout_seconds, reading.read_timeout_seconds, reading.retries) \
+        == (built_in.connect, built_in.read, built_in.retries)
+
+
+@pytest.mark.parametrize(("cluster", "message"), [
+    ({"read_timeout_seconds": 0}, "cluster.read_timeout_seconds: must be more than 0 seconds"),
+    ({"connect_timeout_seconds": -1}, "cluster.connect_timeout_seconds: must be more than 0"),
+    ({"retries": 11}, "cluster.retries: must be 0 to 10"),
+    ({"workers": 0}, "cluster.workers: must be 1 to 32"),
+])
+def test_cluster_reading_settings_are_bounded(cluster: dict[str, int], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(cluster=cluster)

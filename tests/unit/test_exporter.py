@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import threading
@@ -132,24 +131,6 @@ def test_sigint_stops_the_server_with_exit_code_0(
     _, proc, _ = served
     proc.send_signal(signal.SIGINT)
     assert proc.wait(30) == 0
-
-
-@pytest.fixture
-def unanswering_kubeconfig(tmp_path: Path) -> Iterator[Path]:
-    """A kubeconfig whose API server accepts TCP connections and never says a word."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        path = tmp_path / "hang.kubeconfig"
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "hang",
-            "clusters": [{"name": "hang", "cluster": {
-                "server": f"https://127.0.0.1:{listener.getsockname()[1]}",
-                "insecure-skip-tls-verify": True}}],
-            "users": [{"name": "hang", "user": {"token": "t"}}],
-            "contexts": [{"name": "hang", "context": {"cluster": "hang", "user": "hang"}}],
-        }))
-        yield path
 
 
 def test_health_and_report_while_scans_hang(unanswering_kubeconfig: Path,
@@ -317,3 +298,4 @@ def test_in_cluster_mode_reads_the_service_account_dir_of_the_environment(
     assert unreachable.stderr.startswith(
         f"soma-audit: error: cannot reach the API server at https://127.0.0.1:{port}")
     assert _value(prom.read_text(), "soma_audit_up", cluster="in-cluster") == 0.0
+
