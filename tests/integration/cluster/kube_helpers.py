@@ -51,6 +51,17 @@ def create(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def restricted_pod(name: str) -> dict[str, Any]:
+    """The smallest Pod that Pod Security ``restricted`` admits."""
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"securityContext": {"runAsNonRoot": True,
+                                         "seccompProfile": {"type": "RuntimeDefault"}},
+                     "containers": [{"name": "app", "image": "registry.invalid/app:1",
+                                     "securityContext": {
+                                         "allowPrivilegeEscalation": False,
+                                         "capabilities": {"drop": ["ALL"]}}}]}}
+
+
 def set_status(kube: Kube, obj: dict[str, Any], status: dict[str, Any]) -> None:
     """Write ``status`` the way a controller does: through the status subresource when the
     CRD has one, else with the main resource (our Argo CD CRD declares none)."""

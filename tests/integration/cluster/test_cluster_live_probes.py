@@ -21,6 +21,7 @@ from tests.integration.cluster.kube_helpers import (
     namespace,
     only,
     rbac_rules,
+    restricted_pod,
     service_account_kubeconfig,
     set_status,
     show,
@@ -155,16 +156,6 @@ def test_chaos_recent_runs(kube: AdminKube, kube_env: Any, unique_name: Names) -
     assert "expected within 15m interval + 1h slack" in result.evidence[0].message
 
 
-def _compliant_pod(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"securityContext": {"runAsNonRoot": True,
-                                         "seccompProfile": {"type": "RuntimeDefault"}},
-                     "containers": [{"name": "app", "image": "registry.invalid/app:1",
-                                     "securityContext": {
-                                         "allowPrivilegeEscalation": False,
-                                         "capabilities": {"drop": ["ALL"]}}}]}}
-
-
 def _baseline_only_pod(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]}}
@@ -189,8 +180,8 @@ def test_admission_verdict_reports_the_servers_warnings(
                       {"pod-security.kubernetes.io/enforce": "baseline"})
     already = namespace(kube, unique_name("psa-already"),
                         {"pod-security.kubernetes.io/enforce": "restricted"})
-    for ns, pod in ((clean, _compliant_pod("ok")), (dirty, _baseline_only_pod("loose")),
-                    (dirty, _compliant_pod("ok")), (already, _compliant_pod("ok"))):
+    for ns, pod in ((clean, restricted_pod("ok")), (dirty, _baseline_only_pod("loose")),
+                    (dirty, restricted_pod("ok")), (already, restricted_pod("ok"))):
         create(kube, {**pod, "metadata": {"name": pod["metadata"]["name"], "namespace": ns}})
     before = {ns: kube.request("GET", f"/api/v1/namespaces/{ns}")["metadata"]
               for ns in (clean, dirty, already)}

@@ -22,7 +22,13 @@ from typing import Any
 import pytest
 
 from soma_audit import pss
-from tests.integration.cluster.kube_helpers import AdminKube, KubeError, create, namespace
+from tests.integration.cluster.kube_helpers import (
+    AdminKube,
+    KubeError,
+    create,
+    namespace,
+    restricted_pod,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -342,22 +348,12 @@ def test_offline_verdicts_equal_the_api_servers(kube: AdminKube,
     assert len(invalid) <= PODS * 2 // 20, "\n".join(invalid[:20])
 
 
-def _base_pod(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"securityContext": {"runAsNonRoot": True,
-                                         "seccompProfile": {"type": "RuntimeDefault"}},
-                     "containers": [{"name": "app", "image": "registry.invalid/app:1",
-                                     "securityContext": {
-                                         "allowPrivilegeEscalation": False,
-                                         "capabilities": {"drop": ["ALL"]}}}]}}
-
-
 def test_ephemeral_containers_agree(kube: AdminKube, level_namespaces: dict[str, str]) -> None:
     rng = random.Random(SEED + 1)
     disagreements: list[str] = []
     bases = {}
     for level, ns in level_namespaces.items():
-        pod = _base_pod("base")
+        pod = restricted_pod("base")
         create(kube, {**pod, "metadata": {"name": "base", "namespace": ns}})
         bases[level] = kube.request("GET", f"/api/v1/namespaces/{ns}/pods/base")
     for i in range(EPHEMERAL):
