@@ -211,8 +211,7 @@ def _session_opener(args: argparse.Namespace) -> Callable[[str | None], AuditSes
     from soma_audit.sources.cluster import ClusterSource, Timeouts
 
     reading = config.cluster
-    timeouts = Timeouts(connect=reading.connect_timeout_seconds,
-                        read=reading.read_timeout_seconds, retries=reading.retries)
+    timeouts = Timeouts.of(reading)
 
     def open_session(context: str | None) -> AuditSession:
         return AuditSession(

@@ -108,21 +108,10 @@ class FleetReport:
 
 def kube_contexts(kubeconfig: str | None) -> list[str]:
     """Every context name of the kubeconfig, in file order; AuditError when unreadable."""
-    from kubernetes import config
-    from kubernetes.config.config_exception import ConfigException
+    from soma_audit.sources import cluster
 
-    from soma_audit.sources.cluster import kubeconfig_path
-
-    path = kubeconfig_path(kubeconfig)
-    if not path.is_file():
-        raise AuditError(f"kubeconfig not found: {path}")
-    try:
-        contexts, _active = config.list_kube_config_contexts(config_file=str(path))
-    except ConfigException as exc:
-        raise AuditError(f"cannot use kubeconfig {path}: {str(exc).splitlines()[0]}") from None
-    except Exception as exc:  # yaml errors from a corrupt file
-        raise AuditError(f"cannot read kubeconfig {path}: {str(exc).splitlines()[0]}") from None
-    names = [c["name"] for c in contexts or [] if isinstance(c, dict) and c.get("name")]
+    path = cluster.kubeconfig_path(kubeconfig)
+    names, _current = cluster.kube_contexts(path)
     if not names:
         raise AuditError(f"kubeconfig {path} has no contexts")
     return names

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from soma_audit.config import Cluster as ClusterReading
 from soma_audit.errors import AuditError
 from soma_audit.inventory import Inventory, Resource
 from soma_audit.sources import SourceInfo
@@ -54,10 +55,17 @@ class HttpResponse:
 
 @dataclass(frozen=True)
 class Timeouts:
-    connect: float = 5.0
-    read: float = 30.0
-    retries: int = 3
+    """Per-request bounds; the defaults are those of the config's ``cluster`` section."""
+
+    connect: float = ClusterReading.connect_timeout_seconds
+    read: float = ClusterReading.read_timeout_seconds
+    retries: int = ClusterReading.retries
     backoff: float = 0.5
+
+    @classmethod
+    def of(cls, reading: ClusterReading) -> Timeouts:
+        return cls(reading.connect_timeout_seconds, reading.read_timeout_seconds,
+                   reading.retries)
 
 
 def _in_cluster_loader() -> Any:
@@ -78,6 +86,25 @@ def kubeconfig_path(kubeconfig: str | None) -> Path:
     return Path(os.path.expanduser(path.split(os.pathsep)[0]))
 
 
+def kube_contexts(path: Path) -> tuple[list[str], str]:
+    """The context names of the kubeconfig at ``path``, in file order, and the current
+    one; AuditError when the file is missing or unreadable."""
+    from kubernetes import config
+    from kubernetes.config.config_exception import ConfigException
+
+    if not path.is_file():
+        raise AuditError(f"kubeconfig not found: {path}")
+    try:
+        contexts, active = config.list_kube_config_contexts(config_file=str(path))
+    except ConfigException as exc:
+        raise AuditError(f"cannot use kubeconfig {path}: {_one_line(exc)}") from None
+    except Exception as exc:  # yaml errors from a corrupt file
+        raise AuditError(f"cannot read kubeconfig {path}: {_one_line(exc)}") from None
+    names = [c["name"] for c in contexts or [] if isinstance(c, dict) and c.get("name")]
+    current = active.get("name", "") if isinstance(active, dict) else ""
+    return names, str(current)
+
+
 def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str, str]:
     """An ApiClient for the context, its name and its server; AuditError when unusable."""
     from kubernetes import client, config
@@ -96,11 +123,8 @@ def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str,
             name = "in-cluster"
         else:
             path = str(kubeconfig_path(kubeconfig))
-            if not Path(path).is_file():
-                raise AuditError(f"kubeconfig not found: {path}")
-            contexts, active = config.list_kube_config_contexts(config_file=path)
-            names = [c["name"] for c in contexts]
-            name = context or (active or {}).get("name", "")
+            names, active = kube_contexts(Path(path))
+            name = context or active
             if context and context not in names:
                 raise AuditError(
                     f"context {context!r} not found in {path}; known: {', '.join(names)}"
@@ -125,7 +149,7 @@ class ClusterSource:
         context: str | None = None,
         repo: Path | None = None,
         timeouts: Timeouts | None = None,
-        workers: int = 4,
+        workers: int = ClusterReading.workers,
     ) -> None:
         self._client, name, host = _load_client(kubeconfig, context)
         self._client.configuration.connection_pool_maxsize = workers
