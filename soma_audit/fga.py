@@ -159,3 +159,136 @@ def scenario_results(stdout: str) -> ScenarioRun | None:
                     failure += f" (error: {result['error']})"
                 failures.append(failure)
     return ScenarioRun(len(tests), assertions, failures)
+
+
+# ----------------------------------------------------------------- additive model merge
+
+_BLOCK_START = re.compile(r"^(type|condition|model|module|extend)\b")
+
+
+@dataclass
+class _TypeBlock:
+    """One ``type`` block of a model: its line span and its relations' ``define`` lines."""
+
+    name: str
+    start: int
+    end: int
+    relations_line: int | None = None
+    defines: dict[str, int] | None = None
+
+    def last_define(self) -> int | None:
+        return max(self.defines.values()) if self.defines else None
+
+
+def _blocks(lines: list[str]) -> dict[str, _TypeBlock]:
+    """The ``type`` blocks of a model by name; a block runs until the next top-level
+    statement (another type, a condition, module or model header)."""
+    blocks: dict[str, _TypeBlock] = {}
+    current: _TypeBlock | None = None
+    for number, line in enumerate(lines):
+        if _BLOCK_START.match(line):
+            if current is not None:
+                current.end = number
+            found = _TYPE.match(line)
+            current = _TypeBlock(found.group(1), number, len(lines), defines={}) if found \
+                else None
+            if current is not None and current.name not in blocks:
+                blocks[current.name] = current
+            continue
+        if current is None:
+            continue
+        if line.strip() == "relations":
+            current.relations_line = number
+        define = _DEFINE.match(line)
+        if define and current.defines is not None:
+            current.defines.setdefault(define.group(1), number)
+    if current is not None:
+        current.end = len(lines)
+    return blocks
+
+
+def _with_comments(lines: list[str], number: int) -> list[str]:
+    """Line ``number`` preceded by the comment lines directly above it."""
+    start = number
+    while start > 0 and lines[start - 1].lstrip().startswith("#"):
+        start -= 1
+    return lines[start:number + 1]
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
+
+
+def _reindent(lines: list[str], old: str, new: str) -> list[str]:
+    return [new + line[len(old):] if line.startswith(old) else line for line in lines]
+
+
+@dataclass(frozen=True)
+class ModelMerge:
+    """An additive merge of a bundled model into the team's: the merged text, what was
+    added, and the team's relations that differ from the bundled ones (kept as written)."""
+
+    text: str
+    added: list[str]
+    kept: list[str]
+
+
+def merge_models(current: str, bundled: str) -> ModelMerge:
+    """``current`` with every type and relation of ``bundled`` that it lacks, inserted
+    beside its siblings; every line the team wrote stays as it is (a relation defined
+    differently is kept and reported, never rewritten)."""
+    newline = "\r\n" if "\r\n" in current else "\n"
+    ours = current.splitlines()
+    theirs = bundled.splitlines()
+    have, want = _blocks(ours), _blocks(theirs)
+    added: list[str] = []
+    kept: list[str] = []
+    inserts: dict[int, list[str]] = {}
+    appended: list[str] = []
+    for name, block in want.items():
+        existing = have.get(name)
+        if existing is None:
+            start = block.start
+            while start > 0 and theirs[start - 1].lstrip().startswith("#"):
+                start -= 1
+            body = theirs[start:block.end]
+            while body and not body[-1].strip():
+                body.pop()
+            appended += ["", *body]
+            added.append(f"type {name}")
+            continue
+        missing = []
+        for relation, number in (block.defines or {}).items():
+            if relation in (existing.defines or {}):
+                if _DEFINE.match(ours[existing.defines[relation]]).group(2).split() != \
+                        _DEFINE.match(theirs[number]).group(2).split():
+                    kept.append(f"{name}#{relation}")
+                continue
+            missing.append(number)
+            added.append(f"{name}#{relation}")
+        if not missing:
+            continue
+        their_indent = _indent(theirs[next(iter(missing))])
+        lines: list[str] = []
+        anchor = existing.last_define()
+        if anchor is None:
+            anchor = existing.relations_line
+            our_indent = (_indent(ours[anchor]) + "  ") if anchor is not None else "    "
+            if anchor is None:
+                anchor = existing.start
+                lines.append(_indent(ours[existing.start]) + "  relations")
+        else:
+            our_indent = _indent(ours[anchor])
+        for number in missing:
+            lines += _reindent(_with_comments(theirs, number), their_indent, our_indent)
+        inserts.setdefault(anchor, []).extend(lines)
+    if not added:
+        return ModelMerge(current, [], kept)
+    merged: list[str] = []
+    for number, line in enumerate(ours):
+        merged.append(line)
+        merged.extend(inserts.get(number, []))
+    while appended and merged and not merged[-1].strip() and not appended[0].strip():
+        appended.pop(0)
+    merged += appended
+    return ModelMerge(newline.join(merged) + newline, added, kept)
