@@ -1,5 +1,5 @@
 """Probes: small functions that read the inventory (and live services) and return an
-:class:`~soma_audit.model.Outcome` with evidence.
+:class:`~soma_audit.core.model.Outcome` with evidence.
 
 A probe is registered with :func:`probe` under the id of the check it serves (a catalog
 entry may point another id at it with ``probe:``) and declares the kinds it reads, so a
@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from soma_audit.config import Config
-from soma_audit.inventory import Inventory
-from soma_audit.model import Evidence, Outcome, Status
+from soma_audit.core.model import Evidence, Outcome, Status
+from soma_audit.kube.inventory import Inventory
+from soma_audit.services.tools import ToolRunner
 from soma_audit.sources import SourceInfo
-from soma_audit.tools import ToolRunner
 
 Params = dict[str, Any]
 ClientT = TypeVar("ClientT")

@@ -8,7 +8,7 @@ Every probe here is read-only except ``kafka.event-flow``, which writes one mess
 
 from __future__ import annotations
 
-from soma_audit.model import Evidence, Outcome
+from soma_audit.core.model import Evidence, Outcome
 from soma_audit.probes import (
     Params,
     ProbeContext,

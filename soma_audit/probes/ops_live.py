@@ -13,8 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from soma_audit import promql
-from soma_audit.model import Evidence, Outcome
+from soma_audit.core.model import Evidence, Outcome
+from soma_audit.domain.slo import promql
 from soma_audit.probes import Params, ProbeContext, ProbeError, ev, probe, verdict
 from soma_audit.probes.slo_live import prometheus
 from soma_audit.services import live_probe
