@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from soma_audit import __version__
 
 if TYPE_CHECKING:
-    from soma_audit.engine.fleet import FleetReport
     from soma_audit.engine.session import AuditSession
+    from soma_audit.results.fleet import FleetReport
 
 FORMATS = ("table", "json", "markdown", "junit", "sarif")
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -275,8 +275,8 @@ def _write_file(path: str, text: str, what: str) -> None:
 def _run_ci(args: argparse.Namespace, session: AuditSession) -> int:
     from soma_audit.core.errors import AuditError
     from soma_audit.core.model import Severity
-    from soma_audit.engine.fleet import ClusterScan, FleetReport
     from soma_audit.reports import render, table
+    from soma_audit.results.fleet import ClusterScan, FleetReport
 
     info = session.source.info
     cluster = args.cluster_name or info.label or info.ref

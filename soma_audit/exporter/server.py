@@ -25,8 +25,8 @@ from soma_audit.core.errors import AuditError
 if TYPE_CHECKING:
     from http.server import BaseHTTPRequestHandler
 
-    from soma_audit.engine.fleet import ClusterScan, FleetReport
     from soma_audit.engine.session import AuditSession
+    from soma_audit.results.fleet import ClusterScan, FleetReport
 
 # The CLI builds its parser on every start: this module imports only what add_parser needs
 # at the top, the HTTP server and the engine when serving.
@@ -111,7 +111,7 @@ class Exporter:
 
     def scan_once(self) -> None:
         """One round: scan, merge into what is served, publish. Never raises."""
-        from soma_audit.engine.fleet import ClusterScan, FleetReport
+        from soma_audit.results.fleet import ClusterScan, FleetReport
 
         try:
             fleet = self._scan_round()
@@ -139,8 +139,8 @@ class Exporter:
         log.info("scan of %s ran in %s: %s", scan.cluster, took, counts or "no checks")
 
     def _publish(self) -> None:
-        from soma_audit.engine.fleet import FleetReport
         from soma_audit.reports import jsonfmt, metrics
+        from soma_audit.results.fleet import FleetReport
 
         fleet = FleetReport(list(self._scans.values()))
         text = metrics.render(fleet, dict(self._errors), self.interval)

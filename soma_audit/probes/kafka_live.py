@@ -17,12 +17,13 @@ from soma_audit.probes import (
     ev,
     failed,
     live_client,
+    live_probe,
     passed,
     probe,
     skipped,
     verdict,
 )
-from soma_audit.services import Failure, ServiceError, live_probe
+from soma_audit.services import Failure, ServiceError
 from soma_audit.services.kafka import (
     KafkaService,
     acl_findings,

@@ -35,11 +35,11 @@ from soma_audit.probes import (
     ev,
     failed,
     live_client,
+    live_probe,
     passed,
     probe,
     verdict,
 )
-from soma_audit.services import live_probe
 from soma_audit.services.prometheus import LoadedRule, PrometheusService, quote
 
 RULE_KIND = "PrometheusRule"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from soma_audit.core.model import Severity
-from soma_audit.engine.fleet import FleetReport
+from soma_audit.results.fleet import FleetReport
 from soma_audit.results.report import Report
 
 #: format name → module under soma_audit.reports providing ``render(report) -> str``

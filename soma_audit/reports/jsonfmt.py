@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from soma_audit.core.model import Severity
-from soma_audit.engine.fleet import FleetReport
+from soma_audit.results.fleet import FleetReport
 from soma_audit.results.report import Report
 
 

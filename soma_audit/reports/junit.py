@@ -5,7 +5,7 @@ from __future__ import annotations
 from xml.etree import ElementTree as ET
 
 from soma_audit.core.model import AREAS, Result, Severity, Status
-from soma_audit.engine.fleet import FleetReport
+from soma_audit.results.fleet import FleetReport
 from soma_audit.results.report import Report
 
 

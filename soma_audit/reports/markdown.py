@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from soma_audit.catalog.checklists import PlanItem, load_plan
 from soma_audit.core.model import PHASES, Result, Severity, Status
-from soma_audit.engine.fleet import FleetReport
+from soma_audit.results.fleet import FleetReport
 from soma_audit.results.report import DONE, Report, percent
 
 #: Evidence lines shown per gap before "… and N more".

@@ -17,7 +17,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from soma_audit.core.model import PHASES, Status
-from soma_audit.engine.fleet import ClusterScan, FleetReport
+from soma_audit.results.fleet import ClusterScan, FleetReport
 
 #: The Content-Type of what :func:`render` returns.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

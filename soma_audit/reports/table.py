@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from soma_audit.core.model import PHASES, Severity, Status
-from soma_audit.engine.fleet import FleetReport
+from soma_audit.results.fleet import FleetReport
 from soma_audit.results.report import Report, percent
 
 ICONS = {

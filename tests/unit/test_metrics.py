@@ -15,8 +15,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from soma_audit.core.model import Status
-from soma_audit.engine.fleet import ClusterScan, FleetReport
 from soma_audit.reports.metrics import render
+from soma_audit.results.fleet import ClusterScan, FleetReport
 from soma_audit.results.report import Report
 from tests.helpers import audit_dir
 
