@@ -19,6 +19,7 @@ demo: install
 
 lint: install
 	$(VENV)/bin/ruff check soma_audit tests testenv bench
+	$(VENV)/bin/lint-imports
 
 test: install lint testenv test-unit test-integration test-tui test-reliability
 

@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:
 
 def audit_kinds() -> frozenset[str]:
     """The kinds ``run_audit`` asks the source for when only the cluster is available."""
-    from soma_audit.catalog import load_catalog
+    from soma_audit.catalog.checks import load_catalog
     from soma_audit.config import load_config
     from soma_audit.probes import load_probes
 
@@ -29,7 +29,7 @@ def audit_kinds() -> frozenset[str]:
 
 
 def main() -> None:
-    from soma_audit.engine import cyclic_gc_paused
+    from soma_audit.engine.scan import cyclic_gc_paused
     from soma_audit.sources.cluster import ClusterSource
 
     args = [a for a in sys.argv[1:] if not a.startswith("--")]

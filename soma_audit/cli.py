@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from soma_audit import __version__
 
 if TYPE_CHECKING:
-    from soma_audit.fleet import FleetReport
-    from soma_audit.session import AuditSession
+    from soma_audit.engine.session import AuditSession
+    from soma_audit.results.fleet import FleetReport
 
 FORMATS = ("table", "json", "markdown", "junit", "sarif")
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     from soma_audit.remediation.commands import add_parsers
 
     add_parsers(commands, _source_options)
-    from soma_audit.exporter import add_parser
+    from soma_audit.exporter.server import add_parser
 
     add_parser(commands, _source_options)
     return parser
@@ -157,7 +157,7 @@ def _build_session(args: argparse.Namespace) -> AuditSession:
 def _single_context(args: argparse.Namespace) -> str | None:
     """The one kube context of a single-cluster audit: ``--context`` parses to a list (it
     may be repeated), :func:`_fleet_contexts` leaves the single name."""
-    from soma_audit.errors import AuditError
+    from soma_audit.core.errors import AuditError
 
     if args.context is None or isinstance(args.context, str):
         return args.context
@@ -171,11 +171,11 @@ def _session_opener(args: argparse.Namespace) -> Callable[[str | None], AuditSes
     """Load config and catalog once (bad input fails here, before any cluster is asked);
     the function returned opens a session on a kube context — with its own ClusterSource,
     hence its own ApiClient, each time (a fleet audit opens one per context)."""
-    from soma_audit import attestations
-    from soma_audit.catalog import load_catalog
+    from soma_audit.catalog.checks import load_catalog
     from soma_audit.config import load_config
-    from soma_audit.errors import AuditError
-    from soma_audit.session import AuditSession
+    from soma_audit.core.errors import AuditError
+    from soma_audit.engine import attestations
+    from soma_audit.engine.session import AuditSession
     from soma_audit.sources.manifests import ManifestsSource
     from soma_audit.sources.snapshot import SnapshotSource
 
@@ -193,10 +193,10 @@ def _session_opener(args: argparse.Namespace) -> Callable[[str | None], AuditSes
         import atexit
         import shutil
 
-        from soma_audit.demo import DEMO_NAME, prepare_demo
+        from soma_audit.engine.demo import DEMO_NAME, prepare_demo
 
         directory = prepare_demo()
-        # The scratch copy lives as long as this process (the remediation commands keep
+        # The scratch copy lives as this process (the remediation commands keep
         # their own persistent demo copy).
         atexit.register(shutil.rmtree, directory.parent, ignore_errors=True)
         source: Any = ManifestsSource(directory, label=f"demo: {DEMO_NAME}")
@@ -229,7 +229,7 @@ def _session_opener(args: argparse.Namespace) -> Callable[[str | None], AuditSes
 def _list_checks(args: argparse.Namespace) -> int:
     import json
 
-    from soma_audit.catalog import load_catalog
+    from soma_audit.catalog.checks import load_catalog
     from soma_audit.config import load_config
 
     config = load_config(args.config)
@@ -263,8 +263,8 @@ def _emit(args: argparse.Namespace, render: Callable[[str, bool], str]) -> None:
 
 def _write_file(path: str, text: str, what: str) -> None:
     """Replace ``path`` atomically; an unwritable place is one clear error (exit 2)."""
-    from soma_audit.errors import AuditError
-    from soma_audit.fileio import write_atomically
+    from soma_audit.core.errors import AuditError
+    from soma_audit.core.fileio import write_atomically
 
     try:
         write_atomically(Path(path), text)
@@ -273,10 +273,10 @@ def _write_file(path: str, text: str, what: str) -> None:
 
 
 def _run_ci(args: argparse.Namespace, session: AuditSession) -> int:
-    from soma_audit.errors import AuditError
-    from soma_audit.fleet import ClusterScan, FleetReport
-    from soma_audit.model import Severity
+    from soma_audit.core.errors import AuditError
+    from soma_audit.core.model import Severity
     from soma_audit.reports import render, table
+    from soma_audit.results.fleet import ClusterScan, FleetReport
 
     info = session.source.info
     cluster = args.cluster_name or info.label or info.ref
@@ -294,8 +294,8 @@ def _run_ci(args: argparse.Namespace, session: AuditSession) -> int:
 def _fleet_contexts(args: argparse.Namespace) -> list[str] | None:
     """The contexts of a fleet audit (several --context, or --all-contexts), else None —
     and then ``args.context`` is the one context (or None) of a single-cluster audit."""
-    from soma_audit.errors import AuditError
-    from soma_audit.fleet import fleet_contexts
+    from soma_audit.core.errors import AuditError
+    from soma_audit.engine.fleet import fleet_contexts
 
     named = list(dict.fromkeys(args.context or []))
     if not args.all_contexts and len(named) <= 1:
@@ -310,8 +310,8 @@ def _fleet_contexts(args: argparse.Namespace) -> list[str] | None:
 def _run_fleet(args: argparse.Namespace, contexts: list[str]) -> int:
     """Audit the contexts concurrently; one stderr line per cluster that could not be
     audited; the exit code is the worst of the clusters'."""
-    from soma_audit.fleet import audit_fleet
-    from soma_audit.model import Severity
+    from soma_audit.core.model import Severity
+    from soma_audit.engine.fleet import audit_fleet
     from soma_audit.reports import render_fleet, table
 
     fleet = audit_fleet(contexts, _session_opener(args))
@@ -329,13 +329,13 @@ def _write_metrics(args: argparse.Namespace, fleet: FleetReport) -> None:
     """--metrics-file: the fleet's metrics, replacing the file in one step (a textfile
     collector must never read half of one)."""
     if args.metrics_file:
-        from soma_audit.metrics import render
+        from soma_audit.reports.metrics import render
 
         _write_file(args.metrics_file, render(fleet), "metrics")
 
 
 def _run_tui(session: AuditSession) -> int:
-    from soma_audit.errors import AuditError
+    from soma_audit.core.errors import AuditError
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise AuditError("the TUI needs a terminal; use --ci for headless runs")
@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     _apply_environment(args)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from soma_audit.errors import AuditError
+    from soma_audit.core.errors import AuditError
 
     try:
         if args.command == "checks":
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             raise AuditError("--cluster-name labels one cluster; with several contexts each "
                              "is labelled with its context name")
         if args.command == "serve":
-            from soma_audit.exporter import run as serve
+            from soma_audit.exporter.server import run as serve
 
             return serve(args, contexts, _session_opener)
         if contexts is not None:

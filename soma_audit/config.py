@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 import yaml
 
-from soma_audit.errors import ConfigError
-from soma_audit.paths import data_path
+from soma_audit.core.errors import ConfigError
+from soma_audit.core.paths import data_path
+from soma_audit.core.typed import build
 from soma_audit.sources.documents import safe_load
-from soma_audit.typed import build
 
 PssLevel = Literal["privileged", "baseline", "restricted"]
 

@@ -12,11 +12,11 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from soma_audit.catalog import load_catalog
+from soma_audit.catalog.checks import load_catalog
 from soma_audit.config import load_config
-from soma_audit.engine import AuditRequest, run_audit
-from soma_audit.model import Result
-from soma_audit.report import Report
+from soma_audit.core.model import Result
+from soma_audit.engine.scan import AuditRequest, run_audit
+from soma_audit.results.report import Report
 from soma_audit.sources.manifests import ManifestsSource
 
 REPO = Path(__file__).resolve().parent.parent

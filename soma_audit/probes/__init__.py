@@ -1,5 +1,5 @@
 """Probes: small functions that read the inventory (and live services) and return an
-:class:`~soma_audit.model.Outcome` with evidence.
+:class:`~soma_audit.core.model.Outcome` with evidence.
 
 A probe is registered with :func:`probe` under the id of the check it serves (a catalog
 entry may point another id at it with ``probe:``) and declares the kinds it reads, so a
@@ -8,6 +8,7 @@ live source fetches exactly those, once.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterable
@@ -16,13 +17,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from soma_audit.config import Config
-from soma_audit.inventory import Inventory
-from soma_audit.model import Evidence, Outcome, Status
+from soma_audit.core.model import Evidence, Outcome, Status
+from soma_audit.kube.inventory import Inventory
+from soma_audit.services import ServiceError
+from soma_audit.services.tools import ToolRunner
 from soma_audit.sources import SourceInfo
-from soma_audit.tools import ToolRunner
 
 Params = dict[str, Any]
 ClientT = TypeVar("ClientT")
+LiveFn = TypeVar("LiveFn", bound=Callable[..., Any])
 
 
 class ProbeError(Exception):
@@ -141,3 +144,17 @@ __all__ = [
     "skipped",
     "verdict",
 ]
+
+
+def live_probe(fn: LiveFn) -> LiveFn:
+    """Decorate a live probe: a ServiceError escaping it becomes the check's ``error``
+    (ProbeError) with its safe one-line reason, instead of an "internal error"."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ServiceError as exc:
+            raise ProbeError(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]

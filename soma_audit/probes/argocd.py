@@ -1,10 +1,10 @@
-"""Probes for the argocd area (see checks/argocd.yaml). Logic: soma_audit/argo.py."""
+"""Probes for the argocd area (see checks/argocd.yaml). Logic: soma_audit/domain/argocd.py."""
 
 from __future__ import annotations
 
-from soma_audit import argo
-from soma_audit.inventory import Resource
-from soma_audit.model import Evidence, Outcome, Status
+from soma_audit.core.model import Evidence, Outcome, Status
+from soma_audit.domain import argocd as argo
+from soma_audit.kube.inventory import Resource
 from soma_audit.probes import (
     Params,
     ProbeContext,

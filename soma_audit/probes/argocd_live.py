@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from soma_audit import argo
-from soma_audit.inventory import Resource
-from soma_audit.model import Evidence, Outcome
+from soma_audit.core.model import Evidence, Outcome
+from soma_audit.domain import argocd as argo
+from soma_audit.kube.inventory import Resource
 from soma_audit.probes import Params, ProbeContext, ev, failed, probe, verdict
 
 _KINDS = ["Application"]

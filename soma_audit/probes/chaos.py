@@ -1,4 +1,4 @@
-"""Probes for the chaos area (see checks/chaos.yaml). Logic: soma_audit/chaosmesh.py.
+"""Probes for the chaos area (see checks/chaos.yaml). Logic: soma_audit/domain/chaos/mesh.py.
 
 Only a valid, unpaused ``Schedule`` counts as a scheduled experiment: a standalone
 experiment runs once, and the 1.x ``scheduler:`` field no longer exists in Chaos Mesh 2.x.
@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from soma_audit import chaosmesh
-from soma_audit.chaosmesh import ChaosSchedule
-from soma_audit.cron import max_gap
-from soma_audit.durations import format_duration
-from soma_audit.inventory import Inventory, Resource
-from soma_audit.labels import has_labels
-from soma_audit.model import Evidence, Outcome, Status
+from soma_audit.core.durations import format_duration
+from soma_audit.core.model import Evidence, Outcome, Status
+from soma_audit.domain.chaos import mesh as chaosmesh
+from soma_audit.domain.chaos.cron import max_gap
+from soma_audit.domain.chaos.mesh import ChaosSchedule
+from soma_audit.kube.inventory import Inventory, Resource
+from soma_audit.kube.labels import has_labels
+from soma_audit.kube.workloads import WORKLOAD_KINDS, workloads
 from soma_audit.probes import (
     Params,
     ProbeContext,
@@ -26,7 +27,6 @@ from soma_audit.probes import (
     skipped,
     verdict,
 )
-from soma_audit.workloads import WORKLOAD_KINDS, workloads
 
 _KINDS = ("Schedule", *chaosmesh.EXPERIMENT_KINDS)
 

@@ -19,15 +19,23 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from soma_audit import chaosmesh
 from soma_audit.config import Service
-from soma_audit.durations import DurationError, format_duration, parse_go_duration
-from soma_audit.inventory import Resource
-from soma_audit.model import Evidence, Outcome
-from soma_audit.probes import Params, ProbeContext, ProbeError, ev, failed, probe, verdict
+from soma_audit.core.durations import DurationError, format_duration, parse_go_duration
+from soma_audit.core.model import Evidence, Outcome
+from soma_audit.domain.chaos import mesh as chaosmesh
+from soma_audit.kube.inventory import Resource
+from soma_audit.probes import (
+    Params,
+    ProbeContext,
+    ProbeError,
+    ev,
+    failed,
+    live_probe,
+    probe,
+    verdict,
+)
 from soma_audit.probes.ops_live import percent
 from soma_audit.probes.slo_live import prometheus
-from soma_audit.services import live_probe
 from soma_audit.services.prometheus import (
     PrometheusService,
     availability_query,

@@ -3,7 +3,8 @@
 
 Chaos Mesh records a Schedule's last firing in ``status.time`` (Go field LastScheduleTime;
 ``status.lastScheduleTime`` is accepted too). A run is recent when it is no older than the
-schedule's longest gap between two firings (:func:`soma_audit.cron.max_gap`, so a weekday
+schedule's longest gap between two firings
+(:func:`soma_audit.domain.chaos.cron.max_gap`, so a weekday
 schedule is not blamed on Monday morning) plus ``params.slack`` (default 1h: the controller
 and the clock may lag). A Schedule that has never fired is fine only while it is younger
 than that bound. Separate module from ``chaos_live.py`` (SLO verification, another owner).
@@ -14,11 +15,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from soma_audit import chaosmesh
-from soma_audit.cron import max_gap
-from soma_audit.durations import DurationError, format_duration, parse_go_duration
-from soma_audit.inventory import Resource
-from soma_audit.model import Evidence, Outcome
+from soma_audit.core.durations import DurationError, format_duration, parse_go_duration
+from soma_audit.core.model import Evidence, Outcome
+from soma_audit.domain.chaos import mesh as chaosmesh
+from soma_audit.domain.chaos.cron import max_gap
+from soma_audit.kube.inventory import Resource
 from soma_audit.probes import Params, ProbeContext, ProbeError, ev, failed, probe, verdict
 
 

@@ -7,10 +7,9 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 
-from soma_audit import repofiles
-from soma_audit.junit import JUnitError, TestCase, latest, parse_junit
-from soma_audit.model import Evidence, Outcome
-from soma_audit.probes import Params, ProbeContext, ProbeError, ev, failed, passed, probe
+from soma_audit.core.model import Evidence, Outcome
+from soma_audit.domain.e2e import JUnitError, TestCase, latest, parse_junit
+from soma_audit.probes import Params, ProbeContext, ProbeError, ev, failed, passed, probe, repofiles
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ from typing import Any
 
 import yaml
 
-from soma_audit import repofiles
-from soma_audit.fga import cli_error, scenario_results, validation_problems
-from soma_audit.inventory import Inventory
-from soma_audit.model import Evidence, Outcome
+from soma_audit.core.model import Evidence, Outcome
+from soma_audit.domain.fga import cli_error, scenario_results, validation_problems
+from soma_audit.kube.inventory import Inventory
+from soma_audit.kube.selection import selector_text, service_workloads
+from soma_audit.kube.workloads import WORKLOAD_KINDS, Workload
 from soma_audit.probes import (
     Params,
     ProbeContext,
@@ -20,10 +21,9 @@ from soma_audit.probes import (
     failed,
     passed,
     probe,
+    repofiles,
     verdict,
 )
-from soma_audit.targets import selector_text, service_workloads
-from soma_audit.workloads import WORKLOAD_KINDS, Workload
 
 
 def _model(ctx: ProbeContext) -> tuple[Path, Path, str]:

@@ -12,9 +12,8 @@ from typing import Any
 
 import yaml
 
-from soma_audit import repofiles
-from soma_audit.fga import cli_error
-from soma_audit.model import Evidence, Outcome
+from soma_audit.core.model import Evidence, Outcome
+from soma_audit.domain.fga import cli_error
 from soma_audit.probes import (
     Params,
     ProbeContext,
@@ -24,6 +23,7 @@ from soma_audit.probes import (
     live_client,
     passed,
     probe,
+    repofiles,
 )
 from soma_audit.services import ServiceError
 from soma_audit.services.openfga import (

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from soma_audit import repofiles
-from soma_audit.k6 import (
+from soma_audit.core.model import Evidence, Outcome, Status
+from soma_audit.domain.k6 import (
     ProfilesError,
     error_messages,
     k6_invocations,
@@ -18,7 +18,6 @@ from soma_audit.k6 import (
     threshold_problems,
     thresholds_text,
 )
-from soma_audit.model import Evidence, Outcome, Status
 from soma_audit.probes import (
     Params,
     ProbeContext,
@@ -27,6 +26,7 @@ from soma_audit.probes import (
     failed,
     passed,
     probe,
+    repofiles,
     verdict,
 )
 

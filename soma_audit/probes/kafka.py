@@ -1,11 +1,11 @@
-"""Probes for the kafka area (see checks/kafka.yaml). Logic: soma_audit/strimzi.py."""
+"""Probes for the kafka area (see checks/kafka.yaml). Logic: soma_audit/domain/kafka.py."""
 
 from __future__ import annotations
 
-from soma_audit import strimzi
 from soma_audit.config import Topic
-from soma_audit.inventory import Resource
-from soma_audit.model import Evidence, Outcome
+from soma_audit.core.model import Evidence, Outcome
+from soma_audit.domain import kafka as strimzi
+from soma_audit.kube.inventory import Resource
 from soma_audit.probes import Params, ProbeContext, ev, probe, skipped, verdict
 
 

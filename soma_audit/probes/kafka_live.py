@@ -8,7 +8,7 @@ Every probe here is read-only except ``kafka.event-flow``, which writes one mess
 
 from __future__ import annotations
 
-from soma_audit.model import Evidence, Outcome
+from soma_audit.core.model import Evidence, Outcome
 from soma_audit.probes import (
     Params,
     ProbeContext,
@@ -17,12 +17,13 @@ from soma_audit.probes import (
     ev,
     failed,
     live_client,
+    live_probe,
     passed,
     probe,
     skipped,
     verdict,
 )
-from soma_audit.services import Failure, ServiceError, live_probe
+from soma_audit.services import Failure, ServiceError
 from soma_audit.services.kafka import (
     KafkaService,
     acl_findings,

@@ -1,13 +1,13 @@
 """Probes for the netpol area (see checks/netpol.yaml): NetworkPolicy default deny,
 per-service coverage, the intended flows and nothing else, DNS egress, and Istio mTLS and
-authorization where Istio is present. The semantics live in :mod:`soma_audit.netpol`."""
+authorization where Istio is present. The semantics live in
+:mod:`soma_audit.domain.netpol.policy`."""
 
 from __future__ import annotations
 
 from soma_audit.config import Flow
-from soma_audit.inventory import Inventory, Resource
-from soma_audit.model import Evidence, Outcome
-from soma_audit.netpol import (
+from soma_audit.core.model import Evidence, Outcome
+from soma_audit.domain.netpol.policy import (
     DNS_LABELS,
     EGRESS,
     INGRESS,
@@ -33,6 +33,8 @@ from soma_audit.netpol import (
     namespace_peer,
     reachability_matrix,
 )
+from soma_audit.kube.inventory import Inventory, Resource
+from soma_audit.kube.workloads import WORKLOAD_KINDS
 from soma_audit.probes import (
     Params,
     ProbeContext,
@@ -42,7 +44,6 @@ from soma_audit.probes import (
     skipped,
     verdict,
 )
-from soma_audit.workloads import WORKLOAD_KINDS
 
 NETPOL_KINDS = ("NetworkPolicy", "Namespace", "Service", *sorted(WORKLOAD_KINDS))
 ISTIO_PROBE_KINDS = (*ISTIO_KINDS, "Namespace", *sorted(WORKLOAD_KINDS))

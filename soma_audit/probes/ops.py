@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from soma_audit import repofiles
-from soma_audit.cost import AUTOSCALER_KINDS, autoscaling, resource_gaps
-from soma_audit.k6 import duration_stats
-from soma_audit.model import Evidence, Outcome, Status
+from soma_audit.core.model import Evidence, Outcome, Status
+from soma_audit.domain.k6 import duration_stats
+from soma_audit.domain.ops.cost import AUTOSCALER_KINDS, autoscaling, resource_gaps
+from soma_audit.domain.ops.runbooks import alert_rules, resolve, runbook_url
+from soma_audit.kube.selection import selector_text, service_workloads
+from soma_audit.kube.workloads import WORKLOAD_KINDS
 from soma_audit.probes import (
     Params,
     ProbeContext,
@@ -17,11 +19,9 @@ from soma_audit.probes import (
     failed,
     passed,
     probe,
+    repofiles,
     verdict,
 )
-from soma_audit.runbooks import alert_rules, resolve, runbook_url
-from soma_audit.targets import selector_text, service_workloads
-from soma_audit.workloads import WORKLOAD_KINDS
 
 #: The http_req_duration statistics a baseline's evidence quotes, when present.
 _SHOWN_STATS = ("p(99)", "p(95)", "med", "avg")

@@ -13,11 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from soma_audit import promql
-from soma_audit.model import Evidence, Outcome
-from soma_audit.probes import Params, ProbeContext, ProbeError, ev, probe, verdict
+from soma_audit.core.model import Evidence, Outcome
+from soma_audit.domain.slo import promql
+from soma_audit.probes import Params, ProbeContext, ProbeError, ev, live_probe, probe, verdict
 from soma_audit.probes.slo_live import prometheus
-from soma_audit.services import live_probe
 from soma_audit.services.prometheus import availability_query, quote
 
 #: Coverage is sampled at this many points over the window.

@@ -1,6 +1,6 @@
 """Probes for the pss area (see checks/pss.yaml): namespace labels and pod hardening.
 
-The Pod Security Standards themselves are evaluated by :mod:`soma_audit.pss`; these
+The Pod Security Standards themselves are evaluated by :mod:`soma_audit.domain.pss`; these
 probes decide which level applies where and turn violations into evidence.
 """
 
@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from soma_audit.config import NamespaceLevels, PssLevel
-from soma_audit.cost import missing_resources, resource_value
-from soma_audit.inventory import Resource
-from soma_audit.model import Evidence, Outcome, Status
-from soma_audit.probes import Params, ProbeContext, ev, failed, passed, probe, skipped, verdict
-from soma_audit.pss import (
+from soma_audit.core.model import Evidence, Outcome, Status
+from soma_audit.domain.ops.cost import missing_resources, resource_value
+from soma_audit.domain.pss import (
     LABEL_PREFIX,
     LEVELS,
     MODES,
@@ -26,7 +24,9 @@ from soma_audit.pss import (
     run_checks,
     show,
 )
-from soma_audit.workloads import WORKLOAD_KINDS, Workload, workloads
+from soma_audit.kube.inventory import Resource
+from soma_audit.kube.workloads import WORKLOAD_KINDS, Workload, workloads
+from soma_audit.probes import Params, ProbeContext, ev, failed, passed, probe, skipped, verdict
 
 _KINDS = ["Namespace", *WORKLOAD_KINDS]
 _VERSION = re.compile(r"^(latest|v1\.(0|[1-9][0-9]*))$")
@@ -136,7 +136,7 @@ def _label_problems(namespace: Resource, configured: NamespaceLevels | None) -> 
 
 @probe("pss.namespace-labels", kinds=_KINDS)
 def namespace_labels(ctx: ProbeContext, params: Params) -> Outcome:
-    """Every namespace carries enforce/audit/warn labels, at least as strict as configured."""
+    """Every namespace carries enforce/audit/warn labels, at least as configured."""
     spaces = _namespaces(ctx)
     if not spaces.names:
         return skipped("no namespaces in the inventory (besides exempt ones)")

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from soma_audit.inventory import Resource
-from soma_audit.model import Evidence, Outcome
+from soma_audit.core.model import Evidence, Outcome
+from soma_audit.domain.pss import LABEL_PREFIX, parse_level
+from soma_audit.kube.inventory import Resource
 from soma_audit.probes import (
     Params,
     ProbeContext,
@@ -34,7 +35,6 @@ from soma_audit.probes import (
     skipped,
     verdict,
 )
-from soma_audit.pss import LABEL_PREFIX, parse_level
 
 FORBIDDEN = "forbidden (needs patch on namespaces for a dry-run)"
 OPT_IN = ("opt-in: --probe-writes (a server-side dry-run PATCH of each namespace's labels; "

@@ -1,7 +1,7 @@
 """Probes for the slo area (see checks/slo.yaml).
 
-The PromQL reasoning lives in :mod:`soma_audit.slo` (what a rule computes) and
-:mod:`soma_audit.alertmanager` (where an alert is routed); these functions gather the
+The PromQL reasoning lives in :mod:`soma_audit.domain.slo.rules` (what a rule computes) and
+:mod:`soma_audit.domain.slo.alertmanager` (where an alert is routed); these functions gather the
 objects, apply the expectations of ``config.slo`` and word the evidence.
 """
 
@@ -18,22 +18,10 @@ from typing import Any
 
 import yaml
 
-from soma_audit import alertmanager, promql, repofiles
-from soma_audit.inventory import Resource
-from soma_audit.labels import namespace_selector_labels
-from soma_audit.model import Evidence, Outcome
-from soma_audit.probes import (
-    Params,
-    ProbeContext,
-    ProbeError,
-    ev,
-    failed,
-    passed,
-    probe,
-    verdict,
-)
-from soma_audit.runbooks import runbook_url
-from soma_audit.slo import (
+from soma_audit.core.model import Evidence, Outcome
+from soma_audit.domain.ops.runbooks import runbook_url
+from soma_audit.domain.slo import alertmanager, promql
+from soma_audit.domain.slo.rules import (
     BurnCondition,
     Interpreter,
     Kind,
@@ -45,6 +33,19 @@ from soma_audit.slo import (
     per_service_problem,
     records_of,
     rules_of,
+)
+from soma_audit.kube.inventory import Resource
+from soma_audit.kube.labels import namespace_selector_labels
+from soma_audit.probes import (
+    Params,
+    ProbeContext,
+    ProbeError,
+    ev,
+    failed,
+    passed,
+    probe,
+    repofiles,
+    verdict,
 )
 
 RULE_KIND = "PrometheusRule"
@@ -103,7 +104,7 @@ def _defects(sli: Sli, quantile: float) -> list[str]:
 @probe("slo.recording-rules", kinds=[RULE_KIND])
 def recording_rules(ctx: ProbeContext, params: Params) -> Outcome:
     """Every critical service has availability, error-rate and p99 SLIs recorded, each
-    computed correctly and per service (see the decisions in :mod:`soma_audit.slo`)."""
+    computed correctly and per service (see the decisions in :mod:`soma_audit.domain.slo.rules`)."""
     if not ctx.inventory.of_kind(RULE_KIND):
         return _no_rules()
     quantile = float(params.get("quantile", 0.99))

@@ -4,7 +4,7 @@ the SLI series really exist, and the SLO alerts are loaded and have somewhere to
 Which series and alerts are expected (decision, also in docs/live-probes.md):
 
 - **SLI series** come from the recording rules of the PrometheusRule objects in the
-  inventory — every rule that :mod:`soma_audit.slo` reads as an availability / error
+  inventory — every rule that :mod:`soma_audit.domain.slo.rules` reads as an availability / error
   ratio or the p99 quantile, per service — and each must have a series for every critical
   service it covers. Only when the inventory holds no such rule do the check's
   ``params.series`` names apply (to every critical service). What is declared is what
@@ -15,22 +15,9 @@ Which series and alerts are expected (decision, also in docs/live-probes.md):
 
 from __future__ import annotations
 
-from soma_audit import promql
-from soma_audit.model import Evidence, Outcome
-from soma_audit.probes import (
-    Params,
-    ProbeContext,
-    ProbeError,
-    ev,
-    failed,
-    live_client,
-    passed,
-    probe,
-    verdict,
-)
-from soma_audit.services import live_probe
-from soma_audit.services.prometheus import LoadedRule, PrometheusService, quote
-from soma_audit.slo import (
+from soma_audit.core.model import Evidence, Outcome
+from soma_audit.domain.slo import promql
+from soma_audit.domain.slo.rules import (
     Interpreter,
     Kind,
     Record,
@@ -41,6 +28,19 @@ from soma_audit.slo import (
     records_of,
     rules_of,
 )
+from soma_audit.probes import (
+    Params,
+    ProbeContext,
+    ProbeError,
+    ev,
+    failed,
+    live_client,
+    live_probe,
+    passed,
+    probe,
+    verdict,
+)
+from soma_audit.services.prometheus import LoadedRule, PrometheusService, quote
 
 RULE_KIND = "PrometheusRule"
 

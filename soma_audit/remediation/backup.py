@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from soma_audit.fileio import write_atomically
+from soma_audit.core.fileio import write_atomically
 from soma_audit.remediation.plan import RemediationError
 from soma_audit.remediation.targets import BackupItem, sha256, write_bytes_atomically
 

@@ -13,16 +13,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from soma_audit.errors import AuditError
+from soma_audit.core.errors import AuditError
 from soma_audit.remediation.plan import RemediationError
 
 if TYPE_CHECKING:
+    from soma_audit.engine.session import AuditSession
     from soma_audit.remediation.backup import Backup, BackupStore
     from soma_audit.remediation.plan import Plan
     from soma_audit.remediation.recipes import Recipe
     from soma_audit.remediation.render import RenderedFile
     from soma_audit.remediation.targets import Target
-    from soma_audit.session import AuditSession
 
 COMMANDS = ("render", "diff", "apply", "rollback")
 TARGETS = ("auto", "directory", "cluster", "openfga", "kafka")
@@ -258,7 +258,7 @@ def backup_target(session: AuditSession, backup: Backup) -> Target:
 def _use_persistent_demo(args: argparse.Namespace) -> None:
     """``--demo`` remediations work on one demo copy kept in the state folder, so diff,
     apply and rollback see each other's results (an audit copies afresh each time)."""
-    from soma_audit.demo import DEMO_NAME, prepare_demo
+    from soma_audit.engine.demo import DEMO_NAME, prepare_demo
     from soma_audit.remediation.backup import state_dir
 
     directory = state_dir() / "demo" / DEMO_NAME

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from soma_audit import argo, strimzi
 from soma_audit.config import Config, LoadProfile, Service
-from soma_audit.errors import AuditError
-from soma_audit.inventory import Inventory, Resource
-from soma_audit.labels import LABEL_METADATA_NAME
-from soma_audit.netpol import ServicePods, app_namespaces, locate_services
+from soma_audit.core.errors import AuditError
+from soma_audit.domain import argocd as argo
+from soma_audit.domain import kafka as strimzi
+from soma_audit.domain.netpol.policy import ServicePods, app_namespaces, locate_services
+from soma_audit.kube.inventory import Inventory, Resource
+from soma_audit.kube.labels import LABEL_METADATA_NAME
 
 #: Where SomaAgentHub's manifests live when no Application names a repository yet
 #: (the plan's own repository).

@@ -68,7 +68,7 @@ class OpenFgaTarget:
 
     def __init__(self, settings: OpenFga, tools: Tools) -> None:
         from soma_audit.services.openfga import OpenFgaService
-        from soma_audit.tools import ToolRunner
+        from soma_audit.services.tools import ToolRunner
 
         self.settings = settings
         self.service = OpenFgaService(settings)
@@ -80,7 +80,7 @@ class OpenFgaTarget:
 
     def _transform(self, text: str, source: str, output: str) -> str:
         """``fga model transform`` between DSL (``fga``) and ``json``."""
-        from soma_audit.tools import ToolError
+        from soma_audit.services.tools import ToolError
 
         with tempfile.TemporaryDirectory(prefix="soma-audit-fga-") as folder:
             path = Path(folder, "model." + ("fga" if source == "fga" else "json"))

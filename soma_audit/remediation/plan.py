@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from soma_audit.errors import AuditError
+from soma_audit.core.errors import AuditError
 
 if TYPE_CHECKING:
     from soma_audit.remediation.targets import Target

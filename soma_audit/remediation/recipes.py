@@ -13,9 +13,9 @@ from typing import Literal
 
 import yaml
 
-from soma_audit.errors import ConfigError
-from soma_audit.paths import data_path
-from soma_audit.typed import build
+from soma_audit.core.errors import ConfigError
+from soma_audit.core.paths import data_path
+from soma_audit.core.typed import build
 
 Target = Literal["kubernetes", "openfga", "kafka"]
 

@@ -20,9 +20,9 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from soma_audit.config import Config
-from soma_audit.errors import AuditError
-from soma_audit.inventory import Inventory
-from soma_audit.paths import data_path
+from soma_audit.core.errors import AuditError
+from soma_audit.core.paths import data_path
+from soma_audit.kube.inventory import Inventory
 from soma_audit.remediation import context as ctx
 from soma_audit.remediation.recipes import Recipe
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol
 
-from soma_audit.fileio import write_atomically
+from soma_audit.core.fileio import write_atomically
 from soma_audit.remediation.plan import Change, RemediationError, StaleError, unified
 
 if TYPE_CHECKING:

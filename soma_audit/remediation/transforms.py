@@ -12,12 +12,12 @@ import copy
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from soma_audit import chaosmesh
 from soma_audit.config import Config, NamespaceLevels, PssLevel
-from soma_audit.inventory import Inventory, Resource
-from soma_audit.pss import LABEL_PREFIX, MODES, at_least, evaluate, parse_level
+from soma_audit.domain.chaos import mesh as chaosmesh
+from soma_audit.domain.pss import LABEL_PREFIX, MODES, at_least, evaluate, parse_level
+from soma_audit.kube.inventory import Inventory, Resource
+from soma_audit.kube.workloads import TEMPLATE_PATHS, workload_of, workloads
 from soma_audit.remediation.render import RenderedFile, dump_objects, safe_path
-from soma_audit.workloads import TEMPLATE_PATHS, workload_of, workloads
 
 Transform = Callable[[Config, Inventory], list[RenderedFile]]
 TRANSFORMS: dict[str, Transform] = {}

@@ -1,6 +1,6 @@
-"""Report renderers: the same :class:`~soma_audit.report.Report` as table, JSON, markdown,
+"""Report renderers: the same :class:`~soma_audit.results.report.Report` as table, JSON, markdown,
 JUnit XML or SARIF. Each renderer is a pure function of the report; each format module also
-has ``render_fleet(fleet, fail_on)`` for a :class:`~soma_audit.fleet.FleetReport`, built
+has ``render_fleet(fleet, fail_on)`` for a :class:`~soma_audit.engine.fleet.FleetReport`, built
 from the same pieces (docs/fleet.md)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import importlib
 from collections.abc import Callable
 from types import ModuleType
 
-from soma_audit.fleet import FleetReport
-from soma_audit.model import Severity
-from soma_audit.report import Report
+from soma_audit.core.model import Severity
+from soma_audit.results.fleet import FleetReport
+from soma_audit.results.report import Report
 
 #: format name → module under soma_audit.reports providing ``render(report) -> str``
 FORMATS: dict[str, str] = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from soma_audit.model import AREAS, PHASES, Check
+from soma_audit.core.model import AREAS, PHASES, Check
 
 
 def render_catalog(checks: list[Check]) -> str:

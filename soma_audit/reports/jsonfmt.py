@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from soma_audit.fleet import FleetReport
-from soma_audit.model import Severity
-from soma_audit.report import Report
+from soma_audit.core.model import Severity
+from soma_audit.results.fleet import FleetReport
+from soma_audit.results.report import Report
 
 
 def render(report: Report) -> str:

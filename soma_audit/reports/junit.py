@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from soma_audit.fleet import FleetReport
-from soma_audit.model import AREAS, Result, Severity, Status
-from soma_audit.report import Report
+from soma_audit.core.model import AREAS, Result, Severity, Status
+from soma_audit.results.fleet import FleetReport
+from soma_audit.results.report import Report
 
 
 def _evidence_text(result: Result) -> str:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from soma_audit.fleet import FleetReport
-from soma_audit.model import PHASES, Result, Severity, Status
-from soma_audit.plan import PlanItem, load_plan
-from soma_audit.report import DONE, Report, percent
+from soma_audit.catalog.checklists import PlanItem, load_plan
+from soma_audit.core.model import PHASES, Result, Severity, Status
+from soma_audit.results.fleet import FleetReport
+from soma_audit.results.report import DONE, Report, percent
 
 #: Evidence lines shown per gap before "… and N more".
 MAX_EVIDENCE = 8

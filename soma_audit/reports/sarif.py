@@ -7,9 +7,9 @@ import re
 from typing import Any
 
 from soma_audit import __version__
-from soma_audit.fleet import FleetReport
-from soma_audit.model import Evidence, Result, Severity, Status
-from soma_audit.report import Report
+from soma_audit.core.model import Evidence, Result, Severity, Status
+from soma_audit.results.fleet import FleetReport
+from soma_audit.results.report import Report
 
 _LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning",
           Severity.LOW: "note"}

@@ -8,9 +8,9 @@ import shutil
 from rich.console import Console
 from rich.table import Table
 
-from soma_audit.fleet import FleetReport
-from soma_audit.model import PHASES, Severity, Status
-from soma_audit.report import Report, percent
+from soma_audit.core.model import PHASES, Severity, Status
+from soma_audit.results.fleet import FleetReport
+from soma_audit.results.report import Report, percent
 
 ICONS = {
     Status.PASS: ("✓", "green"),

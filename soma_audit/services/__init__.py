@@ -11,18 +11,16 @@ fast with the same reason, so one dead endpoint costs one timeout, not one per c
 
 from __future__ import annotations
 
-import functools
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from soma_audit.config import Config
 
 REDACTED = "***"
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Failure(StrEnum):
@@ -99,22 +97,6 @@ class Guard:
         return error
 
 
-def live_probe(fn: F) -> F:
-    """Decorate a live probe: a ServiceError escaping it becomes the check's ``error``
-    (ProbeError) with its safe one-line reason, instead of an "internal error"."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from soma_audit.probes import ProbeError
-
-        try:
-            return fn(*args, **kwargs)
-        except ServiceError as exc:
-            raise ProbeError(str(exc)) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 def connect_services(config: Config) -> dict[str, Any]:
     """The live service clients the config has endpoints for, keyed as checks'
     ``requires`` name them. Nothing is contacted here: a client connects on first use."""
@@ -140,7 +122,6 @@ __all__ = [
     "Guard",
     "ServiceError",
     "connect_services",
-    "live_probe",
     "one_line",
     "redact",
     "transport_cause",

@@ -2,7 +2,7 @@
 for the opt-in canary) and the pure logic the live checks need — topic drift, least
 privilege of each principal's ACLs, and consumer lag.
 
-Least privilege follows :mod:`soma_audit.strimzi` (the declared KafkaUsers): a producer
+Least privilege follows :mod:`soma_audit.domain.kafka` (the declared KafkaUsers): a producer
 needs WRITE on its topics, a consumer READ on its topics and groups; DESCRIBE on those is
 tolerated because Kafka implies it from READ/WRITE. Anything else that an ALLOW binding
 of ``User:<name>`` (or ``User:*``, which applies to everyone) grants is excess: operation

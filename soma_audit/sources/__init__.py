@@ -1,6 +1,6 @@
 """Where objects come from: a live cluster, a GitOps directory or a cluster snapshot.
 
-Every source produces one :class:`~soma_audit.inventory.Inventory`; probes never know
+Every source produces one :class:`~soma_audit.kube.inventory.Inventory`; probes never know
 which source they are reading.
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from soma_audit.inventory import Inventory
+from soma_audit.kube.inventory import Inventory
 
 SourceKind = Literal["cluster", "manifests", "snapshot"]
 

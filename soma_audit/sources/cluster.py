@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from soma_audit.config import Cluster as ClusterReading
-from soma_audit.errors import AuditError
-from soma_audit.inventory import Inventory, Resource
+from soma_audit.core.errors import AuditError
+from soma_audit.kube.inventory import Inventory, Resource
 from soma_audit.sources import SourceInfo
 from soma_audit.sources.kinds import FORBIDDEN_KINDS, KINDS, KindInfo
 
@@ -350,7 +350,7 @@ class ClusterSource:
 #: remediation strips anyway (remediation.plan.SERVER_FIELDS, minus creationTimestamp,
 #: which chaos.recent-runs reads).
 UNREAD_METADATA = ("managedFields", "resourceVersion", "uid", "generation", "selfLink")
-#: kubectl's copy of the last applied object: often as large as the object itself.
+#: kubectl's copy of the last applied object: often as the object itself.
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from soma_audit.inventory import Resource, SourceProblem
+from soma_audit.kube.inventory import Resource, SourceProblem
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DOC_START = re.compile(r"^---(?=\s|$)", re.MULTILINE)

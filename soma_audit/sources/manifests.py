@@ -6,8 +6,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from soma_audit.errors import AuditError
-from soma_audit.inventory import Inventory, SourceProblem
+from soma_audit.core.errors import AuditError
+from soma_audit.kube.inventory import Inventory, SourceProblem
 from soma_audit.sources import SourceInfo
 from soma_audit.sources.documents import parse_bytes
 

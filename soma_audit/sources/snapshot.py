@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from soma_audit.errors import AuditError
-from soma_audit.inventory import Inventory
+from soma_audit.core.errors import AuditError
+from soma_audit.kube.inventory import Inventory
 from soma_audit.sources import SourceInfo
 from soma_audit.sources.documents import parse_bytes
 

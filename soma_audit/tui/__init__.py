@@ -1,6 +1,6 @@
 """The Textual TUI — the only package of soma-audit that imports ``textual``.
 
-The CLI calls :func:`run_tui` with a ready :class:`~soma_audit.session.AuditSession`.
+The CLI calls :func:`run_tui` with a ready :class:`~soma_audit.engine.session.AuditSession`.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from soma_audit.session import AuditSession
+    from soma_audit.engine.session import AuditSession
 
 
 def run_tui(session: AuditSession) -> int:

@@ -1,7 +1,7 @@
 """The Textual application: it composes screens and routes; the audit lives in the session.
 
 Kept small on purpose (Toolong's habit): the audit screen owns the scan, the dialogs own
-their forms, and everything they know comes from :class:`~soma_audit.session.AuditSession`.
+their forms, and everything they know comes from :class:`~soma_audit.engine.session.AuditSession`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from textual.binding import Binding
 from soma_audit.tui.screens import DiffScreen, HelpScreen, MainScreen
 
 if TYPE_CHECKING:
-    from soma_audit.session import AuditSession
+    from soma_audit.engine.session import AuditSession
 
 
 class SomaAuditApp(App[int]):

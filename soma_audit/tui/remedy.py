@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from rich.text import Text
 from textual.worker import Worker, WorkerState
 
-from soma_audit.errors import AuditError
+from soma_audit.core.errors import AuditError
 from soma_audit.remediation.apply import (
     InterruptedApply,
     apply_plan,
@@ -38,7 +38,7 @@ from soma_audit.tui.view import affected_checks, apply_refusal, target_label
 from soma_audit.tui.widgets._style import status_icon
 
 if TYPE_CHECKING:
-    from soma_audit.model import Check
+    from soma_audit.core.model import Check
     from soma_audit.remediation.backup import Backup
     from soma_audit.remediation.plan import Change, Plan
     from soma_audit.remediation.recipes import Recipe

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from soma_audit.model import AREAS, PHASES, Check, Result, Severity, Status
-from soma_audit.report import DONE
+from soma_audit.core.model import AREAS, PHASES, Check, Result, Severity, Status
+from soma_audit.results.report import DONE
 
 if TYPE_CHECKING:
     from soma_audit.remediation.plan import Plan
@@ -110,7 +110,7 @@ class Tally:
 
 def tally(checks: Iterable[Check], results: Mapping[str, Result],
           pending: AbstractSet[str] = frozenset()) -> Tally:
-    """Count like :func:`soma_audit.report.score`, over the results known so far."""
+    """Count like :func:`soma_audit.results.report.score`, over the results known so far."""
     total = evaluated = done = counted = 0
     for check in checks:
         total += 1

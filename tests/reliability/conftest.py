@@ -207,7 +207,7 @@ def python() -> str:
 
 def demo_tree(base: Path) -> Path:
     """A scratch copy of the bundled demo GitOps repository."""
-    from soma_audit.demo import prepare_demo
+    from soma_audit.engine.demo import prepare_demo
 
     return prepare_demo(base)
 

@@ -41,10 +41,10 @@ def _manifests(scratch: Path, data: bytes) -> Any:
 
 
 def _via(loader: str, scratch: Path, text: str) -> Any:
-    from soma_audit import attestations
-    from soma_audit.catalog import load_catalog
+    from soma_audit.catalog.checks import load_catalog
     from soma_audit.config import load_config
-    from soma_audit.errors import AuditError
+    from soma_audit.core.errors import AuditError
+    from soma_audit.engine import attestations
 
     path = scratch / f"{loader}.yaml"
     path.write_text(text, encoding="utf-8")

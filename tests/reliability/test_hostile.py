@@ -1,6 +1,6 @@
 """Hostile input: generated files and objects fed to the real loaders and evaluators.
 
-The only clean failures are :class:`~soma_audit.errors.AuditError` (and its subclass
+The only clean failures are :class:`~soma_audit.core.errors.AuditError` (and its subclass
 ``ConfigError``): one clear line for the user, exit code 2. Anything else escaping is a
 bug. Example counts are set per test; their total is recorded in results.json.
 """
@@ -17,11 +17,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from soma_audit import attestations, netpol, pss
-from soma_audit.catalog import load_catalog
+from soma_audit.catalog.checks import load_catalog
 from soma_audit.config import load_config
-from soma_audit.errors import AuditError
-from soma_audit.paths import data_path
+from soma_audit.core.errors import AuditError
+from soma_audit.core.paths import data_path
+from soma_audit.domain import pss
+from soma_audit.domain.netpol import policy as netpol
+from soma_audit.engine import attestations
 from soma_audit.sources.documents import parse_bytes
 from soma_audit.sources.manifests import ManifestsSource
 from soma_audit.sources.snapshot import SnapshotSource

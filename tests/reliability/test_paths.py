@@ -15,7 +15,7 @@ import jinja2
 import pytest
 import yaml
 
-from soma_audit.paths import data_path
+from soma_audit.core.paths import data_path
 from soma_audit.remediation.render import environment
 from tests.reliability.conftest import Figures, Run, demo_tree, run_cli
 

@@ -27,15 +27,15 @@ from typing import Any
 import pytest
 from textual.widgets import Static
 
-from soma_audit import attestations
-from soma_audit.catalog import load_catalog, validate_probes
+from soma_audit.catalog.checks import load_catalog, validate_probes
 from soma_audit.config import load_config
-from soma_audit.engine import Progress
-from soma_audit.model import Check, Evidence, Outcome, Severity, Status
-from soma_audit.paths import data_path
+from soma_audit.core.model import Check, Evidence, Outcome, Severity, Status
+from soma_audit.core.paths import data_path
+from soma_audit.engine import attestations
+from soma_audit.engine.scan import Progress
+from soma_audit.engine.session import AuditSession
 from soma_audit.probes import PROBES, ProbeContext, ProbeError, load_probes, probe
-from soma_audit.report import Report
-from soma_audit.session import AuditSession
+from soma_audit.results.report import Report
 from soma_audit.sources.manifests import ManifestsSource
 from soma_audit.tui.app import SomaAuditApp
 from soma_audit.tui.screens import MainScreen
@@ -244,7 +244,7 @@ def available_catalog() -> list[Check]:
 
 def demo_session(base: Path) -> FrozenSession:
     """The ``--demo`` session (as the CLI builds it), its copy under ``base``."""
-    from soma_audit.demo import DEMO_NAME, prepare_demo
+    from soma_audit.engine.demo import DEMO_NAME, prepare_demo
 
     if not data_path("demo", DEMO_NAME).is_dir():
         pytest.skip(f"the bundled demo ({data_path('demo', DEMO_NAME)}) is not there yet")

@@ -40,7 +40,8 @@ def test_headless_paths_never_load_textual() -> None:
     """The CLI, engine, probes and reports run without importing Textual at all."""
     code = (
         "import sys\n"
-        "import soma_audit.cli, soma_audit.session, soma_audit.engine, soma_audit.demo\n"
+        "import soma_audit.cli, soma_audit.engine.session, soma_audit.engine.scan,"
+        " soma_audit.engine.demo\n"
         "from soma_audit.probes import load_probes\n"
         "from soma_audit.reports import FORMATS, renderer\n"
         "load_probes()\n"

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from soma_audit.model import PHASES, Status
-from soma_audit.report import percent
+from soma_audit.core.model import PHASES, Status
+from soma_audit.engine.session import AuditSession
 from soma_audit.reports import render
-from soma_audit.session import AuditSession
+from soma_audit.results.report import percent
 from soma_audit.sources.manifests import ManifestsSource
 from soma_audit.tui.screens import AttestScreen, ExportScreen, MainScreen
 from soma_audit.tui.view import GAPS

@@ -13,8 +13,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from soma_audit.errors import AuditError
-from soma_audit.model import Status
+from soma_audit.core.errors import AuditError
+from soma_audit.core.model import Status
 from soma_audit.tui.commands import AuditCommands
 from soma_audit.tui.screens import AttestScreen, ExportScreen, HelpScreen, MainScreen
 from soma_audit.tui.view import Scope

@@ -15,11 +15,11 @@ import pytest
 from textual.widgets import Input, OptionList, Static
 
 from soma_audit.config import load_config
-from soma_audit.model import Status
+from soma_audit.core.model import Status
+from soma_audit.engine.session import AuditSession
 from soma_audit.remediation.apply import apply_plan
 from soma_audit.remediation.backup import BackupStore
 from soma_audit.remediation.commands import prepare
-from soma_audit.session import AuditSession
 from soma_audit.sources.manifests import ManifestsSource
 from soma_audit.sources.snapshot import SnapshotSource
 from soma_audit.tui.screens import ConfirmScreen, DiffScreen, HelpScreen, MainScreen
@@ -381,7 +381,7 @@ def test_the_name_to_type(workdir: Path) -> None:
 
 
 def test_backups_of_another_target_are_not_offered(workdir: Path) -> None:
-    from soma_audit.errors import AuditError
+    from soma_audit.core.errors import AuditError
     from soma_audit.remediation.commands import backup_target, last_backup
 
     session = fixture_session(workdir)

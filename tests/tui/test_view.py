@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from soma_audit.model import Evidence, Result, Severity, Status
+from soma_audit.core.model import Evidence, Result, Severity, Status
 from soma_audit.tui.view import (
     Filter,
     Scope,

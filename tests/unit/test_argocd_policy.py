@@ -1,4 +1,5 @@
-"""soma_audit.argo: sync policies, which service an Application deploys, Sensor triggers."""
+"""soma_audit.domain.argocd: sync policies, which service an Application deploys,
+Sensor triggers."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ from typing import Any
 
 import pytest
 
-from soma_audit.argo import git_events, names_service, sync_policy_problems, trigger_verdict
-from soma_audit.inventory import Resource
+from soma_audit.domain.argocd import (
+    git_events,
+    names_service,
+    sync_policy_problems,
+    trigger_verdict,
+)
+from soma_audit.kube.inventory import Resource
 from tests.helpers import REPO, audit_dir
 
 GOOD = {

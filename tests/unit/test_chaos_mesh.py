@@ -1,4 +1,4 @@
-"""soma_audit.chaosmesh: Schedule validation, faults and pod selection (Chaos Mesh 2.x)."""
+"""soma_audit.domain.chaos.mesh: Schedule validation, faults and pod selection (Chaos Mesh 2.x)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from soma_audit.chaosmesh import (
+from soma_audit.domain.chaos.mesh import (
     Experiment,
     is_standalone,
     legacy_scheduler,
     read_schedule,
     selects,
 )
-from soma_audit.inventory import Resource
+from soma_audit.kube.inventory import Resource
 from tests.helpers import REPO, audit_dir
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from soma_audit.catalog import load_catalog
+from soma_audit.catalog.checks import load_catalog
 from tests.helpers import FIXTURES, run_check
 
 CASES = sorted(p for p in (FIXTURES / "checks").glob("*/*") if (p / "expect.yaml").is_file())

@@ -132,7 +132,7 @@ def test_demo_is_partly_ready_in_every_format(tmp_path: Path) -> None:
 
 
 def test_snapshot_of_the_demo_gives_the_same_kubernetes_verdicts(tmp_path: Path) -> None:
-    from soma_audit.paths import data_path
+    from soma_audit.core.paths import data_path
 
     demo = data_path("demo", "soma-gitops")
     docs = [p.read_text() for p in sorted(demo.rglob("*.yaml")) if "k8s" in p.parts]

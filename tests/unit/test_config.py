@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from soma_audit.config import load_config
-from soma_audit.errors import ConfigError
+from soma_audit.core.errors import ConfigError
 
 
 def test_defaults_hold_the_somaagenthub_facts() -> None:

@@ -1,4 +1,4 @@
-"""soma_audit.cron: Chaos Mesh's (robfig/cron v3) schedule grammar and the max gap."""
+"""soma_audit.domain.chaos.cron: Chaos Mesh's (robfig/cron v3) schedule grammar and the max gap."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from soma_audit.cron import CronError, max_gap, parse_cron
+from soma_audit.domain.chaos.cron import CronError, max_gap, parse_cron
 
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)

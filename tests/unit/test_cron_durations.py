@@ -1,4 +1,5 @@
-"""soma_audit.durations: Go's time.ParseDuration grammar (used by @every and duration fields)."""
+"""soma_audit.core.durations: Go's time.ParseDuration grammar
+(used by @every and duration fields)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from soma_audit.durations import DurationError, format_duration, parse_go_duration
+from soma_audit.core.durations import DurationError, format_duration, parse_go_duration
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from soma_audit import __version__
-from soma_audit.workloads import TEMPLATE_PATHS
+from soma_audit.kube.workloads import TEMPLATE_PATHS
 from tests.helpers import REPO
 from tests.unit.test_cli import run as run_cli
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from soma_audit.config import load_config
-from soma_audit.tools import ToolError, ToolRunner
+from soma_audit.services.tools import ToolError, ToolRunner
 from tests.helpers import REPO
 from tests.unit.test_deploy import UID, deploy_objects, pod_templates
 

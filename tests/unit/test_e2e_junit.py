@@ -1,4 +1,4 @@
-"""JUnit XML results (soma_audit/junit.py): the forms CI tools write, hostile input, and the
+"""JUnit XML results (soma_audit/domain/e2e.py): the forms CI tools write, hostile input, and the
 newest-run rule; plus the demo's E2E outcomes."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from soma_audit.junit import (
+from soma_audit.domain.e2e import (
     MESSAGE_CHARS,
     JUnitError,
     Outcome,

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from soma_audit.attestations import Attestation
 from soma_audit.config import load_config
-from soma_audit.engine import AuditRequest, run_audit
-from soma_audit.errors import ConfigError
-from soma_audit.model import Check, Outcome, Severity, Status
+from soma_audit.core.errors import ConfigError
+from soma_audit.core.model import Check, Outcome, Severity, Status
+from soma_audit.engine.attestations import Attestation
+from soma_audit.engine.scan import AuditRequest, run_audit
 from soma_audit.probes import ProbeError, ev, failed, probe
 from soma_audit.sources.manifests import ManifestsSource
 
@@ -122,7 +122,8 @@ def test_fail_on_raises_the_bar(tree: Path) -> None:
 
 def test_engine_never_imports_textual() -> None:
     code = (
-        "import sys, soma_audit.cli, soma_audit.engine, soma_audit.session, soma_audit.reports;"
+        "import sys, soma_audit.cli, soma_audit.engine.scan, soma_audit.engine.session,"
+        " soma_audit.reports;"
         "from soma_audit.probes import load_probes; load_probes();"
         "import soma_audit.reports.markdown, soma_audit.reports.table;"
         "assert 'textual' not in sys.modules, 'engine imported textual'"

@@ -22,11 +22,11 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from soma_audit.catalog import load_catalog
+from soma_audit.catalog.checks import load_catalog
 from soma_audit.config import load_config
-from soma_audit.exporter import Exporter, _handler
-from soma_audit.fleet import audit_fleet
-from soma_audit.session import AuditSession
+from soma_audit.engine.fleet import audit_fleet
+from soma_audit.engine.session import AuditSession
+from soma_audit.exporter.server import Exporter, _handler
 from soma_audit.sources.cluster import ClusterSource, Timeouts
 from testenv.proc import free_port
 from tests.helpers import http_get, wait_until

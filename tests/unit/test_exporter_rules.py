@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from soma_audit.paths import data_path
+from soma_audit.core.paths import data_path
 
 CHECK = {"cluster": "prod", "phase": "1", "area": "pss", "severity": "critical",
          "job": "soma-audit", "instance": "10.0.0.5:9464"}

@@ -1,4 +1,4 @@
-"""Reading the OpenFGA CLI's output (soma_audit/fga.py), against the real ``fga`` binary
+"""Reading the OpenFGA CLI's output (soma_audit/domain/fga.py), against the real ``fga`` binary
 where its behaviour is what we rely on, plus the demo model and the Secret rule."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from soma_audit.config import Tools
-from soma_audit.fga import (
+from soma_audit.domain.fga import (
     ModelProblem,
     cli_error,
     locate,
     scenario_results,
     validation_problems,
 )
-from soma_audit.tools import ToolRunner
+from soma_audit.services.tools import ToolRunner
 from tests.helpers import FIXTURES, REPO, audit_dir, run_check
 
 DEMO = REPO / "demo" / "soma-gitops"

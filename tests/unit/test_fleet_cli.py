@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from soma_audit import cli
-from soma_audit.errors import AuditError
+from soma_audit.core.errors import AuditError
 from testenv.proc import free_port
 
 BIN = Path(sys.executable).parent / "soma-audit"

@@ -15,12 +15,13 @@ from xml.etree import ElementTree as ET
 import pytest
 import yaml
 
-from soma_audit.catalog import load_catalog
+from soma_audit.catalog.checks import load_catalog
 from soma_audit.config import load_config
-from soma_audit.fleet import ClusterScan, FleetReport, audit_fleet
-from soma_audit.model import ExitCode, Severity
+from soma_audit.core.model import ExitCode, Severity
+from soma_audit.engine.fleet import audit_fleet
+from soma_audit.engine.session import AuditSession
 from soma_audit.reports import render, render_fleet
-from soma_audit.session import AuditSession
+from soma_audit.results.fleet import ClusterScan, FleetReport
 from soma_audit.sources.cluster import ClusterSource, Timeouts
 from soma_audit.sources.manifests import ManifestsSource
 from testenv.proc import free_port

@@ -1,4 +1,4 @@
-"""k6 as data (soma_audit/k6.py): profiles, k6's messages, thresholds, CI, summaries —
+"""k6 as data (soma_audit/domain/k6.py): profiles, k6's messages, thresholds, CI, summaries —
 and the demo's k6 outcomes through the real ``k6``."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from soma_audit.config import load_config
-from soma_audit.k6 import (
+from soma_audit.domain.k6 import (
     ProfilesError,
     duration_stats,
     error_messages,

@@ -1,4 +1,4 @@
-"""soma_audit.strimzi: KafkaTopic expectations and least-privilege KafkaUser ACLs."""
+"""soma_audit.domain.kafka: KafkaTopic expectations and least-privilege KafkaUser ACLs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from soma_audit.config import KafkaPrincipal, Topic
-from soma_audit.inventory import Resource
-from soma_audit.strimzi import acl_problems, needs, topic_name, topic_problems
+from soma_audit.domain.kafka import acl_problems, needs, topic_name, topic_problems
+from soma_audit.kube.inventory import Resource
 from tests.helpers import REPO, audit_dir
 
 TOPICS = ["agent-events", "model-invocations", "audit-log", "billing-events"]

@@ -1,4 +1,4 @@
-"""Label selectors (soma_audit/labels.py): the API's semantics (NetworkPolicy), the
+"""Label selectors (soma_audit/kube/labels.py): the API's semantics (NetworkPolicy), the
 as-written three-valued reading (Chaos Mesh, Alertmanager), and no crash on garbage."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from soma_audit.labels import (
+from soma_audit.kube.labels import (
     Requirement,
     has_labels,
     namespace_selector_labels,

@@ -11,14 +11,14 @@ import pytest
 from urllib3 import HTTPHeaderDict
 
 from soma_audit.config import load_config
-from soma_audit.inventory import Inventory, Resource
-from soma_audit.model import Status
+from soma_audit.core.model import Status
+from soma_audit.kube.inventory import Inventory, Resource
 from soma_audit.probes import ProbeContext, load_probes
 from soma_audit.probes.chaos_runs_live import judge
 from soma_audit.probes.pss_live import FORBIDDEN, OPT_IN, dry_run_labels
+from soma_audit.services.tools import ToolRunner
 from soma_audit.sources import SourceInfo
 from soma_audit.sources.cluster import ListError, _warnings
-from soma_audit.tools import ToolRunner
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)

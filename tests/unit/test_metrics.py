@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from soma_audit.fleet import ClusterScan, FleetReport
-from soma_audit.metrics import render
-from soma_audit.model import Status
-from soma_audit.report import Report
+from soma_audit.core.model import Status
+from soma_audit.reports.metrics import render
+from soma_audit.results.fleet import ClusterScan, FleetReport
+from soma_audit.results.report import Report
 from tests.helpers import audit_dir
 
 MANIFESTS = """\

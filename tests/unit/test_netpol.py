@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from soma_audit.config import load_config
-from soma_audit.inventory import Inventory, Resource
-from soma_audit.netpol import (
+from soma_audit.domain.netpol.policy import (
     EGRESS,
     INGRESS,
     Endpoint,
@@ -28,6 +27,7 @@ from soma_audit.netpol import (
     parse_policy,
     reachability_matrix,
 )
+from soma_audit.kube.inventory import Inventory, Resource
 
 NAMESPACES = ("x", "y", "z")
 PODS = ("a", "b", "c")

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from soma_audit.inventory import Inventory, Resource
-from soma_audit.netpol import (
+from soma_audit.domain.netpol.policy import (
     Caller,
     Endpoint,
     Match,
@@ -18,6 +17,7 @@ from soma_audit.netpol import (
     namespace_mtls,
     rule_match,
 )
+from soma_audit.kube.inventory import Inventory, Resource
 
 TD = "cluster.local"
 ROOT = "istio-system"

@@ -13,8 +13,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from soma_audit.inventory import Resource
-from soma_audit.netpol import (
+from soma_audit.domain.netpol.policy import (
     EGRESS,
     INGRESS,
     Caller,
@@ -27,6 +26,7 @@ from soma_audit.netpol import (
     parse_policy,
     rule_match,
 )
+from soma_audit.kube.inventory import Resource
 
 NAMESPACES = ("x", "y", "z")
 KEYS = ("app", "tier", "pod")

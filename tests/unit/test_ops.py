@@ -1,5 +1,5 @@
-"""Operations helpers: runbook resolution (soma_audit/runbooks.py), cost controls
-(soma_audit/cost.py), and the demo's baselines."""
+"""Operations helpers: runbook resolution (soma_audit/domain/ops/runbooks.py), cost controls
+(soma_audit/domain/ops/cost.py), and the demo's baselines."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from soma_audit.cost import autoscaling, missing_resources, resource_gaps
-from soma_audit.inventory import Inventory, Resource
-from soma_audit.runbooks import alert_rules, resolve, runbook_url
-from soma_audit.workloads import workload_of
+from soma_audit.domain.ops.cost import autoscaling, missing_resources, resource_gaps
+from soma_audit.domain.ops.runbooks import alert_rules, resolve, runbook_url
+from soma_audit.kube.inventory import Inventory, Resource
+from soma_audit.kube.workloads import workload_of
 from tests.helpers import REPO, audit_dir
 
 FILES = ["error-budget-burn.md", "latency/p99-high.md", "kafka-lag.html"]

@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from soma_audit.catalog import load_catalog
+from soma_audit.catalog.checks import load_catalog
 from soma_audit.reports.catalog import render_catalog
 from tests.helpers import REPO
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from soma_audit.pss import (
+from soma_audit.domain.pss import (
     CHECKS,
     MALFORMED,
     at_least,

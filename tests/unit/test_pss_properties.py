@@ -1,4 +1,4 @@
-"""Property tests of the Pod Security Standards evaluator (soma_audit.pss).
+"""Property tests of the Pod Security Standards evaluator (soma_audit.domain.pss).
 
 Two families: arbitrary JSON-like garbage must never make it raise, and well-typed pod
 specs built from the fields the controls read must obey the invariants of the standard
@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from soma_audit.pss import CHECKS, MALFORMED, Violation, evaluate, run_checks
+from soma_audit.domain.pss import CHECKS, MALFORMED, Violation, evaluate, run_checks
 
 # --- arbitrary JSON-like input -------------------------------------------------------------
 

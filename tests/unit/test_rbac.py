@@ -6,7 +6,7 @@ from collections import defaultdict
 
 import yaml
 
-from soma_audit.paths import data_path
+from soma_audit.core.paths import data_path
 from soma_audit.sources.kinds import KINDS
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from soma_audit.demo import prepare_demo
+from soma_audit.engine.demo import prepare_demo
 
 BIN = Path(sys.executable).parent / "soma-audit"
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SOMA_AUDIT_")}

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from soma_audit.catalog import load_catalog
+from soma_audit.catalog.checks import load_catalog
 from soma_audit.config import load_config
-from soma_audit.model import Status
+from soma_audit.core.model import Status
 from soma_audit.remediation.recipes import Recipe, load_recipes
 from soma_audit.remediation.render import RenderedFile, render
 from soma_audit.sources.manifests import ManifestsSource

@@ -10,9 +10,9 @@ import yaml
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from soma_audit.config import load_config
-from soma_audit.errors import ConfigError
-from soma_audit.inventory import Inventory, Resource
-from soma_audit.pss import evaluate
+from soma_audit.core.errors import ConfigError
+from soma_audit.domain.pss import evaluate
+from soma_audit.kube.inventory import Inventory, Resource
 from soma_audit.remediation import render as render_module
 from soma_audit.remediation.recipes import Recipe, TemplateSpec, load_recipes
 from soma_audit.remediation.render import RenderError, environment, render, safe_path

@@ -8,11 +8,11 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from soma_audit.catalog import load_catalog
-from soma_audit.model import Evidence, Result, Status
-from soma_audit.plan import load_plan
-from soma_audit.report import Report
+from soma_audit.catalog.checklists import load_plan
+from soma_audit.catalog.checks import load_catalog
+from soma_audit.core.model import Evidence, Result, Status
 from soma_audit.reports import render
+from soma_audit.results.report import Report
 from soma_audit.sources import SourceInfo
 
 STATUSES = {

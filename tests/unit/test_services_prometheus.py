@@ -7,9 +7,10 @@ import datetime as dt
 
 import pytest
 
-from soma_audit import chaosmesh, promql
 from soma_audit.config import load_config
-from soma_audit.inventory import Resource
+from soma_audit.domain.chaos import mesh as chaosmesh
+from soma_audit.domain.slo import promql
+from soma_audit.kube.inventory import Resource
 from soma_audit.probes.chaos_live import RunWindow, run_window
 from soma_audit.services import Failure, Guard, ServiceError, connect_services, redact
 from soma_audit.services.prometheus import availability_query, latency_query, quote

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from soma_audit import alertmanager, promql
-from soma_audit.slo import (
+from soma_audit.domain.slo import alertmanager, promql
+from soma_audit.domain.slo.rules import (
     Interpreter,
     Kind,
     Record,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from soma_audit.errors import AuditError
+from soma_audit.core.errors import AuditError
 from soma_audit.sources.documents import parse_bytes, parse_text
 from soma_audit.sources.manifests import ManifestsSource
 from soma_audit.sources.snapshot import SnapshotSource

@@ -12,12 +12,12 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from soma_audit.attestations import Attestation
-from soma_audit.errors import AuditError
+from soma_audit.core.errors import AuditError
+from soma_audit.engine.attestations import Attestation
 
 if TYPE_CHECKING:
-    from soma_audit.model import Check
-    from soma_audit.session import AuditSession
+    from soma_audit.core.model import Check
+    from soma_audit.engine.session import AuditSession
 
 #: How long an attestation holds unless the author says otherwise.
 DEFAULT_VALIDITY = dt.timedelta(days=90)
@@ -28,7 +28,7 @@ class AttestScreen(ModalScreen[Attestation | None]):
 
     The form stays open with the session's message when it refuses (no author, a past
     expiry, an unwritable file), so nothing typed is lost. Dismisses with the
-    :class:`~soma_audit.attestations.Attestation` written, or None when cancelled.
+    :class:`~soma_audit.engine.attestations.Attestation` written, or None when cancelled.
     """
 
     CSS_PATH = "modal.tcss"

@@ -23,15 +23,15 @@ from textual.widgets import Footer, LoadingIndicator, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
-from soma_audit.errors import AuditError
+from soma_audit.core.errors import AuditError
 from soma_audit.remediation.commands import prepare
 from soma_audit.remediation.plan import Change, Plan
 from soma_audit.tui.view import apply_refusal, target_label
 
 if TYPE_CHECKING:
-    from soma_audit.model import Check
+    from soma_audit.core.model import Check
+    from soma_audit.engine.session import AuditSession
     from soma_audit.remediation.recipes import Recipe
-    from soma_audit.session import AuditSession
 
 #: How each kind of change is marked in the list and in the headings of the diff.
 MARKS = {

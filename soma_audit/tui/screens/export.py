@@ -12,12 +12,12 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
-from soma_audit.errors import AuditError
+from soma_audit.core.errors import AuditError
 from soma_audit.reports import SUFFIXES
 
 if TYPE_CHECKING:
-    from soma_audit.report import Report
-    from soma_audit.session import AuditSession
+    from soma_audit.engine.session import AuditSession
+    from soma_audit.results.report import Report
 
 #: Formats offered, the readiness-review one first.
 FORMATS = ("markdown", "json", "junit", "sarif")

@@ -22,10 +22,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Tree
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from soma_audit.errors import AuditError
-from soma_audit.model import Check, Result
+from soma_audit.core.errors import AuditError
+from soma_audit.core.model import Check, Result
 from soma_audit.remediation.recipes import Recipe, load_recipes
-from soma_audit.report import Report
+from soma_audit.results.report import Report
 from soma_audit.tui.commands import AuditCommands
 from soma_audit.tui.screens.attest import AttestScreen
 from soma_audit.tui.screens.export import ExportScreen
@@ -33,8 +33,8 @@ from soma_audit.tui.view import Filter, Scope, next_gap
 from soma_audit.tui.widgets import AuditHeader, CheckDetail, CheckTable, FilterBar, PhaseTree
 
 if TYPE_CHECKING:
-    from soma_audit.attestations import Attestation
-    from soma_audit.session import AuditSession
+    from soma_audit.engine.attestations import Attestation
+    from soma_audit.engine.session import AuditSession
 
 
 #: Below this width the footer is compact and leaves out the keys in :data:`IN_DETAIL`.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from soma_audit.model import Result, Severity, Status
+from soma_audit.core.model import Result, Severity, Status
 from soma_audit.reports.table import ICONS
 
 #: Shown for a check whose result has not arrived yet in the running scan.

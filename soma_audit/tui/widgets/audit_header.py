@@ -9,8 +9,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from soma_audit.model import PHASES
-from soma_audit.report import Report, percent
+from soma_audit.core.model import PHASES
+from soma_audit.results.report import Report, percent
 from soma_audit.sources import SourceInfo
 from soma_audit.tui.widgets._style import score_style
 

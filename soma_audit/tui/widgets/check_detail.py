@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from soma_audit.model import AREAS, Check, Result, Status
+from soma_audit.core.model import AREAS, Check, Result, Status
 from soma_audit.tui.widgets._style import SEVERITY_STYLES, status_icon, status_style
 
 if TYPE_CHECKING:

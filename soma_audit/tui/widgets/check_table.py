@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
-from soma_audit.model import Check, Result
+from soma_audit.core.model import Check, Result
 from soma_audit.tui.widgets._style import SEVERITY_STYLES, status_icon
 
 _FIXED = {"status": 1, "severity": 8}

@@ -9,8 +9,8 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from soma_audit.model import AREAS, PHASES, Check, Result
-from soma_audit.report import percent
+from soma_audit.core.model import AREAS, PHASES, Check, Result
+from soma_audit.results.report import percent
 from soma_audit.tui.view import Scope, Tally, phases_and_areas, tally
 from soma_audit.tui.widgets._style import bar, score_style
 

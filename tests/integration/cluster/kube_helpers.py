@@ -17,12 +17,12 @@ from typing import Any
 
 import yaml
 
-from soma_audit.catalog import load_catalog
+from soma_audit.catalog.checks import load_catalog
 from soma_audit.config import load_config
-from soma_audit.engine import AuditRequest, run_audit
-from soma_audit.inventory import Inventory
-from soma_audit.model import Result
-from soma_audit.report import Report
+from soma_audit.core.model import Result
+from soma_audit.engine.scan import AuditRequest, run_audit
+from soma_audit.kube.inventory import Inventory
+from soma_audit.results.report import Report
 from soma_audit.sources.cluster import ClusterSource, Timeouts
 from testenv.kubeclient import Kube, KubeError
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from soma_audit.catalog import load_catalog
+from soma_audit.catalog.checks import load_catalog
 from soma_audit.probes import load_probes
 from tests.helpers import FIXTURES
 from tests.integration.cluster.kube_helpers import (
@@ -180,7 +180,7 @@ def test_check_case_on_the_live_cluster(case: Path, kube: AdminKube, kube_env: A
 
 
 def _default_config() -> dict[str, Any]:
-    from soma_audit.paths import data_path
+    from soma_audit.core.paths import data_path
 
     return dict(yaml.safe_load(data_path("config", "default.yaml").read_text()))
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from soma_audit.model import Status
-from soma_audit.paths import data_path
+from soma_audit.core.model import Status
+from soma_audit.core.paths import data_path
 from tests.integration.cluster.kube_helpers import (
     AdminKube,
     ScopedClusterSource,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from soma_audit.model import Status
+from soma_audit.core.model import Status
 from tests.integration.cluster.kube_helpers import (
     AdminKube,
     ScopedClusterSource,

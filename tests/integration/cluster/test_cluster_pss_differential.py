@@ -1,4 +1,4 @@
-"""Differential test: soma_audit.pss (offline) against the API server's PodSecurity
+"""Differential test: soma_audit.domain.pss (offline) against the API server's PodSecurity
 admission (ground truth), over a seeded corpus of a few hundred generated pods.
 
 Each pod is created with ``dryRun=All`` in two fresh namespaces enforcing ``baseline`` and
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from soma_audit import pss
+from soma_audit.domain import pss
 from tests.integration.cluster.kube_helpers import (
     AdminKube,
     KubeError,

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-from soma_audit.catalog import load_catalog
-from soma_audit.model import Status
-from soma_audit.paths import data_path
+from soma_audit.catalog.checks import load_catalog
+from soma_audit.core.model import Status
+from soma_audit.core.paths import data_path
 from soma_audit.probes import load_probes
 from tests.integration.cluster.kube_helpers import (
     AdminKube,

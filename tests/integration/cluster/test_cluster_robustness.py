@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from soma_audit.errors import AuditError
-from soma_audit.model import Status
-from soma_audit.paths import data_path
+from soma_audit.core.errors import AuditError
+from soma_audit.core.model import Status
+from soma_audit.core.paths import data_path
 from soma_audit.sources.cluster import PAGE_SIZE, ClusterSource, Timeouts
 from tests.integration.cluster.kube_helpers import (
     AdminKube,
@@ -284,7 +284,7 @@ def test_a_scan_is_one_list_per_kind(kube: AdminKube, kube_env: Any) -> None:
 
 
 def _catalog_ids() -> list[str]:
-    from soma_audit.catalog import load_catalog
+    from soma_audit.catalog.checks import load_catalog
 
     return [c.id for c in load_catalog() if not c.manual]
 

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from soma_audit.paths import data_path
+from soma_audit.core.paths import data_path
 from testenv import build
 from testenv.proc import free_port, spawn, stop_group, wait_for
 from tests.helpers import http_get, wait_until

@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 import yaml
 
-from soma_audit.catalog import load_catalog
+from soma_audit.catalog.checks import load_catalog
 from soma_audit.config import load_config
-from soma_audit.engine import AuditRequest, run_audit
-from soma_audit.model import Result
+from soma_audit.core.model import Result
+from soma_audit.engine.scan import AuditRequest, run_audit
 from soma_audit.services import connect_services
 from soma_audit.sources.manifests import ManifestsSource
 from testenv.proc import free_port

@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from soma_audit.catalog import load_catalog
+from soma_audit.catalog.checks import load_catalog
 from soma_audit.config import NamespaceLevels, load_config
+from soma_audit.engine.session import AuditSession
 from soma_audit.remediation.apply import ApplyFailed, apply_plan, rollback
 from soma_audit.remediation.backup import BackupStore
 from soma_audit.remediation.cluster import ClusterTarget
@@ -31,7 +32,6 @@ from soma_audit.remediation.commands import rendered
 from soma_audit.remediation.plan import Plan, RemediationError, StaleError, strip_server_fields
 from soma_audit.remediation.recipes import get_recipe, load_recipes
 from soma_audit.remediation.render import RenderedFile
-from soma_audit.session import AuditSession
 from soma_audit.sources.cluster import ClusterSource
 
 pytestmark = pytest.mark.integration

@@ -22,11 +22,11 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from soma_audit.config import load_config
-from soma_audit.pss import evaluate
+from soma_audit.domain.pss import evaluate
+from soma_audit.kube.workloads import TEMPLATE_PATHS
 from soma_audit.remediation.recipes import load_recipes
 from soma_audit.remediation.render import render
 from soma_audit.sources.manifests import ManifestsSource
-from soma_audit.workloads import TEMPLATE_PATHS
 from tests.unit.test_remediation_render import CUSTOM, DEMO, _custom_tree
 
 pytestmark = pytest.mark.integration

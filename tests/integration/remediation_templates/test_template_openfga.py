@@ -16,7 +16,7 @@ from openfga_sdk.client.models import ClientCheckRequest, ClientTuple, ClientWri
 from openfga_sdk.sync import OpenFgaClient
 
 from soma_audit.config import load_config
-from soma_audit.inventory import Inventory
+from soma_audit.kube.inventory import Inventory
 from soma_audit.remediation.recipes import load_recipes
 from soma_audit.remediation.render import render
 

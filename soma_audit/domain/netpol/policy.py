@@ -1,0 +1,954 @@
+"""NetworkPolicy (``networking.k8s.io/v1``) semantics, evaluated offline.
+
+The audit must tell from manifests alone which pods can reach which, so this module
+implements the API's semantics (FACTS.md; truth tables cross-checked against the upstream
+e2e suite ``test/e2e/network/netpol``):
+
+- A pod is *isolated* for a direction when a policy of its namespace selects it and lists
+  that direction in its ``policyTypes`` (default: Ingress always, Egress only when the
+  policy has egress rules). A pod that is not isolated allows everything that way.
+- An isolated pod allows the union of the rules of every policy selecting it (additive).
+- A connection needs the source's egress *and* the destination's ingress.
+- A peer's ``namespaceSelector`` and ``podSelector`` are ANDed; peers of one rule are
+  ORed; a lone ``podSelector`` means the policy's own namespace; namespace selectors see
+  the namespace labels plus the automatic ``kubernetes.io/metadata.name``. An empty or
+  missing ``from``/``to`` matches every peer, empty or missing ``ports`` every port.
+- Ports: ``protocol`` defaults to TCP; no ``port`` means every port of that protocol;
+  ``endPort`` makes a range; a named port is looked up among the destination pod's
+  container ports (for ingress and egress alike).
+- ``ipBlock``: matched only against an :class:`Endpoint` that carries an IP. Offline we
+  never know pod IPs, and whether ipBlock matches pod IPs at all is implementation-defined
+  (the API asks for cluster-external ranges), so an ipBlock never admits a cluster pod here.
+
+Label selectors are parsed and matched by :mod:`soma_audit.kube.labels` (an empty selector
+selects everything). Policies the API server would reject are parsed best-effort (invalid
+parts match nothing) and carry ``problems``; the probes leave them out and say so. Nothing
+here raises on malformed input.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+from soma_audit.config import Config, Service
+from soma_audit.kube.inventory import Inventory, Resource
+from soma_audit.kube.labels import (
+    Selector,
+    has_labels,
+    namespace_selector_labels,
+    parse_selector,
+)
+from soma_audit.kube.workloads import Workload, workloads
+
+INGRESS = "Ingress"
+EGRESS = "Egress"
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+_PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _port_name_ok(name: str) -> bool:
+    """IANA_SVC_NAME: at most 15 characters, lowercase alphanumerics and '-', a letter."""
+    return (
+        0 < len(name) <= 15
+        and bool(_PORT_NAME.match(name))
+        and "--" not in name
+        and any(c.isalpha() for c in name)
+    )
+
+
+def _port_number_ok(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
+# ---------------------------------------------------------------------------- endpoints
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A pod (or, with ``namespace=None``, a host outside the cluster) as policies see it."""
+
+    name: str
+    namespace: str | None
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: container port name → (number, protocol), for named ports in policies
+    named_ports: Mapping[str, tuple[int, str]] = field(default_factory=dict, hash=False)
+    ip: str | None = None
+    #: evidence object: the workload (``Kind/ns/name``) or ``config`` when modelled
+    ref: str = ""
+    service_account: str = "default"
+
+
+# -------------------------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True)
+class IpBlock:
+    cidr: ipaddress.IPv4Network | ipaddress.IPv6Network | None
+    excepts: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    def contains(self, ip: str | None) -> bool:
+        if self.cidr is None or ip is None:
+            return False
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        if address.version != self.cidr.version or address not in self.cidr:
+            return False
+        return not any(address.version == e.version and address in e for e in self.excepts)
+
+
+def _network(text: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    if not isinstance(text, str) or "/" not in text:
+        return None
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def _parse_ip_block(data: Any, where: str, problems: list[str]) -> IpBlock:
+    if not isinstance(data, dict):
+        problems.append(f"{where}: expected a mapping")
+        return IpBlock(None)
+    cidr = _network(data.get("cidr"))
+    if cidr is None:
+        problems.append(f"{where}.cidr: {data.get('cidr')!r} is not a CIDR")
+        return IpBlock(None)
+    excepts = []
+    raw = data.get("except") or []
+    if not isinstance(raw, list):
+        problems.append(f"{where}.except: expected a list")
+        return IpBlock(None)
+    for i, text in enumerate(raw):
+        network = _network(text)
+        if (
+            network is None
+            or network.version != cidr.version
+            or not network.subnet_of(cidr)
+            or network.prefixlen <= cidr.prefixlen
+        ):
+            problems.append(f"{where}.except[{i}]: {text!r} must be a strict subset of cidr")
+            return IpBlock(None)
+        excepts.append(network)
+    return IpBlock(cidr, tuple(excepts))
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A ``NetworkPolicyPeer``: pods by namespace and pod selectors, or an IP block."""
+
+    pods: Selector | None = None
+    namespaces: Selector | None = None
+    ip_block: IpBlock | None = None
+    valid: bool = True
+
+    def matches(
+        self,
+        endpoint: Endpoint,
+        policy_namespace: str,
+        ns_labels: Callable[[str], Mapping[str, str]],
+    ) -> bool:
+        if not self.valid:
+            return False
+        if self.ip_block is not None:
+            return self.ip_block.contains(endpoint.ip)
+        if endpoint.namespace is None:
+            return False
+        if self.namespaces is None:
+            in_namespace = endpoint.namespace == policy_namespace
+        else:
+            in_namespace = self.namespaces.matches(ns_labels(endpoint.namespace))
+        return in_namespace and (self.pods is None or self.pods.matches(endpoint.labels))
+
+
+def _parse_peer(data: Any, where: str, problems: list[str]) -> Peer:
+    if not isinstance(data, dict):
+        problems.append(f"{where}: expected a mapping")
+        return Peer(valid=False)
+    pods = data.get("podSelector")
+    namespaces = data.get("namespaceSelector")
+    block = data.get("ipBlock")
+    peer = Peer(
+        pods=None if pods is None else parse_selector(pods, f"{where}.podSelector", problems),
+        namespaces=None
+        if namespaces is None
+        else parse_selector(namespaces, f"{where}.namespaceSelector", problems),
+        ip_block=None if block is None else _parse_ip_block(block, f"{where}.ipBlock", problems),
+    )
+    given = sum(x is not None for x in (pods, namespaces, block))
+    if given == 0:
+        problems.append(f"{where}: must specify a peer (podSelector, namespaceSelector or ipBlock)")
+        return Peer(valid=False)
+    if block is not None and given > 1:
+        problems.append(f"{where}: may not specify both ipBlock and another peer")
+        return Peer(valid=False)
+    return peer
+
+
+@dataclass(frozen=True)
+class PortRule:
+    """A ``NetworkPolicyPort``: protocol, and a number, a range or a named port (or all)."""
+
+    protocol: str = "TCP"
+    port: int | str | None = None
+    end_port: int | None = None
+    valid: bool = True
+
+    def matches(self, port: int, protocol: str, destination: Endpoint) -> bool:
+        if not self.valid or protocol != self.protocol:
+            return False
+        if self.port is None:
+            return True
+        if isinstance(self.port, str):
+            return destination.named_ports.get(self.port) == (port, protocol)
+        if self.end_port is None:
+            return port == self.port
+        return self.port <= port <= self.end_port
+
+    def describe(self) -> str:
+        if self.port is None:
+            return f"any/{self.protocol}"
+        end = f"-{self.end_port}" if self.end_port is not None else ""
+        return f"{self.port}{end}/{self.protocol}"
+
+
+def _parse_port(data: Any, where: str, problems: list[str]) -> PortRule:
+    if not isinstance(data, dict):
+        problems.append(f"{where}: expected a mapping")
+        return PortRule(valid=False)
+    protocol = data.get("protocol")
+    port, end = data.get("port"), data.get("endPort")
+    before = len(problems)
+    if protocol is None:
+        protocol = "TCP"
+    elif protocol not in PROTOCOLS:
+        problems.append(f"{where}.protocol: {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    if port is None:
+        if end is not None:
+            problems.append(f"{where}.endPort: may not be specified when port is not")
+    elif isinstance(port, str):
+        if not _port_name_ok(port):
+            problems.append(f"{where}.port: {port!r} is not a valid port name")
+        if end is not None:
+            problems.append(f"{where}.endPort: may not be specified when port is a name")
+    elif not _port_number_ok(port):
+        problems.append(f"{where}.port: {port!r} is not a port number (1-65535)")
+    elif end is not None and not (_port_number_ok(end) and end >= port):
+        problems.append(f"{where}.endPort: {end!r} must be a port number >= port {port}")
+    if len(problems) > before:
+        return PortRule(valid=False)
+    return PortRule(str(protocol), port, end)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An ingress or egress rule. ``peers=None``: every peer; no ``ports``: every port."""
+
+    peers: tuple[Peer, ...] | None = None
+    ports: tuple[PortRule, ...] = ()
+
+    def matches(
+        self,
+        peer: Endpoint,
+        port: int,
+        protocol: str,
+        destination: Endpoint,
+        policy_namespace: str,
+        ns_labels: Callable[[str], Mapping[str, str]],
+    ) -> bool:
+        if self.ports and not any(p.matches(port, protocol, destination) for p in self.ports):
+            return False
+        return self.peers is None or any(
+            p.matches(peer, policy_namespace, ns_labels) for p in self.peers
+        )
+
+
+def _parse_rules(data: Any, peers_key: str, where: str, problems: list[str]) -> tuple[Rule, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        problems.append(f"{where}: expected a list")
+        return ()
+    rules = []
+    for i, item in enumerate(data):
+        at = f"{where}[{i}]"
+        if item is None:
+            item = {}
+        if not isinstance(item, dict):
+            problems.append(f"{at}: expected a mapping")
+            rules.append(Rule(peers=()))
+            continue
+        raw_peers, raw_ports = item.get(peers_key), item.get("ports")
+        peers: tuple[Peer, ...] | None = None
+        if isinstance(raw_peers, list) and raw_peers:
+            peers = tuple(
+                _parse_peer(p, f"{at}.{peers_key}[{j}]", problems) for j, p in enumerate(raw_peers)
+            )
+        elif raw_peers is not None and not isinstance(raw_peers, list):
+            problems.append(f"{at}.{peers_key}: expected a list")
+            peers = ()
+        ports: tuple[PortRule, ...] = ()
+        if isinstance(raw_ports, list):
+            ports = tuple(
+                _parse_port(p, f"{at}.ports[{j}]", problems) for j, p in enumerate(raw_ports)
+            )
+        elif raw_ports is not None:
+            problems.append(f"{at}.ports: expected a list")
+            ports = (PortRule(valid=False),)
+        rules.append(Rule(peers, ports))
+    return tuple(rules)
+
+
+# ------------------------------------------------------------------------------ policies
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A parsed NetworkPolicy with its effective (defaulted) ``policyTypes``."""
+
+    ref: str
+    namespace: str
+    pod_selector: Selector
+    ingress: tuple[Rule, ...] = ()
+    egress: tuple[Rule, ...] = ()
+    types: frozenset[str] = frozenset({INGRESS})
+    problems: tuple[str, ...] = ()
+    #: ``policyTypes`` was not given and was defaulted (a frequent cause of surprises)
+    types_defaulted: bool = False
+
+    def selects(self, endpoint: Endpoint) -> bool:
+        return (
+            bool(self.namespace)
+            and endpoint.namespace == self.namespace
+            and self.pod_selector.matches(endpoint.labels)
+        )
+
+    def rules(self, direction: str) -> tuple[Rule, ...]:
+        return self.ingress if direction == INGRESS else self.egress
+
+    def denies_all(self, direction: str) -> bool:
+        """Selects the pods for ``direction`` and admits nothing that way."""
+        return direction in self.types and not self.rules(direction)
+
+
+def parse_policy(body: Any, ref: str = "") -> Policy:
+    """A NetworkPolicy from its manifest; never raises. ``problems`` lists what the API
+    server would reject. A policy without ``metadata.namespace`` selects nothing (we cannot
+    know where it will be applied)."""
+    problems: list[str] = []
+    if not isinstance(body, dict):
+        return Policy(ref, "", Selector(valid=False), problems=("not a mapping",))
+    meta = body.get("metadata")
+    namespace = meta.get("namespace") if isinstance(meta, dict) else None
+    namespace = namespace if isinstance(namespace, str) else ""
+    spec = body.get("spec")
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, dict):
+        problems.append("spec: expected a mapping")
+        spec = {}
+    raw_selector = spec.get("podSelector")
+    selector = (
+        Selector()
+        if raw_selector is None
+        else parse_selector(raw_selector, "spec.podSelector", problems)
+    )
+    ingress = _parse_rules(spec.get("ingress"), "from", "spec.ingress", problems)
+    egress = _parse_rules(spec.get("egress"), "to", "spec.egress", problems)
+    raw_types = spec.get("policyTypes")
+    defaulted = raw_types is None or raw_types == []
+    if defaulted:
+        has_egress = isinstance(spec.get("egress"), list) and bool(spec["egress"])
+        types = frozenset({INGRESS, EGRESS} if has_egress else {INGRESS})
+    elif not isinstance(raw_types, list):
+        problems.append("spec.policyTypes: expected a list")
+        types = frozenset()
+    else:
+        if len(raw_types) > 2:
+            problems.append("spec.policyTypes: may not specify more than two policyTypes")
+        for i, kind in enumerate(raw_types):
+            if kind not in (INGRESS, EGRESS):
+                problems.append(f"spec.policyTypes[{i}]: {kind!r} is not Ingress or Egress")
+        types = frozenset(t for t in raw_types if t in (INGRESS, EGRESS))
+    return Policy(ref, namespace, selector, ingress, egress, types, tuple(problems), defaulted)
+
+
+def load_policies(inventory: Inventory) -> list[Policy]:
+    """Every NetworkPolicy of the inventory, parsed (valid or not)."""
+    return [parse_policy(r.body, r.ref) for r in inventory.of_kind("NetworkPolicy")]
+
+
+# ----------------------------------------------------------------------------- decisions
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One side of a connection: who isolates the pod that way and who admits the traffic."""
+
+    direction: str
+    isolated_by: tuple[str, ...] = ()
+    allowed_by: tuple[str, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return not self.isolated_by or bool(self.allowed_by)
+
+    def describe(self, who: str) -> str:
+        way = self.direction.lower()
+        if not self.isolated_by:
+            return f"{way} of {who} not isolated"
+        if self.allowed_by:
+            return f"{way} of {who} allowed by {', '.join(sorted(self.allowed_by))}"
+        return (f"{way} of {who} isolated by {', '.join(sorted(self.isolated_by))} "
+                "and no rule allows it")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether ``source`` reaches ``destination`` on one port, and which policies decided."""
+
+    source: Endpoint
+    destination: Endpoint
+    port: int
+    protocol: str
+    egress: Verdict
+    ingress: Verdict
+
+    @property
+    def allowed(self) -> bool:
+        return self.egress.allowed and self.ingress.allowed
+
+    @property
+    def denied_by(self) -> tuple[str, ...]:
+        """The policies that isolate the blocking side(s) (empty when allowed)."""
+        blocking = [v for v in (self.egress, self.ingress) if not v.allowed]
+        return tuple(ref for v in blocking for ref in v.isolated_by)
+
+    @property
+    def allowed_by(self) -> tuple[str, ...]:
+        return (*self.egress.allowed_by, *self.ingress.allowed_by)
+
+    def explain(self) -> str:
+        sides = [
+            (self.egress, self.source.name),
+            (self.ingress, self.destination.name),
+        ]
+        if not self.allowed:
+            sides = [(v, who) for v, who in sides if not v.allowed]
+        return "; ".join(v.describe(who) for v, who in sides)
+
+
+def namespace_label_lookup(
+    namespace_labels: Mapping[str, Mapping[str, str]],
+) -> Callable[[str], Mapping[str, str]]:
+    """Labels of a namespace as selectors see them: its own plus the automatic name label."""
+
+    def labels_of(namespace: str) -> Mapping[str, str]:
+        own = namespace_labels.get(namespace)
+        return namespace_selector_labels(namespace, own if isinstance(own, Mapping) else None)
+
+    return labels_of
+
+
+def _verdict(
+    direction: str,
+    subject: Endpoint,
+    peer: Endpoint,
+    destination: Endpoint,
+    port: int,
+    protocol: str,
+    policies: Iterable[Policy],
+    ns_labels: Callable[[str], Mapping[str, str]],
+) -> Verdict:
+    isolating = [p for p in policies if direction in p.types and p.selects(subject)]
+    allowing = [
+        p
+        for p in isolating
+        if any(
+            r.matches(peer, port, protocol, destination, p.namespace, ns_labels)
+            for r in p.rules(direction)
+        )
+    ]
+    return Verdict(direction, tuple(p.ref for p in isolating), tuple(p.ref for p in allowing))
+
+
+def allowed(
+    src: Endpoint,
+    dst: Endpoint,
+    port: int,
+    protocol: str,
+    policies: Iterable[Policy],
+    namespace_labels: Mapping[str, Mapping[str, str]],
+) -> Decision:
+    """May ``src`` open a connection to ``dst`` on ``port``/``protocol`` (the pod's port)?"""
+    policies = list(policies)
+    ns_labels = namespace_label_lookup(namespace_labels)
+    egress = _verdict(EGRESS, src, dst, dst, port, protocol, policies, ns_labels)
+    ingress = _verdict(INGRESS, dst, src, dst, port, protocol, policies, ns_labels)
+    return Decision(src, dst, port, protocol, egress, ingress)
+
+
+def reachability_matrix(
+    endpoints: Iterable[Endpoint],
+    policies: Iterable[Policy],
+    namespace_labels: Mapping[str, Mapping[str, str]],
+    port_of: Callable[[Endpoint], int],
+    protocol: str = "TCP",
+) -> dict[tuple[Endpoint, Endpoint], Decision]:
+    """Every ordered pair of distinct endpoints, each on its destination's port."""
+    endpoints = list(endpoints)
+    policies = list(policies)
+    return {
+        (src, dst): allowed(src, dst, port_of(dst), protocol, policies, namespace_labels)
+        for src in endpoints
+        for dst in endpoints
+        if src is not dst
+    }
+
+
+# ------------------------------------------------------------------------------ topology
+# Where the configured services' pods are, with the labels and ports policies see.
+
+DNS_NAMESPACE = "kube-system"
+DNS_LABELS = {"k8s-app": "kube-dns"}
+#: The ports of the upstream CoreDNS deployment, used when kube-dns is not in the inventory.
+DNS_PORTS = {"dns": (53, "UDP"), "dns-tcp": (53, "TCP"), "metrics": (9153, "TCP")}
+
+
+@dataclass(frozen=True)
+class ServicePods:
+    """A configured service and the pods implementing it, each with the port it listens on."""
+
+    service: Service
+    endpoints: tuple[Endpoint, ...]
+    #: pod port of ``service.port`` for each endpoint (the Service's targetPort)
+    pod_ports: tuple[int, ...]
+    #: no workload was found: one pod was modelled from the configured selector
+    modelled: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+
+def endpoint_of(workload: Workload, name: str) -> Endpoint:
+    """A workload's pods as an endpoint: template labels, named container ports, account."""
+    named: dict[str, tuple[int, str]] = {}
+    for _, container in workload.containers():
+        ports = container.get("ports")
+        for port in ports if isinstance(ports, list) else []:
+            if not isinstance(port, dict):
+                continue
+            port_name, number = port.get("name"), port.get("containerPort")
+            if isinstance(port_name, str) and _port_number_ok(number):
+                named.setdefault(port_name, (number, str(port.get("protocol") or "TCP")))
+    spec = workload.pod_spec
+    account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+    return Endpoint(
+        name=name,
+        namespace=workload.namespace,
+        labels=workload.pod_labels,
+        named_ports=named,
+        ref=workload.resource.ref,
+        service_account=str(account),
+    )
+
+
+def namespace_labels(inventory: Inventory) -> dict[str, dict[str, str]]:
+    """Labels of the Namespace objects in the inventory."""
+    return {r.name: r.labels for r in inventory.of_kind("Namespace")}
+
+
+def _pod_port(inventory: Inventory, service: Service, endpoint: Endpoint) -> int:
+    """The pod port behind ``service.port``: the Service's targetPort, if we have it."""
+    obj = inventory.get("Service", service.name, endpoint.namespace)
+    ports = obj.spec.get("ports") if obj is not None else None
+    for entry in ports if isinstance(ports, list) else []:
+        if not isinstance(entry, dict) or entry.get("port") != service.port:
+            continue
+        target = entry.get("targetPort")
+        if _port_number_ok(target):
+            return int(target)
+        if isinstance(target, str) and target in endpoint.named_ports:
+            return endpoint.named_ports[target][0]
+    return service.port
+
+
+def locate_services(inventory: Inventory, config: Config) -> dict[str, ServicePods]:
+    """Each configured service's pods: workloads in the app namespace (or in another
+    configured namespace) whose pod labels carry the service's selector. A service with no
+    workload is modelled as one pod with exactly its selector labels in ``config.namespace``."""
+    candidates = {config.namespace, *config.namespaces}
+    found = [w for w in workloads(inventory) if w.namespace in candidates]
+    located: dict[str, ServicePods] = {}
+    for service in config.services:
+        matching = [w for w in found if has_labels(w.pod_labels, service.selector.items())]
+        # Prefer the app namespace when the same labels exist in several namespaces.
+        home = [w for w in matching if w.namespace == config.namespace]
+        chosen = home or matching
+        if chosen:
+            endpoints = tuple(endpoint_of(w, service.name) for w in chosen)
+            modelled = False
+        else:
+            endpoints = (
+                Endpoint(
+                    service.name,
+                    config.namespace,
+                    dict(service.selector),
+                    ref="config",
+                    service_account=service.name,
+                ),
+            )
+            modelled = True
+        ports = tuple(_pod_port(inventory, service, ep) for ep in endpoints)
+        located[service.name] = ServicePods(service, endpoints, ports, modelled)
+    return located
+
+
+def namespace_peer(namespace: str) -> Endpoint:
+    """``ns/<namespace>`` of a flow: any pod there, modelled as a pod without labels."""
+    return Endpoint(f"ns/{namespace}", namespace, {}, ref=f"Namespace/{namespace}")
+
+
+def dns_endpoints(inventory: Inventory) -> tuple[tuple[Endpoint, ...], bool]:
+    """The cluster DNS pods (``k8s-app: kube-dns`` in kube-system) and whether they were
+    modelled (with the upstream CoreDNS ports) because the inventory has none."""
+    found = tuple(
+        endpoint_of(w, "kube-dns")
+        for w in workloads(inventory, DNS_NAMESPACE)
+        if has_labels(w.pod_labels, DNS_LABELS.items())
+    )
+    if found:
+        return found, False
+    modelled = Endpoint(
+        "kube-dns",
+        DNS_NAMESPACE,
+        dict(DNS_LABELS),
+        named_ports=DNS_PORTS,
+        ref=f"Namespace/{DNS_NAMESPACE}",
+    )
+    return (modelled,), True
+
+
+def app_namespaces(config: Config, located: Mapping[str, ServicePods]) -> list[str]:
+    """The namespaces that hold the platform: the app namespace and any configured
+    namespace where a service's pods were found."""
+    names = {config.namespace}
+    names.update(
+        ep.namespace for sp in located.values() for ep in sp.endpoints if ep.namespace
+    )
+    return sorted(names)
+
+
+# --------------------------------------------------------------------------------- Istio
+# PeerAuthentication and AuthorizationPolicy (security.istio.io) semantics for the two
+# Istio checks: effective mTLS mode of a namespace, and who may call a workload.
+
+ISTIO_GROUPS = ("security.istio.io", "networking.istio.io")
+ISTIO_KINDS = (
+    "PeerAuthentication",
+    "AuthorizationPolicy",
+    "RequestAuthentication",
+    "VirtualService",
+    "DestinationRule",
+    "Gateway",
+    "ServiceEntry",
+    "Sidecar",
+    "EnvoyFilter",
+    "WorkloadEntry",
+    "WorkloadGroup",
+    "ProxyConfig",
+)
+MTLS_MODES = ("UNSET", "DISABLE", "PERMISSIVE", "STRICT")
+
+
+def istio_presence(inventory: Inventory) -> tuple[str, str] | None:
+    """What shows Istio is in use, as (object, why): an Istio object or an injection
+    label on a namespace. None when Istio is absent."""
+    for resource in inventory.of_kind(*ISTIO_KINDS):
+        if resource.group in ISTIO_GROUPS:
+            return resource.ref, f"Istio present: {resource.api_version} {resource.kind}"
+    for ns in inventory.of_kind("Namespace"):
+        if ns.labels.get("istio-injection") == "enabled":
+            return ns.ref, "Istio present: namespace labelled istio-injection=enabled"
+        if "istio.io/rev" in ns.labels:
+            revision = ns.labels["istio.io/rev"]
+            return ns.ref, f"Istio present: namespace labelled istio.io/rev={revision}"
+    return None
+
+
+def _workload_selector(spec: Mapping[str, Any]) -> dict[str, str] | None:
+    """``spec.selector.matchLabels``; None when the policy is namespace-wide."""
+    selector = spec.get("selector")
+    if not isinstance(selector, dict):
+        return None
+    labels = selector.get("matchLabels")
+    if not isinstance(labels, dict) or not labels:
+        return None
+    return {str(k): str(v) for k, v in labels.items()}
+
+
+def mtls_mode(spec: Mapping[str, Any]) -> str:
+    """``spec.mtls.mode`` (UNSET when absent; the raw text when not a known mode)."""
+    mtls = spec.get("mtls")
+    mode = mtls.get("mode") if isinstance(mtls, dict) else None
+    return "UNSET" if mode is None else str(mode)
+
+
+@dataclass(frozen=True)
+class MtlsState:
+    """The effective mTLS mode of a namespace's workloads and what decided it."""
+
+    mode: str
+    #: the PeerAuthentication that decided (empty for Istio's default)
+    source: str
+    #: "namespace-wide", "mesh-wide" or "Istio default"
+    scope: str
+    #: namespace- or mesh-wide policies that disagree (Istio picks the oldest: unknowable)
+    conflicts: tuple[str, ...] = ()
+    #: workload-level PeerAuthentications that weaken the namespace mode
+    weaker: tuple[tuple[str, str], ...] = ()
+
+
+def _wide_mode(policies: list[Resource]) -> tuple[str | None, str, tuple[str, ...]]:
+    decided = [(mtls_mode(p.spec), p.ref) for p in policies if mtls_mode(p.spec) != "UNSET"]
+    modes = {mode for mode, _ in decided}
+    if not decided:
+        return None, "", ()
+    conflicts = tuple(f"{ref} mtls.mode={mode}" for mode, ref in decided) if len(modes) > 1 else ()
+    return decided[0][0], decided[0][1], conflicts
+
+
+def namespace_mtls(
+    namespace: str, peer_authentications: list[Resource], root_namespace: str
+) -> MtlsState:
+    """Workload policy > namespace-wide policy > mesh-wide policy (root namespace, no
+    selector) > Istio's default PERMISSIVE; UNSET inherits from the level above."""
+    namespace_wide = [
+        p for p in peer_authentications
+        if p.namespace == namespace and _workload_selector(p.spec) is None
+    ]
+    mesh_wide = [
+        p for p in peer_authentications
+        if p.namespace == root_namespace and _workload_selector(p.spec) is None
+    ]
+    scope = "namespace-wide"
+    mode, source, conflicts = _wide_mode(namespace_wide)
+    if mode is None:
+        scope = "mesh-wide"
+        mode, source, conflicts = _wide_mode(mesh_wide)
+    if mode is None:
+        mode, source, scope = "PERMISSIVE", "", "Istio default"
+    weaker: list[tuple[str, str]] = []
+    for policy in peer_authentications:
+        if policy.namespace != namespace or _workload_selector(policy.spec) is None:
+            continue
+        own = mtls_mode(policy.spec)
+        if own not in ("UNSET", "STRICT"):
+            weaker.append((policy.ref, f"mtls.mode={own}"))
+        levels = policy.spec.get("portLevelMtls")
+        for port, level in (levels.items() if isinstance(levels, dict) else ()):
+            port_mode = mtls_mode({"mtls": level})
+            if port_mode not in ("UNSET", "STRICT"):
+                weaker.append((policy.ref, f"portLevelMtls[{port}].mode={port_mode}"))
+    return MtlsState(mode, source, scope, conflicts, tuple(weaker))
+
+
+class Match(IntEnum):
+    """Three-valued match: a rule can depend on request attributes we cannot know offline
+    (JWT, IPs, HTTP paths, conditions). AND is ``min``, OR is ``max``."""
+
+    NO = 0
+    MAYBE = 1
+    YES = 2
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls a workload, as Istio sees the mTLS peer."""
+
+    name: str
+    namespace: str
+    #: ``None`` for an ``ns/<x>`` peer: any workload of the namespace
+    service_account: str | None
+
+    def principal(self, trust_domain: str) -> str | None:
+        if self.service_account is None:
+            return None
+        return f"{trust_domain}/ns/{self.namespace}/sa/{self.service_account}"
+
+
+def _glob(pattern: str, value: str) -> bool:
+    """Istio string match: exact, ``prefix*``, ``*suffix`` or ``*``."""
+    if pattern == "*":
+        return True
+    if pattern.endswith("*"):
+        return value.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return value.endswith(pattern[1:])
+    return pattern == value
+
+
+def _principal_match(pattern: str, caller: Caller, trust_domain: str) -> Match:
+    principal = caller.principal(trust_domain)
+    if principal is not None:
+        return Match.YES if _glob(pattern, principal) else Match.NO
+    # Any service account of the namespace: does the pattern cover all, some, or none?
+    prefix = f"{trust_domain}/ns/{caller.namespace}/sa/"
+    if pattern == "*" or (pattern.endswith("*") and prefix.startswith(pattern[:-1])):
+        return Match.YES
+    if pattern.startswith("*") or pattern.startswith(prefix):
+        return Match.MAYBE
+    return Match.NO
+
+
+def _account_match(pattern: str, caller: Caller) -> Match:
+    """``serviceAccounts`` entries are ``<namespace>/<service account>``."""
+    namespace, _, account = pattern.partition("/")
+    if namespace != caller.namespace:
+        return Match.NO
+    if caller.service_account is None:
+        return Match.MAYBE
+    return Match.YES if account == caller.service_account else Match.NO
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+_SOURCE_IDENTITY = ("principals", "namespaces", "serviceAccounts")
+
+
+def _identity_match(key: str, pattern: str, caller: Caller, trust_domain: str) -> Match:
+    if key == "principals":
+        return _principal_match(pattern, caller, trust_domain)
+    if key == "namespaces":
+        return Match.YES if _glob(pattern, caller.namespace) else Match.NO
+    return _account_match(pattern, caller)
+
+
+def _source_match(source: Any, caller: Caller, trust_domain: str) -> Match:
+    """Fields of one source are ANDed; an empty list counts as unset (as in Istio)."""
+    if not isinstance(source, dict):
+        return Match.YES if source is None else Match.NO
+    result = Match.YES
+    known = set()
+    for key in _SOURCE_IDENTITY:
+        negated = "not" + key[0].upper() + key[1:]
+        known.update((key, negated))
+        if patterns := _strings(source.get(key)):
+            hit = max(_identity_match(key, p, caller, trust_domain) for p in patterns)
+            result = min(result, hit)
+        if patterns := _strings(source.get(negated)):
+            hit = max(_identity_match(key, p, caller, trust_domain) for p in patterns)
+            result = min(result, Match(Match.YES - hit))
+    if any(_strings(v) for k, v in source.items() if k not in known):
+        result = min(result, Match.MAYBE)  # JWT principals, IP blocks: unknown offline
+    return result
+
+
+def _operation_match(operation: Any, port: int) -> Match:
+    if not isinstance(operation, dict):
+        return Match.YES if operation is None else Match.NO
+    ports = _strings(operation.get("ports"))
+    if (ports and str(port) not in ports) or str(port) in _strings(operation.get("notPorts")):
+        return Match.NO
+    others = [v for k, v in operation.items() if k not in ("ports", "notPorts")]
+    return Match.MAYBE if any(_strings(v) for v in others) else Match.YES
+
+
+def rule_match(rule: Any, caller: Caller, port: int, trust_domain: str) -> Match:
+    """Does an AuthorizationPolicy rule match the requests of ``caller`` on ``port``?
+    ``from`` entries are ORed, ``to`` entries are ORed, and from, to and when are ANDed."""
+    if not isinstance(rule, dict):
+        return Match.NO
+    result = Match.YES
+    sources = rule.get("from")
+    if isinstance(sources, list) and sources:
+        result = max(
+            _source_match(s.get("source") if isinstance(s, dict) else s, caller, trust_domain)
+            for s in sources
+        )
+    operations = rule.get("to")
+    if isinstance(operations, list) and operations:
+        result = min(result, max(
+            _operation_match(o.get("operation") if isinstance(o, dict) else o, port)
+            for o in operations
+        ))
+    if rule.get("when"):
+        result = min(result, Match.MAYBE)
+    return result
+
+
+def is_allow_all(rule: Any) -> bool:
+    """``{}``: a rule without from, to or when matches every request."""
+    return isinstance(rule, dict) and not (rule.get("from") or rule.get("to") or rule.get("when"))
+
+
+def authz_applies(policy: Resource, endpoint: Endpoint, root_namespace: str) -> bool:
+    """Does this AuthorizationPolicy apply to the endpoint's sidecar? Policies attached
+    with ``targetRef(s)`` apply to gateways/waypoints, not to workloads."""
+    spec = policy.spec
+    if spec.get("targetRef") or spec.get("targetRefs"):
+        return False
+    if policy.namespace not in (endpoint.namespace, root_namespace):
+        return False
+    selector = _workload_selector(spec)
+    return selector is None or has_labels(endpoint.labels, selector.items())
+
+
+def authz_action(policy: Resource) -> str:
+    return str(policy.spec.get("action") or "ALLOW")
+
+
+@dataclass(frozen=True)
+class AuthzDecision:
+    allowed: Match
+    #: the ALLOW policies whose rules admit the caller (or all applicable ones when none)
+    allowed_by: tuple[str, ...]
+    denied_by: tuple[str, ...] = ()
+
+
+def authz_decide(
+    caller: Caller,
+    endpoint: Endpoint,
+    port: int,
+    policies: list[Resource],
+    root_namespace: str,
+    trust_domain: str,
+) -> AuthzDecision:
+    """Istio order: a matching DENY denies; no ALLOW policy allows; a matching ALLOW
+    allows; otherwise deny. CUSTOM and AUDIT policies are not evaluated offline."""
+    applicable = [p for p in policies if authz_applies(p, endpoint, root_namespace)]
+
+    def rules(policy: Resource) -> list[Any]:
+        raw = policy.spec.get("rules")
+        return raw if isinstance(raw, list) else []
+
+    denied = tuple(
+        p.ref for p in applicable
+        if authz_action(p) == "DENY"
+        and any(rule_match(r, caller, port, trust_domain) == Match.YES for r in rules(p))
+    )
+    if denied:
+        return AuthzDecision(Match.NO, (), denied)
+    allows = [p for p in applicable if authz_action(p) == "ALLOW"]
+    if not allows:
+        return AuthzDecision(Match.YES, ())
+    best, by = Match.NO, []
+    for policy in allows:
+        level = max((rule_match(r, caller, port, trust_domain) for r in rules(policy)),
+                    default=Match.NO)
+        if level > Match.NO:
+            by.append(policy.ref)
+        best = max(best, level)
+    return AuthzDecision(best, tuple(by))
