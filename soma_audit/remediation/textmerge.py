@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from soma_audit.fga import merge_models
+from soma_audit.domain.fga import merge_models
 from soma_audit.remediation.plan import RemediationError
 
 

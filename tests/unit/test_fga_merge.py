@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from soma_audit.fga import merge_models
-from soma_audit.paths import data_path
+from soma_audit.core.paths import data_path
+from soma_audit.domain.fga import merge_models
 from soma_audit.remediation.textmerge import merge_text
 
 BUNDLED = data_path("manifests", "fga", "model.fga.j2").read_text()
