@@ -1,5 +1,5 @@
-"""Live chaos verification (checks/chaos.yaml ``chaos.slo-verified``, ``requires: [cluster,
-prometheus]``): during the last run of each Chaos Mesh Schedule that targets the platform,
+"""Live chaos verification (checks/chaos.yaml ``chaos.slo-verified``, ``requires: [status,
+prometheus]``, the Schedules' status read live or from a snapshot dump): during the last run of each Chaos Mesh Schedule that targets the platform,
 did the SLOs hold?
 
 A run's window starts at the Schedule's ``status.time`` (Chaos Mesh's last schedule time)
@@ -24,7 +24,16 @@ from soma_audit.config import Service
 from soma_audit.durations import DurationError, format_duration, parse_go_duration
 from soma_audit.inventory import Resource
 from soma_audit.model import Evidence, Outcome
-from soma_audit.probes import Params, ProbeContext, ProbeError, ev, failed, probe, verdict
+from soma_audit.probes import (
+    Params,
+    ProbeContext,
+    ProbeError,
+    ev,
+    failed,
+    probe,
+    verdict,
+    with_status,
+)
 from soma_audit.probes.ops_live import percent
 from soma_audit.probes.slo_live import prometheus
 from soma_audit.services import live_probe
@@ -148,6 +157,10 @@ def slo_verified(ctx: ProbeContext, params: Params) -> Outcome:
     now = dt.datetime.now(dt.UTC)
     critical = ctx.config.critical_services
     schedules = [r for r in ctx.inventory.of_kind("Schedule") if r.group == chaosmesh.GROUP]
+    if schedules:
+        schedules, unknown = with_status(ctx, schedules, "Schedules")
+        if unknown:
+            return unknown
     problems: list[Evidence] = []
     ok: list[Evidence] = []
     seen = 0
