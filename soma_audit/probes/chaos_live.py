@@ -1,6 +1,6 @@
 """Live chaos verification (checks/chaos.yaml ``chaos.slo-verified``, ``requires: [status,
-prometheus]``, the Schedules' status read live or from a snapshot dump): during the last run of each Chaos Mesh Schedule that targets the platform,
-did the SLOs hold?
+prometheus]``, the Schedules' status read live or from a snapshot dump): during the last
+run of each Chaos Mesh Schedule that targets the platform, did the SLOs hold?
 
 A run's window starts at the Schedule's ``status.time`` (Chaos Mesh's last schedule time)
 and lasts the experiment's ``duration`` (``params.default_duration`` when it has none, as a

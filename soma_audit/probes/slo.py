@@ -529,8 +529,9 @@ def _route_alert(labels: dict[str, str], trees: list[tuple[alertmanager.Tree, bo
                                    "Prometheus", "Namespace"])
 def alert_routing(ctx: ProbeContext, params: Params) -> Outcome:
     """Each SLO alert reaches a receiver with an integration (a route for its severity,
-    or a catch-all route — then with a note advising a per-severity route): read from AlertmanagerConfigs an Alertmanager selects, ``alertmanager.yml``
-    in a ConfigMap, or plain files under ``infra/alertmanager/`` (never from Secrets)."""
+    or a catch-all route — then with a note advising a per-severity route): read from
+    AlertmanagerConfigs an Alertmanager selects, ``alertmanager.yml`` in a ConfigMap, or
+    plain files under ``infra/alertmanager/`` (never from Secrets)."""
     trees, notes = _trees(ctx, params)
     rules = _rules(ctx)
     alerts = _slo_alerts(rules, Interpreter(_spec(ctx), records_of(rules)))

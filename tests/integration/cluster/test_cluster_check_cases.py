@@ -48,7 +48,8 @@ SHARED = ("kube-system", "kube-public", "kube-node-lease", "default", "istio-sys
 def _kubernetes_checks() -> list[str]:
     probes = load_probes()
     return sorted(c.id for c in load_catalog()
-                  if not c.manual and set(c.requires) <= {"cluster", "status"} and probes[c.probe].kinds)
+                  if not c.manual and set(c.requires) <= {"cluster", "status"}
+                  and probes[c.probe].kinds)
 
 
 def _cases() -> list[Path]:
