@@ -410,7 +410,7 @@ def _exposures(ctx: ProbeContext, located: dict[str, ServicePods], needs: list[_
                ) -> tuple[int, list[Evidence]]:
     """Who outside a service's namespace reaches it, and what outside it reaches, that
     no need explains: one finding per service, rule and outside peer."""
-    listed = {ctx.config.namespace, *ctx.config.namespaces, DNS_NAMESPACE,
+    listed = {ctx.config.namespace, *ctx.config.namespaces, *labels, DNS_NAMESPACE,
               ctx.config.kafka.namespace}
     listed.update(ns for need in needs for peer in (need.source, need.to)
                   if (ns := _peer_namespace(peer, ctx, located)))
