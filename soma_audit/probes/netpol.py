@@ -214,6 +214,7 @@ def _needs(config: Config, located: dict[str, ServicePods],
         source, to = item.flow.peers()
         port = _flow_port(item.flow, to, located, "derived flow")
         if (item.flow.source, item.flow.to, port) not in stated:
+            stated.add((item.flow.source, item.flow.to, port))
             needs.append(_Need(item.flow, source, to, port, item.ref, item.why, item.any_pod))
     return needs
 
