@@ -337,6 +337,17 @@ class _Opening:
     peer: FlowPeer
     namespace: str | None
     ports: frozenset[int]
+    #: labels every pod of the peer carries (a rule admitting more pods is broader)
+    pods: frozenset[tuple[str, str]] = frozenset()
+
+    def admits(self, exposure: Exposure) -> bool:
+        """Whether this opening explains a rule reaching pods of its namespace: the rule
+        selects only pods carrying the peer's labels (or the peer is every pod there)."""
+        if self.namespace != exposure.namespace:
+            return False
+        if not self.pods:
+            return True
+        return exposure.pods is not None and self.pods <= set(exposure.pods.match_labels)
 
 
 def _openings(service: str, needs: list[_Need], ctx: ProbeContext,
@@ -353,8 +364,18 @@ def _openings(service: str, needs: list[_Need], ctx: ProbeContext,
             else:
                 ports = {_on_pod(need, t, located) for _, t in _members(outside, ctx, located)}
             found.append(_Opening(direction, outside, _peer_namespace(outside, ctx, located),
-                                  frozenset(ports)))
+                                  frozenset(ports), _peer_pods(outside, ctx, located)))
     return found
+
+
+def _peer_pods(peer: FlowPeer, ctx: ProbeContext,
+               located: dict[str, ServicePods]) -> frozenset[tuple[str, str]]:
+    """The labels a flow peer's pods all carry (empty: any pod of its namespace)."""
+    if peer.kind == "service":
+        return frozenset(located[peer.name].service.selector.items())
+    if peer.kind == "kafka":
+        return frozenset({("strimzi.io/cluster", peer.name), ("strimzi.io/kind", "Kafka")})
+    return frozenset(peer.pods)
 
 
 def _peer_namespace(peer: FlowPeer, ctx: ProbeContext,
@@ -381,14 +402,15 @@ def _remaining(block: IpBlock) -> list[ipaddress.IPv4Network | ipaddress.IPv6Net
 
 
 def _intended(exposure: Exposure, endpoint: Endpoint, openings: list[_Opening]) -> bool:
-    """Whether the needs of the service explain this exposure: the same outside peer on
-    no more ports. DNS (egress on port 53 only) is ``netpol.dns-egress``'s business."""
+    """Whether the needs of the service explain this exposure: the same outside peer (no
+    more pods of a namespace, no more addresses) on no more ports. DNS (egress on port 53
+    only) is ``netpol.dns-egress``'s business."""
     mine = [o for o in openings if o.direction == exposure.direction]
     named = endpoint if exposure.direction == INGRESS else None
     if exposure.direction == EGRESS and ports_within(exposure.ports, {53}, None):
         return True
     if exposure.reach == "namespace":
-        wanted = {p for o in mine if o.namespace == exposure.namespace for p in o.ports}
+        wanted = {p for o in mine if o.admits(exposure) for p in o.ports}
         if exposure.namespace == DNS_NAMESPACE and exposure.direction == EGRESS:
             wanted.add(53)
         return bool(wanted) and ports_within(exposure.ports, wanted, named)
