@@ -276,8 +276,11 @@ def _check_need(need: _Need, ctx: ProbeContext, located: dict[str, ServicePods],
                 policies: list[Policy], labels: dict[str, dict[str, str]]) -> list[Evidence]:
     problems: list[Evidence] = []
     kind = f"needed ({need.why})" if need.why else "intended"
+    reported: set[tuple[str, str]] = set()
     for src, _ in _members(need.source, ctx, located):
         for dst, target in _members(need.to, ctx, located):
+            if (src.ref, dst.ref) in reported:
+                continue  # one address of an outside peer denied is enough to say so
             port = _on_pod(need, target, located)
             candidates = (_witnesses(src, dst.namespace or "", policies)
                           if need.any_pod and dst.namespace else [dst])
@@ -291,6 +294,7 @@ def _check_need(need: _Need, ctx: ProbeContext, located: dict[str, ServicePods],
                     else ""
                 problems.append(ev(_blocking(decision), f"{need.label} denied, {kind} — "
                                                         f"{decision.explain()}{where}"))
+                reported.add((src.ref, dst.ref))
     return problems
 
 
