@@ -564,13 +564,18 @@ class Exposure:
     block: IpBlock | None = None
 
     @property
-    def where(self) -> str:
-        """The rule as a path inside the policy (the evidence object gives file:line)."""
+    def path(self) -> str:
+        """The rule as a path inside the policy: ``spec.ingress[0]``."""
+        return f"spec.{self.direction.lower()}[{self.rule}]"
+
+    def where(self, origin: str = "") -> str:
+        """The rule, its policy and where it is written (``origin``: the rule's own
+        file:line when known, else the policy's)."""
         if self.rule < 0:
             return "no policy"
-        origin = self.policy.origin
+        origin = origin or self.policy.origin
         at = f" ({origin})" if origin and origin != "cluster" else ""
-        return f"spec.{self.direction.lower()}[{self.rule}] of {self.policy.ref}{at}"
+        return f"{self.path} of {self.policy.ref}{at}"
 
     def describe_peer(self) -> str:
         pods = (f"pods {self.pods.describe()}" if self.pods is not None and not self.pods.empty

@@ -7,6 +7,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, replace
 
+import yaml
+
+from soma_audit import repofiles
 from soma_audit.config import Config, Flow
 from soma_audit.derivedflows import DerivedFlow, derived_flows
 from soma_audit.flowpeers import FlowPeer, representative_addresses
@@ -442,6 +445,7 @@ def _exposures(ctx: ProbeContext, located: dict[str, ServicePods], needs: list[_
     listed.update(ns for need in needs for peer in (need.source, need.to)
                   if (ns := _peer_namespace(peer, ctx, located)))
     problems: list[Evidence] = []
+    texts: dict[str, str | None] = {}
     seen: set[tuple[str, str, str, int, str, str]] = set()
     checked = 0
     for sp in located.values():
@@ -456,12 +460,49 @@ def _exposures(ctx: ProbeContext, located: dict[str, ServicePods], needs: list[_
                     if key in seen or _intended(exposure, endpoint, openings):
                         continue
                     seen.add(key)
-                    problems.append(_exposure_evidence(sp.name, endpoint, exposure, peer))
+                    origin = _rule_origin(ctx, exposure, texts) if exposure.rule >= 0 else ""
+                    problems.append(_exposure_evidence(sp.name, endpoint, exposure, peer,
+                                                       origin))
     return checked, problems
 
 
+def _rule_origin(ctx: ProbeContext, exposure: Exposure, texts: dict[str, str | None]) -> str:
+    """The rule's own ``file:line`` in the repository (the policy's when it cannot be
+    told: a live object, a ``kind: List``, a file that changed since it was read)."""
+    path, _, line = exposure.policy.origin.rpartition(":")
+    repo = ctx.source.repo
+    if repo is None or not path or not line.isdigit():
+        return ""
+    if path not in texts:
+        try:
+            texts[path] = repofiles.read_text(repo, repo / path)
+        except ProbeError:
+            texts[path] = None
+    text = texts[path]
+    if text is None:
+        return ""
+    rest = text.splitlines()[int(line) - 1:]
+    end = next((i for i, t in enumerate(rest) if i and t.startswith("---")), len(rest))
+    try:
+        node = yaml.compose("\n".join(rest[:end]), Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, RecursionError):
+        return ""
+    for key in ("spec", exposure.direction.lower()):
+        node = _child(node, key)
+    if not isinstance(node, yaml.SequenceNode) or len(node.value) <= exposure.rule:
+        return ""
+    return f"{path}:{int(line) + node.value[exposure.rule].start_mark.line}"
+
+
+def _child(node: object, key: str) -> object:
+    if isinstance(node, yaml.MappingNode):
+        return next((v for k, v in node.value if isinstance(k, yaml.ScalarNode)
+                     and k.value == key), None)
+    return None
+
+
 def _exposure_evidence(service: str, endpoint: Endpoint, exposure: Exposure,
-                       peer: str) -> Evidence:
+                       peer: str, origin: str) -> Evidence:
     if exposure.rule < 0:
         way = "ingress" if exposure.direction == INGRESS else "egress"
         return ev(endpoint.ref or "config",
@@ -473,8 +514,8 @@ def _exposure_evidence(service: str, endpoint: Endpoint, exposure: Exposure,
         what = f"{service} is reachable from {peer} on {exposure.describe_ports()}"
     else:
         what = f"{service} reaches {peer} on {exposure.describe_ports()}"
-    return ev(exposure.policy.ref, f"{what} — {exposure.where} admits it; no intended "
-                                   "flow does")
+    return ev(exposure.policy.ref, f"{what} — {exposure.where(origin)} admits it; no "
+                                   "intended flow does")
 
 
 @probe("netpol.flows", kinds=(*NETPOL_KINDS, "KafkaUser"))

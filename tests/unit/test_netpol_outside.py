@@ -158,14 +158,16 @@ def test_exposures_name_rule_and_origin() -> None:
     found = outside_exposures(ALL[0], INGRESS, [wide], ["y"], NS_LABELS)
     assert [(e.reach, e.namespace, e.rule) for e in found] == [
         ("unlisted", None, 1), ("namespace", "y", 1)]
-    assert found[0].where == "spec.ingress[1] of NetworkPolicy/x/wide (k8s/net.yaml:12)"
+    assert found[0].where() == "spec.ingress[1] of NetworkPolicy/x/wide (k8s/net.yaml:12)"
+    assert found[0].where("k8s/net.yaml:20") == ("spec.ingress[1] of NetworkPolicy/x/wide "
+                                                 "(k8s/net.yaml:20)")
     assert found[0].describe_peer() == "any pod in any other namespace (one no flow names)"
     assert found[1].describe_ports() == "all ports"
 
 
 def test_a_pod_no_policy_isolates_is_exposed_to_everything() -> None:
     (found,) = outside_exposures(ALL[0], EGRESS, [], LISTED, NS_LABELS)
-    assert (found.reach, found.rule, found.where) == ("everything", -1, "no policy")
+    assert (found.reach, found.rule, found.where()) == ("everything", -1, "no policy")
 
 
 def test_unlisted_namespace_matches_only_selectors_that_accept_an_unknown_name() -> None:
@@ -247,3 +249,21 @@ def test_cidr_peer_except_and_coverage() -> None:
     assert external.default_port() == 443
     assert external.covers(ipaddress.ip_network("8.0.0.0/8"))
     assert not external.covers(ipaddress.ip_network("10.1.0.0/16"))
+
+
+def test_exposure_evidence_names_the_rule_line_in_its_file() -> None:
+    """The evidence points at the rule itself (file:line of ``- from:``), not only at the
+    policy's document."""
+    import yaml
+
+    from tests.helpers import FIXTURES, run_check
+
+    case = FIXTURES / "checks" / "netpol.flows" / "fail-ingress-from-any-namespace"
+    result = run_check("netpol.flows", case,
+                       yaml.safe_load((case / "expect.yaml").read_text())["config"])
+    lines = (case / "network.yaml").read_text().splitlines()
+    messages = [e.message for e in result.evidence]
+    assert any("spec.ingress[0] of NetworkPolicy/soma-agent-hub/web (network.yaml:48)" in m
+               for m in messages), messages
+    assert lines[47].strip() == "- from:"
+    assert lines[48].strip() == "- namespaceSelector: {}"
