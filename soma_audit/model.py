@@ -91,7 +91,8 @@ class Check:
 
     @property
     def live(self) -> bool:
-        return bool(self.requires)
+        """Needs a live cluster or service (status alone can come from a snapshot dump)."""
+        return any(r != "status" for r in self.requires)
 
     def to_dict(self) -> dict[str, Any]:
         return {
