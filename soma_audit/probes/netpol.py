@@ -435,35 +435,66 @@ def _intended(exposure: Exposure, endpoint: Endpoint, openings: list[_Opening]) 
     return False
 
 
+#: Namespaces named at most in one finding; the rest are counted.
+_NAMESPACES_SHOWN = 5
+
+
 def _exposures(ctx: ProbeContext, located: dict[str, ServicePods], needs: list[_Need],
                policies: list[Policy], labels: dict[str, dict[str, str]]
                ) -> tuple[int, list[Evidence]]:
     """Who outside a service's namespace reaches it, and what outside it reaches, that
-    no need explains: one finding per service, rule and outside peer."""
-    listed = {ctx.config.namespace, *ctx.config.namespaces, *labels, DNS_NAMESPACE,
-              ctx.config.kafka.namespace}
-    listed.update(ns for need in needs for peer in (need.source, need.to)
-                  if (ns := _peer_namespace(peer, ctx, located)))
+    no need explains: one finding per service, rule and outside peer. Namespaces no flow
+    or config names are folded into the rule's "any other namespace" finding when it has
+    one, and listed together otherwise (a cluster may hold hundreds)."""
+    named = {ctx.config.namespace, *ctx.config.namespaces, DNS_NAMESPACE,
+             ctx.config.kafka.namespace}
+    named.update(ns for need in needs for peer in (need.source, need.to)
+                 if (ns := _peer_namespace(peer, ctx, located)))
+    listed = named | set(labels)
     problems: list[Evidence] = []
     texts: dict[str, str | None] = {}
-    seen: set[tuple[str, str, str, int, str, str]] = set()
     checked = 0
     for sp in located.values():
         openings = _openings(sp.name, needs, ctx, located)
+        found: dict[tuple[str, str, int, str, str, str], tuple[Exposure, Endpoint]] = {}
         for endpoint in sp.endpoints:
             for direction in (INGRESS, EGRESS):
                 for exposure in outside_exposures(endpoint, direction, policies, listed, labels):
                     checked += 1
-                    peer = exposure.describe_peer()
-                    key = (sp.name, direction, exposure.policy.ref, exposure.rule,
-                           exposure.reach, peer)
-                    if key in seen or _intended(exposure, endpoint, openings):
-                        continue
-                    seen.add(key)
-                    origin = _rule_origin(ctx, exposure, texts) if exposure.rule >= 0 else ""
-                    problems.append(_exposure_evidence(sp.name, endpoint, exposure, peer,
-                                                       origin))
+                    key = (direction, exposure.policy.ref, exposure.rule, exposure.reach,
+                           exposure.describe_peer(), exposure.describe_ports())
+                    if key not in found and not _intended(exposure, endpoint, openings):
+                        found[key] = (exposure, endpoint)
+        anywhere = {(e.direction, e.policy.ref, e.rule, _pods_text(e), e.describe_ports())
+                    for e, _ in found.values() if e.reach == "unlisted"}
+        grouped: dict[tuple[str, str, int, str, str], list[str]] = {}
+        for exposure, endpoint in found.values():
+            rule_key = (exposure.direction, exposure.policy.ref, exposure.rule,
+                        _pods_text(exposure), exposure.describe_ports())
+            if exposure.reach == "namespace" and exposure.namespace not in named:
+                if rule_key not in anywhere:
+                    grouped.setdefault(rule_key, []).append(exposure.namespace or "")
+                continue
+            origin = _rule_origin(ctx, exposure, texts) if exposure.rule >= 0 else ""
+            problems.append(_exposure_evidence(sp.name, endpoint, exposure,
+                                               exposure.describe_peer(), origin))
+        for exposure, endpoint in found.values():
+            rule_key = (exposure.direction, exposure.policy.ref, exposure.rule,
+                        _pods_text(exposure), exposure.describe_ports())
+            namespaces = grouped.pop(rule_key, None) if exposure.reach == "namespace" else None
+            if namespaces:
+                shown = ", ".join(sorted(namespaces)[:_NAMESPACES_SHOWN])
+                more = len(namespaces) - _NAMESPACES_SHOWN
+                peer = (f"{_pods_text(exposure)} in namespace{'s' if len(namespaces) > 1 else ''}"
+                        f" {shown}" + (f" and {more} more" if more > 0 else ""))
+                origin = _rule_origin(ctx, exposure, texts)
+                problems.append(_exposure_evidence(sp.name, endpoint, exposure, peer, origin))
     return checked, problems
+
+
+def _pods_text(exposure: Exposure) -> str:
+    pods = exposure.pods
+    return f"pods {pods.describe()}" if pods is not None and not pods.empty else "any pod"
 
 
 def _rule_origin(ctx: ProbeContext, exposure: Exposure, texts: dict[str, str | None]) -> str:

@@ -267,3 +267,41 @@ def test_exposure_evidence_names_the_rule_line_in_its_file() -> None:
                for m in messages), messages
     assert lines[47].strip() == "- from:"
     assert lines[48].strip() == "- namespaceSelector: {}"
+
+
+def _flows_evidence(policy_rule: dict[str, Any], namespaces: dict[str, dict[str, str]]
+                    ) -> list[str]:
+    from soma_audit.config import load_config
+    from soma_audit.inventory import Inventory, Resource
+    from soma_audit.probes import ProbeContext, load_probes
+    from soma_audit.sources import SourceInfo
+    from soma_audit.tools import ToolRunner
+
+    bodies: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": labels}}
+        for n, labels in namespaces.items()]
+    bodies.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                   "metadata": {"name": "web", "namespace": "shop"},
+                   "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+                            "ingress": [policy_rule]}})
+    config = load_config(namespace="shop", services=[{"name": "web", "port": 80}], flows=[])
+    ctx = ProbeContext(Inventory.of(Resource(b, "cluster") for b in bodies), config,
+                       SourceInfo("cluster", "test"), ToolRunner(config.tools))
+    outcome = load_probes()["netpol.flows"].fn(ctx, {})
+    return [e.message for e in outcome.evidence]
+
+
+def test_many_namespaces_make_one_finding_per_rule() -> None:
+    teams = {f"team-{i}": {"team": "x"} for i in range(8)}
+    messages = _flows_evidence({"from": [{"namespaceSelector": sel(team="x")}]}, teams)
+    (finding,) = [m for m in messages if "team-" in m]
+    assert ("web is reachable from any pod in namespaces team-0, team-1, team-2, team-3, "
+            "team-4 and 3 more on all ports — spec.ingress[0] of NetworkPolicy/shop/web") \
+        in finding
+
+
+def test_namespaces_no_flow_names_fold_into_any_other_namespace() -> None:
+    teams = {f"team-{i}": {} for i in range(3)}
+    messages = _flows_evidence({"from": [{"namespaceSelector": {}}]}, teams)
+    assert any("any pod in any other namespace" in m for m in messages)
+    assert not any("team-" in m for m in messages)
