@@ -24,7 +24,7 @@ def audit_kinds() -> frozenset[str]:
 
     probes = load_probes()
     checks = load_catalog(list(load_config().catalogs))
-    runnable = [c for c in checks if not c.manual and not set(c.requires) - {"cluster"}]
+    runnable = [c for c in checks if not c.manual and not set(c.requires) - {"cluster", "status"}]
     return frozenset().union(*(probes[c.probe].kinds for c in runnable if c.probe in probes))
 
 

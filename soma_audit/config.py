@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 
 from soma_audit.core.errors import ConfigError
+from soma_audit.core.flowpeers import FlowPeer, PeerError, parse_peer
 from soma_audit.core.paths import data_path
 from soma_audit.core.typed import build
 from soma_audit.sources.documents import safe_load
@@ -48,11 +49,21 @@ class NamespaceLevels:
 
 @dataclass(frozen=True)
 class Flow:
-    """An intended connection. Peers: a service name, or ``ns/<namespace>`` for any pod there."""
+    """An intended connection between two peers (grammar: :mod:`soma_audit.core.flowpeers`):
+    a service, ``ns/<namespace>`` (optionally ``{key=value}`` pods), ``cidr/<network>``
+    (with ``except``), ``kafka/<cluster>`` or ``external/https``."""
 
     source: str = field(metadata={"key": "from"})
     to: str
     port: int | None = None
+    #: networks carved out of a ``cidr/`` peer
+    excepts: list[str] = field(default_factory=list, metadata={"key": "except"})
+
+    def peers(self) -> tuple[FlowPeer, FlowPeer]:
+        """(from, to) parsed; the config was validated, so this does not raise."""
+        source_excepts = self.excepts if self.source.startswith("cidr/") else ()
+        to_excepts = self.excepts if not source_excepts else ()
+        return parse_peer(self.source, source_excepts), parse_peer(self.to, to_excepts)
 
 
 @dataclass(frozen=True)
@@ -300,12 +311,7 @@ def _validate_references(config: Config, where: str) -> None:
         raise ConfigError(f"{where}: cluster.workers: must be 1 to 32")
     names = {s.name for s in config.services}
     for i, flow in enumerate(config.flows):
-        for peer in (flow.source, flow.to):
-            if not peer.startswith("ns/") and peer not in names:
-                raise ConfigError(
-                    f"{where}: flows[{i}]: '{peer}' is neither a configured service "
-                    "nor 'ns/<namespace>'"
-                )
+        _validate_flow(flow, names, f"{where}: flows[{i}]")
     topics = {t.name for t in config.kafka.topics}
     for i, user in enumerate(config.kafka.users):
         for topic in [*user.produces, *user.consumes]:
@@ -313,3 +319,24 @@ def _validate_references(config: Config, where: str) -> None:
                 raise ConfigError(
                     f"{where}: kafka.users[{i}] ({user.name}): unknown topic '{topic}'"
                 )
+
+
+def _validate_flow(flow: Flow, services: set[str], where: str) -> None:
+    """Both peers follow the grammar, name configured services, and ``except`` belongs to
+    the one ``cidr/`` peer; a flow with no service port names its port."""
+    cidrs = [p for p in (flow.source, flow.to) if p.startswith("cidr/")]
+    if flow.excepts and len(cidrs) != 1:
+        raise ConfigError(f"{where}: `except` needs exactly one cidr/<network> peer")
+    try:
+        source, to = flow.peers()
+    except PeerError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    for peer in (source, to):
+        if peer.kind == "service" and peer.name not in services:
+            raise ConfigError(
+                f"{where}: '{peer.text}' is not a configured service, ns/<namespace>, "
+                "cidr/<network>, kafka/<cluster> or external/https"
+            )
+    if source.outside and to.outside:
+        raise ConfigError(f"{where}: a flow between two outside addresses is no "
+                          "NetworkPolicy's business")

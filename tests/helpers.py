@@ -18,28 +18,32 @@ from soma_audit.core.model import Result
 from soma_audit.engine.scan import AuditRequest, run_audit
 from soma_audit.results.report import Report
 from soma_audit.sources.manifests import ManifestsSource
+from soma_audit.sources.snapshot import SnapshotSource
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 
 
 def audit_dir(directory: Path, check_ids: list[str] | None = None,
-              config: dict[str, Any] | None = None) -> Report:
-    """Audit ``directory`` (manifests mode) with the given checks and config overrides."""
+              config: dict[str, Any] | None = None, snapshot: bool = False) -> Report:
+    """Audit ``directory`` (manifests mode; with ``snapshot``, its ``snapshot.yaml`` as a
+    cluster dump) with the given checks and config overrides."""
     checks = load_catalog()
     if check_ids is not None:
         checks = [c for c in checks if c.id in check_ids]
         assert {c.id for c in checks} == set(check_ids), "unknown check id"
     request = AuditRequest(
-        source=ManifestsSource(directory),
+        source=SnapshotSource(directory / "snapshot.yaml") if snapshot
+        else ManifestsSource(directory),
         config=load_config(**(config or {})),
         checks=checks,
     )
     return run_audit(request)
 
 
-def run_check(check_id: str, directory: Path, config: dict[str, Any] | None = None) -> Result:
-    report = audit_dir(directory, [check_id], config)
+def run_check(check_id: str, directory: Path, config: dict[str, Any] | None = None,
+              snapshot: bool = False) -> Result:
+    report = audit_dir(directory, [check_id], config, snapshot)
     (result,) = report.results
     return result
 

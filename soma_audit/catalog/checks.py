@@ -15,8 +15,8 @@ from soma_audit.core.paths import data_path
 from soma_audit.core.typed import build
 from soma_audit.sources.documents import safe_load
 
-LiveService = Literal["cluster", "openfga", "kafka", "prometheus"]
-assert set(LIVE_SERVICES) == {"cluster", "openfga", "kafka", "prometheus"}
+LiveService = Literal["cluster", "status", "openfga", "kafka", "prometheus"]
+assert set(LIVE_SERVICES) == {"cluster", "status", "openfga", "kafka", "prometheus"}
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,10 @@ AREAS: dict[str, str] = {
 
 PHASES: dict[int, str] = {1: "Governance", 2: "Chaos & Monitoring", 3: "Validation"}
 
-#: Live endpoints a check may need; without them it is skipped with a reason.
-LIVE_SERVICES = ("cluster", "openfga", "kafka", "prometheus")
+#: What a check may need beyond declarations; without it the check is skipped with a
+#: reason. ``status`` is the objects' reported status: a live cluster has it, and so does a
+#: ``--snapshot`` dump (``kubectl get -o yaml`` keeps ``.status``); a GitOps tree does not.
+LIVE_SERVICES = ("cluster", "status", "openfga", "kafka", "prometheus")
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,8 @@ class Check:
 
     @property
     def live(self) -> bool:
-        return bool(self.requires)
+        """Needs a live cluster or service (status alone can come from a snapshot dump)."""
+        return any(r != "status" for r in self.requires)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -16,7 +16,7 @@ from soma_audit.catalog.checks import validate_probes
 from soma_audit.config import Config, Waiver
 from soma_audit.core.model import Check, Evidence, Outcome, Result, Status
 from soma_audit.engine.attestations import Attestation
-from soma_audit.probes import Probe, ProbeContext, ProbeError, load_probes
+from soma_audit.probes import NoRepository, Probe, ProbeContext, ProbeError, load_probes
 from soma_audit.results.report import Report
 from soma_audit.services.tools import ToolError, ToolRunner
 from soma_audit.sources import Source
@@ -28,6 +28,7 @@ Progress = Callable[[Result, int, int], None]
 
 _NEEDS = {
     "cluster": "a live cluster (this audit reads a {source})",
+    "status": "objects' status: a live cluster or a --snapshot dump (a {source} has none)",
     "openfga": "an OpenFGA endpoint (--openfga-url and --openfga-store)",
     "prometheus": "a Prometheus endpoint (--prometheus-url)",
     "kafka": "a Kafka endpoint (--kafka-bootstrap)",
@@ -51,6 +52,8 @@ def _available_services(request: AuditRequest) -> set[str]:
     available = set(request.services)
     if request.source.info.kind == "cluster":
         available.add("cluster")
+    if request.source.info.kind in ("cluster", "snapshot"):
+        available.add("status")
     return available
 
 
@@ -82,6 +85,8 @@ def _run_probe(check: Check, probe: Probe, ctx: ProbeContext) -> Outcome:
         return blocked
     try:
         return probe.fn(ctx, check.params)
+    except NoRepository as exc:
+        return Outcome(Status.SKIP, (Evidence("", str(exc)),))
     except (ProbeError, ToolError) as exc:
         return Outcome(Status.ERROR, (Evidence("", str(exc)),))
     except Exception as exc:  # a probe bug must not take the whole report down
@@ -97,7 +102,7 @@ def _run_probe(check: Check, probe: Probe, ctx: ProbeContext) -> Outcome:
 PROBE_WORKERS = 4
 #: Services whose client may be shared between threads: the cluster source's HTTP pool
 #: is. Checks needing any other live service run one at a time, in the calling thread.
-_THREAD_SAFE_SERVICES = frozenset({"cluster"})
+_THREAD_SAFE_SERVICES = frozenset({"cluster", "status"})
 
 
 def _manual(check: Check, request: AuditRequest) -> Outcome:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from soma_audit.config import Config
 from soma_audit.core.model import Evidence, Outcome, Status
-from soma_audit.kube.inventory import Inventory
+from soma_audit.kube.inventory import Inventory, Resource
 from soma_audit.services import ServiceError
 from soma_audit.services.tools import ToolRunner
 from soma_audit.sources import SourceInfo
@@ -30,6 +30,14 @@ LiveFn = TypeVar("LiveFn", bound=Callable[..., Any])
 
 class ProbeError(Exception):
     """The check cannot be evaluated (missing file, unreachable service): status ``error``."""
+
+
+class NoRepository(Exception):
+    """The check reads repository files and the audit has none: status ``skip`` — nothing
+    was attempted, like a live check without its endpoint."""
+
+
+NO_REPOSITORY = "no repository to read files from; give --repo DIR (or `repo:` in the config)"
 
 
 @dataclass
@@ -50,10 +58,7 @@ class ProbeContext:
 
     def require_repo(self) -> Path:
         if self.source.repo is None:
-            raise ProbeError(
-                "no repository to read files from: audit a --manifests directory "
-                "or set `repo:` in the config"
-            )
+            raise NoRepository(NO_REPOSITORY)
         return self.source.repo
 
 
@@ -118,6 +123,32 @@ def errored(reason: str, obj: str = "") -> Outcome:
     return Outcome(Status.ERROR, (Evidence(obj, reason),))
 
 
+#: Appended to the evidence of a check judged from the status in a ``--snapshot`` dump.
+AS_OF_SNAPSHOT = " (as of the snapshot)"
+
+
+def as_of(ctx: ProbeContext) -> str:
+    """What the evidence of a status-reading check says about when the status was read."""
+    return AS_OF_SNAPSHOT if ctx.source.kind == "snapshot" else ""
+
+
+def with_status(ctx: ProbeContext, resources: list[Resource], what: str
+                ) -> tuple[list[Resource], Outcome | None]:
+    """The objects a status-reading check can judge, or the skip when there are none.
+
+    Live, every object counts (an unset status is the object's own state). A snapshot
+    dump may have been taken without status: only objects whose ``status`` is in the dump
+    are judged, and when none is the check is skipped, never guessed."""
+    if ctx.source.kind != "snapshot":
+        return resources, None
+    judged = [r for r in resources if isinstance(r.body.get("status"), dict) and r.body["status"]]
+    if judged:
+        return judged, None
+    return [], skipped(f"the snapshot has no status for its {len(resources)} {what}: "
+                       "dump them with `kubectl get -o yaml` (which keeps .status) to judge "
+                       "them", ctx.source.ref)
+
+
 def live_client(ctx: ProbeContext, name: str, kind: type[ClientT], missing: str) -> ClientT:
     """The audit's live client ``name`` (OpenFGA, Kafka, Prometheus …); without one the
     check cannot be evaluated, so ProbeError(``missing``) makes it ``error``."""
@@ -128,12 +159,16 @@ def live_client(ctx: ProbeContext, name: str, kind: type[ClientT], missing: str)
 
 
 __all__ = [
+    "AS_OF_SNAPSHOT",
+    "NO_REPOSITORY",
     "PROBES",
+    "NoRepository",
     "Params",
     "Probe",
     "ProbeContext",
     "ProbeError",
     "Status",
+    "as_of",
     "errored",
     "ev",
     "failed",
@@ -143,6 +178,7 @@ __all__ = [
     "probe",
     "skipped",
     "verdict",
+    "with_status",
 ]
 
 

@@ -1,6 +1,6 @@
-"""Live chaos verification (checks/chaos.yaml ``chaos.slo-verified``, ``requires: [cluster,
-prometheus]``): during the last run of each Chaos Mesh Schedule that targets the platform,
-did the SLOs hold?
+"""Live chaos verification (checks/chaos.yaml ``chaos.slo-verified``, ``requires: [status,
+prometheus]``, the Schedules' status read live or from a snapshot dump): during the last
+run of each Chaos Mesh Schedule that targets the platform, did the SLOs hold?
 
 A run's window starts at the Schedule's ``status.time`` (Chaos Mesh's last schedule time)
 and lasts the experiment's ``duration`` (``params.default_duration`` when it has none, as a
@@ -33,6 +33,7 @@ from soma_audit.probes import (
     live_probe,
     probe,
     verdict,
+    with_status,
 )
 from soma_audit.probes.ops_live import percent
 from soma_audit.probes.slo_live import prometheus
@@ -156,6 +157,10 @@ def slo_verified(ctx: ProbeContext, params: Params) -> Outcome:
     now = dt.datetime.now(dt.UTC)
     critical = ctx.config.critical_services
     schedules = [r for r in ctx.inventory.of_kind("Schedule") if r.group == chaosmesh.GROUP]
+    if schedules:
+        schedules, unknown = with_status(ctx, schedules, "Schedules")
+        if unknown:
+            return unknown
     problems: list[Evidence] = []
     ok: list[Evidence] = []
     seen = 0

@@ -1,5 +1,6 @@
-"""Live Chaos Mesh run history (checks/chaos.yaml ``chaos.recent-runs``, ``requires:
-[cluster]``): every Schedule has really fired recently.
+"""Chaos Mesh run history (checks/chaos.yaml ``chaos.recent-runs``, ``requires:
+[status]``): every Schedule has really fired recently — read live, or from a snapshot dump
+that kept the Schedules' status (its ages are measured up to the time of the audit).
 
 Chaos Mesh records a Schedule's last firing in ``status.time`` (Go field LastScheduleTime;
 ``status.lastScheduleTime`` is accepted too). A run is recent when it is no older than the
@@ -20,7 +21,17 @@ from soma_audit.core.model import Evidence, Outcome
 from soma_audit.domain.chaos import mesh as chaosmesh
 from soma_audit.domain.chaos.cron import max_gap
 from soma_audit.kube.inventory import Resource
-from soma_audit.probes import Params, ProbeContext, ProbeError, ev, failed, probe, verdict
+from soma_audit.probes import (
+    Params,
+    ProbeContext,
+    ProbeError,
+    as_of,
+    ev,
+    failed,
+    probe,
+    verdict,
+    with_status,
+)
 
 
 def _time(value: Any) -> dt.datetime | None:
@@ -85,10 +96,14 @@ def recent_runs(ctx: ProbeContext, params: Params) -> Outcome:
         namespace = ctx.config.chaos.namespace
         return failed(ev(f"Schedule/{namespace}", "no Chaos Mesh Schedule in the cluster: "
                                                   "no experiment runs on a schedule"))
+    schedules, unknown = with_status(ctx, schedules, "Schedules")
+    if unknown:
+        return unknown
     now = dt.datetime.now(dt.UTC)
+    when = as_of(ctx)
     problems: list[Evidence] = []
     ok: list[Evidence] = []
     for resource in schedules:
         recent, message = judge(resource, now, slack)
-        (ok if recent else problems).append(ev(resource.ref, message))
+        (ok if recent else problems).append(ev(resource.ref, message + when))
     return verdict(problems, ok)

@@ -5,19 +5,30 @@ authorization where Istio is present. The semantics live in
 
 from __future__ import annotations
 
-from soma_audit.config import Flow
+import ipaddress
+from dataclasses import dataclass, replace
+
+import yaml
+
+from soma_audit.config import Config, Flow
+from soma_audit.core.flowpeers import FlowPeer, representative_addresses
 from soma_audit.core.model import Evidence, Outcome
+from soma_audit.domain.netpol.derived import DerivedFlow, derived_flows
 from soma_audit.domain.netpol.policy import (
     DNS_LABELS,
+    DNS_NAMESPACE,
     EGRESS,
     INGRESS,
     ISTIO_KINDS,
     Caller,
     Decision,
     Endpoint,
+    Exposure,
+    IpBlock,
     Match,
     Policy,
     ServicePods,
+    Verdict,
     allowed,
     app_namespaces,
     authz_action,
@@ -26,12 +37,15 @@ from soma_audit.domain.netpol.policy import (
     dns_endpoints,
     is_allow_all,
     istio_presence,
+    kafka_brokers,
     load_policies,
     locate_services,
     namespace_labels,
     namespace_mtls,
-    namespace_peer,
+    outside_exposures,
+    ports_within,
     reachability_matrix,
+    selector_witness,
 )
 from soma_audit.kube.inventory import Inventory, Resource
 from soma_audit.kube.workloads import WORKLOAD_KINDS
@@ -41,6 +55,7 @@ from soma_audit.probes import (
     ProbeError,
     ev,
     probe,
+    repofiles,
     skipped,
     verdict,
 )
@@ -174,24 +189,117 @@ def service_coverage(ctx: ProbeContext, params: Params) -> Outcome:
 # ---------------------------------------------------------------------------------- flows
 
 
-def _members(name: str, located: dict[str, ServicePods]) -> list[tuple[Endpoint, int | None]]:
-    """A flow peer's endpoints with the pod port of their service port (None for ns/<x>)."""
-    if name.startswith("ns/"):
-        return [(namespace_peer(name[3:]), None)]
-    sp = located[name]
-    return list(zip(sp.endpoints, sp.pod_ports, strict=True))
+@dataclass(frozen=True)
+class _Need:
+    """A flow to verify: configured (``why`` empty) or derived from the manifests."""
+
+    flow: Flow
+    source: FlowPeer
+    to: FlowPeer
+    port: int
+    ref: str = ""
+    why: str = ""
+    any_pod: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.flow.source} → {self.flow.to}:{self.port}"
 
 
-def _flow_port(flow: Flow, located: dict[str, ServicePods], index: int) -> int:
-    """The port a flow names: its own, or the destination service's port."""
+def _needs(config: Config, located: dict[str, ServicePods],
+           derived: list[DerivedFlow]) -> list[_Need]:
+    """Configured flows, then the derived ones no configured flow already states."""
+    needs: list[_Need] = []
+    for i, flow in enumerate(config.flows):
+        source, to = flow.peers()
+        needs.append(_Need(flow, source, to, _flow_port(flow, to, located, f"flows[{i}]")))
+    stated = {(n.flow.source, n.flow.to, n.port) for n in needs}
+    for item in derived:
+        source, to = item.flow.peers()
+        port = _flow_port(item.flow, to, located, "derived flow")
+        if (item.flow.source, item.flow.to, port) not in stated:
+            stated.add((item.flow.source, item.flow.to, port))
+            needs.append(_Need(item.flow, source, to, port, item.ref, item.why, item.any_pod))
+    return needs
+
+
+def _flow_port(flow: Flow, to: FlowPeer, located: dict[str, ServicePods], where: str) -> int:
+    """The port a flow names: its own, the peer's default, or the destination service's."""
     if flow.port is not None:
         return flow.port
-    if flow.to.startswith("ns/"):
-        raise ProbeError(
-            f"config flows[{index}] ({flow.source} → {flow.to}): a namespace has no service "
-            "port; set `port:` on this flow"
-        )
-    return located[flow.to].service.port
+    if to.kind == "service":
+        return located[to.name].service.port
+    default = to.default_port()
+    if default is None:
+        raise ProbeError(f"config {where} ({flow.source} → {flow.to}): a {to.kind} peer has "
+                         "no service port; set `port:` on this flow")
+    return default
+
+
+def _members(peer: FlowPeer, ctx: ProbeContext, located: dict[str, ServicePods]
+             ) -> list[tuple[Endpoint, int | None]]:
+    """A flow peer's endpoints, each with the pod port of its service port (or None)."""
+    if peer.kind == "service":
+        sp = located[peer.name]
+        return list(zip(sp.endpoints, sp.pod_ports, strict=True))
+    if peer.kind == "namespace":
+        return [(Endpoint(peer.text, peer.name, dict(peer.pods), ref=f"Namespace/{peer.name}"),
+                 None)]
+    if peer.kind == "kafka":
+        brokers, _ = kafka_brokers(ctx.inventory, ctx.config.kafka.namespace, peer.name)
+        return [(b, None) for b in brokers]
+    return [(Endpoint(f"{peer.text} ({address})", None, ip=address, ref=peer.text), None)
+            for address in representative_addresses(peer)]
+
+
+def _on_pod(need: _Need, target: int | None, located: dict[str, ServicePods]) -> int:
+    """The port on the destination pod: a service port becomes the pod's target port."""
+    service = located.get(need.to.name) if need.to.kind == "service" else None
+    if service is not None and target and need.port == service.service.port:
+        return target
+    return need.port
+
+
+def _witnesses(src: Endpoint, namespace: str, policies: list[Policy]) -> list[Endpoint]:
+    """Pods of ``namespace`` standing for "some pod there": an unlabelled one, and one
+    matching each egress peer of ``src``'s policies (their pods are unknown to us)."""
+    found = [Endpoint(f"ns/{namespace}", namespace, {}, ref=f"Namespace/{namespace}")]
+    for policy in policies:
+        if EGRESS not in policy.types or not policy.selects(src):
+            continue
+        for rule in policy.egress:
+            for peer in rule.peers or ():
+                labels = selector_witness(peer.pods) if peer.ip_block is None else None
+                if labels:
+                    found.append(Endpoint(f"ns/{namespace}", namespace, labels,
+                                          ref=f"Namespace/{namespace}"))
+    return found
+
+
+def _check_need(need: _Need, ctx: ProbeContext, located: dict[str, ServicePods],
+                policies: list[Policy], labels: dict[str, dict[str, str]]) -> list[Evidence]:
+    problems: list[Evidence] = []
+    kind = f"needed ({need.why})" if need.why else "intended"
+    reported: set[tuple[str, str]] = set()
+    for src, _ in _members(need.source, ctx, located):
+        for dst, target in _members(need.to, ctx, located):
+            if (src.ref, dst.ref) in reported:
+                continue  # one address of an outside peer denied is enough to say so
+            port = _on_pod(need, target, located)
+            candidates = (_witnesses(src, dst.namespace or "", policies)
+                          if need.any_pod and dst.namespace else [dst])
+            decisions = [allowed(src, c, port, "TCP", policies, labels) for c in candidates]
+            if modelled_broker := (need.to.kind == "kafka" and dst.ref.startswith("Kafka/")):
+                # Strimzi writes the brokers' own NetworkPolicies: only our egress decides.
+                decisions = [replace(d, ingress=Verdict(INGRESS)) for d in decisions]
+            if not any(d.allowed for d in decisions):
+                decision = decisions[0]
+                where = " (brokers modelled: their ingress is Strimzi's)" if modelled_broker \
+                    else ""
+                problems.append(ev(_blocking(decision), f"{need.label} denied, {kind} — "
+                                                        f"{decision.explain()}{where}"))
+                reported.add((src.ref, dst.ref))
+    return problems
 
 
 def _blocking(decision: Decision) -> str:
@@ -204,32 +312,10 @@ def _admitting(decision: Decision) -> str:
     return next(iter(decision.allowed_by), decision.source.ref or "config")
 
 
-@probe("netpol.flows", kinds=NETPOL_KINDS)
-def flows(ctx: ProbeContext, params: Params) -> Outcome:
-    """Every intended flow is allowed, and every other service-to-service pair is denied on
-    the destination's service port (reachability over all configured services)."""
-    if not ctx.config.services:
-        return skipped(NO_SERVICES)
-    config = ctx.config
-    located = locate_services(ctx.inventory, config)
-    policies, notes = _policies(ctx.inventory)
-    notes += _modelled_notes(located, config.namespace)
-    labels = namespace_labels(ctx.inventory)
-    problems: list[Evidence] = []
-    intended: set[tuple[str, str, int]] = set()
-    for i, flow in enumerate(config.flows):
-        port = _flow_port(flow, located, i)
-        intended.add((flow.source, flow.to, port))
-        service = located.get(flow.to)
-        for src, _ in _members(flow.source, located):
-            for dst, target in _members(flow.to, located):
-                # The service port is reached on the pod's targetPort; other ports as given.
-                on_pod = target if service and target and port == service.service.port else port
-                decision = allowed(src, dst, on_pod, "TCP", policies, labels)
-                if not decision.allowed:
-                    problems.append(ev(_blocking(decision), f"{flow.source} → {flow.to}:{port} "
-                                       f"denied, intended — {decision.explain()}"))
-
+def _pairs(located: dict[str, ServicePods], policies: list[Policy],
+           labels: dict[str, dict[str, str]], intended: set[tuple[str, str, int]]
+           ) -> tuple[int, list[Evidence]]:
+    """Service-to-service connections that no flow states: each must be denied."""
     endpoints = [ep for sp in located.values() for ep in sp.endpoints]
     pod_ports = {
         ep: port for sp in located.values()
@@ -237,6 +323,7 @@ def flows(ctx: ProbeContext, params: Params) -> Outcome:
     }
     matrix = reachability_matrix(endpoints, policies, labels, pod_ports.__getitem__)
     checked = 0
+    problems: list[Evidence] = []
     reported: set[tuple[str, str]] = set()
     for (src, dst), decision in matrix.items():
         service_port = located[dst.name].service.port
@@ -247,10 +334,252 @@ def flows(ctx: ProbeContext, params: Params) -> Outcome:
             reported.add((src.name, dst.name))
             problems.append(ev(_admitting(decision), f"{src.name} → {dst.name}:{service_port} "
                                f"allowed, not intended — {decision.explain()}"))
+    return checked, problems
+
+
+@dataclass(frozen=True)
+class _Opening:
+    """What the needs allow a service to exchange with one outside peer, on which ports."""
+
+    direction: str
+    peer: FlowPeer
+    namespace: str | None
+    ports: frozenset[int]
+    #: labels every pod of the peer carries (a rule admitting more pods is broader)
+    pods: frozenset[tuple[str, str]] = frozenset()
+
+    def admits(self, exposure: Exposure) -> bool:
+        """Whether this opening explains a rule reaching pods of its namespace: the rule
+        selects only pods carrying the peer's labels (or the peer is every pod there)."""
+        if self.namespace != exposure.namespace:
+            return False
+        if not self.pods:
+            return True
+        return exposure.pods is not None and self.pods <= set(exposure.pods.match_labels)
+
+
+def _openings(service: str, needs: list[_Need], ctx: ProbeContext,
+              located: dict[str, ServicePods]) -> list[_Opening]:
+    """The outside peers (other namespaces, addresses) a service's needs open."""
+    found = []
+    for need in needs:
+        for direction, inside, outside in ((EGRESS, need.source, need.to),
+                                           (INGRESS, need.to, need.source)):
+            if inside.kind != "service" or inside.name != service:
+                continue
+            if direction == INGRESS:
+                ports = {_on_pod(need, t, located) for _, t in _members(inside, ctx, located)}
+            else:
+                ports = {_on_pod(need, t, located) for _, t in _members(outside, ctx, located)}
+            found.append(_Opening(direction, outside, _peer_namespace(outside, ctx, located),
+                                  frozenset(ports), _peer_pods(outside, ctx, located)))
+    return found
+
+
+def _peer_pods(peer: FlowPeer, ctx: ProbeContext,
+               located: dict[str, ServicePods]) -> frozenset[tuple[str, str]]:
+    """The labels a flow peer's pods all carry (empty: any pod of its namespace)."""
+    if peer.kind == "service":
+        return frozenset(located[peer.name].service.selector.items())
+    if peer.kind == "kafka":
+        return frozenset({("strimzi.io/cluster", peer.name), ("strimzi.io/kind", "Kafka")})
+    return frozenset(peer.pods)
+
+
+def _peer_namespace(peer: FlowPeer, ctx: ProbeContext,
+                    located: dict[str, ServicePods]) -> str | None:
+    if peer.kind == "service":
+        return located[peer.name].endpoints[0].namespace
+    if peer.kind == "namespace":
+        return peer.name
+    if peer.kind == "kafka":
+        return ctx.config.kafka.namespace
+    return None
+
+
+def _remaining(block: IpBlock) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks an ipBlock admits: its cidr with the excepts carved out."""
+    assert block.cidr is not None
+    networks = [block.cidr]
+    for carved in block.excepts:
+        networks = [piece for net in networks
+                    for piece in (net.address_exclude(carved)  # type: ignore[arg-type]
+                                  if net.version == carved.version and carved.subnet_of(net)
+                                  else [net])]
+    return networks
+
+
+def _intended(exposure: Exposure, endpoint: Endpoint, openings: list[_Opening]) -> bool:
+    """Whether the needs of the service explain this exposure: the same outside peer (no
+    more pods of a namespace, no more addresses) on no more ports. DNS (egress on port 53
+    only) is ``netpol.dns-egress``'s business."""
+    mine = [o for o in openings if o.direction == exposure.direction]
+    named = endpoint if exposure.direction == INGRESS else None
+    if exposure.direction == EGRESS and ports_within(exposure.ports, {53}, None):
+        return True
+    if exposure.reach == "namespace":
+        wanted = {p for o in mine if o.admits(exposure) for p in o.ports}
+        if exposure.namespace == DNS_NAMESPACE and exposure.direction == EGRESS:
+            wanted.add(53)
+        return bool(wanted) and ports_within(exposure.ports, wanted, named)
+    outside = [o for o in mine if o.peer.outside]
+    if exposure.reach in ("everything", "unlisted"):
+        # Pods have addresses too: only a flow to every address (no except) explains it.
+        every = [o for o in outside if o.peer.covers(ipaddress.ip_network("0.0.0.0/0"))]
+        wanted = {p for o in every for p in o.ports}
+        return bool(wanted) and ports_within(exposure.ports, wanted, named)
+    if exposure.reach == "address" and exposure.block is not None:
+        wanted = {p for o in outside for p in o.ports}
+        covered = all(any(o.peer.covers(net) for o in outside)
+                      for net in _remaining(exposure.block))
+        return covered and bool(wanted) and ports_within(exposure.ports, wanted, named)
+    return False
+
+
+#: Namespaces named at most in one finding; the rest are counted.
+_NAMESPACES_SHOWN = 5
+
+
+def _exposures(ctx: ProbeContext, located: dict[str, ServicePods], needs: list[_Need],
+               policies: list[Policy], labels: dict[str, dict[str, str]]
+               ) -> tuple[int, list[Evidence]]:
+    """Who outside a service's namespace reaches it, and what outside it reaches, that
+    no need explains: one finding per service, rule and outside peer. Namespaces no flow
+    or config names are folded into the rule's "any other namespace" finding when it has
+    one, and listed together otherwise (a cluster may hold hundreds)."""
+    named = {ctx.config.namespace, *ctx.config.namespaces, DNS_NAMESPACE,
+             ctx.config.kafka.namespace}
+    named.update(ns for need in needs for peer in (need.source, need.to)
+                 if (ns := _peer_namespace(peer, ctx, located)))
+    listed = named | set(labels)
+    problems: list[Evidence] = []
+    texts: dict[str, str | None] = {}
+    checked = 0
+    for sp in located.values():
+        openings = _openings(sp.name, needs, ctx, located)
+        found: dict[tuple[str, str, int, str, str, str], tuple[Exposure, Endpoint]] = {}
+        for endpoint in sp.endpoints:
+            for direction in (INGRESS, EGRESS):
+                for exposure in outside_exposures(endpoint, direction, policies, listed, labels):
+                    checked += 1
+                    key = (direction, exposure.policy.ref, exposure.rule, exposure.reach,
+                           exposure.describe_peer(), exposure.describe_ports())
+                    if key not in found and not _intended(exposure, endpoint, openings):
+                        found[key] = (exposure, endpoint)
+        anywhere = {(e.direction, e.policy.ref, e.rule, _pods_text(e), e.describe_ports())
+                    for e, _ in found.values() if e.reach == "unlisted"}
+        grouped: dict[tuple[str, str, int, str, str], list[str]] = {}
+        for exposure, endpoint in found.values():
+            rule_key = (exposure.direction, exposure.policy.ref, exposure.rule,
+                        _pods_text(exposure), exposure.describe_ports())
+            if exposure.reach == "namespace" and exposure.namespace not in named:
+                if rule_key not in anywhere:
+                    grouped.setdefault(rule_key, []).append(exposure.namespace or "")
+                continue
+            origin = _rule_origin(ctx, exposure, texts) if exposure.rule >= 0 else ""
+            problems.append(_exposure_evidence(sp.name, endpoint, exposure,
+                                               exposure.describe_peer(), origin))
+        for exposure, endpoint in found.values():
+            rule_key = (exposure.direction, exposure.policy.ref, exposure.rule,
+                        _pods_text(exposure), exposure.describe_ports())
+            namespaces = grouped.pop(rule_key, None) if exposure.reach == "namespace" else None
+            if namespaces:
+                shown = ", ".join(sorted(namespaces)[:_NAMESPACES_SHOWN])
+                more = len(namespaces) - _NAMESPACES_SHOWN
+                peer = (f"{_pods_text(exposure)} in namespace{'s' if len(namespaces) > 1 else ''}"
+                        f" {shown}" + (f" and {more} more" if more > 0 else ""))
+                origin = _rule_origin(ctx, exposure, texts)
+                problems.append(_exposure_evidence(sp.name, endpoint, exposure, peer, origin))
+    return checked, problems
+
+
+def _pods_text(exposure: Exposure) -> str:
+    pods = exposure.pods
+    return f"pods {pods.describe()}" if pods is not None and not pods.empty else "any pod"
+
+
+def _rule_origin(ctx: ProbeContext, exposure: Exposure, texts: dict[str, str | None]) -> str:
+    """The rule's own ``file:line`` in the repository (the policy's when it cannot be
+    told: a live object, a ``kind: List``, a file that changed since it was read)."""
+    path, _, line = exposure.policy.origin.rpartition(":")
+    repo = ctx.source.repo
+    if repo is None or not path or not line.isdigit():
+        return ""
+    if path not in texts:
+        try:
+            texts[path] = repofiles.read_text(repo, repo / path)
+        except ProbeError:
+            texts[path] = None
+    text = texts[path]
+    if text is None:
+        return ""
+    rest = text.splitlines()[int(line) - 1:]
+    end = next((i for i, t in enumerate(rest) if i and t.startswith("---")), len(rest))
+    try:
+        node = yaml.compose("\n".join(rest[:end]), Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, RecursionError):
+        return ""
+    for key in ("spec", exposure.direction.lower()):
+        node = _child(node, key)
+    if not isinstance(node, yaml.SequenceNode) or len(node.value) <= exposure.rule:
+        return ""
+    return f"{path}:{int(line) + node.value[exposure.rule].start_mark.line}"
+
+
+def _child(node: object, key: str) -> object:
+    if isinstance(node, yaml.MappingNode):
+        return next((v for k, v in node.value if isinstance(k, yaml.ScalarNode)
+                     and k.value == key), None)
+    return None
+
+
+def _exposure_evidence(service: str, endpoint: Endpoint, exposure: Exposure,
+                       peer: str, origin: str) -> Evidence:
+    if exposure.rule < 0:
+        way = "ingress" if exposure.direction == INGRESS else "egress"
+        return ev(endpoint.ref or "config",
+                  f"{service}: no NetworkPolicy isolates its {way}, so "
+                  + ("every pod and address reaches it" if exposure.direction == INGRESS
+                     else "it reaches every pod and address")
+                  + " on all ports (not intended)")
+    if exposure.direction == INGRESS:
+        what = f"{service} is reachable from {peer} on {exposure.describe_ports()}"
+    else:
+        what = f"{service} reaches {peer} on {exposure.describe_ports()}"
+    return ev(exposure.policy.ref, f"{what} — {exposure.where(origin)} admits it; no "
+                                   "intended flow does")
+
+
+@probe("netpol.flows", kinds=(*NETPOL_KINDS, "KafkaUser"))
+def flows(ctx: ProbeContext, params: Params) -> Outcome:
+    """Every intended flow and every flow the manifests imply is allowed; every other
+    service-to-service pair is denied on the destination's service port; and nothing
+    outside the app namespace (other namespaces, outside addresses) reaches a service or
+    is reached by one beyond those flows."""
+    if not ctx.config.services:
+        return skipped(NO_SERVICES)
+    config = ctx.config
+    located = locate_services(ctx.inventory, config)
+    policies, notes = _policies(ctx.inventory)
+    notes += _modelled_notes(located, config.namespace)
+    labels = namespace_labels(ctx.inventory)
+    derived = derived_flows(config, ctx.inventory, located)
+    needs = _needs(config, located, derived)
+    problems: list[Evidence] = []
+    for need in needs:
+        problems += _check_need(need, ctx, located, policies, labels)
+    intended = {(n.source.name, n.to.name, n.port) for n in needs
+                if n.source.kind == n.to.kind == "service"}
+    checked, unintended = _pairs(located, policies, labels, intended)
+    exposures_checked, exposed = _exposures(ctx, located, needs, policies, labels)
+    problems += unintended + exposed
+    implied = [ev(n.ref, f"needed flow {n.label}: {n.why}") for n in needs if n.why]
     ok = [ev(f"Namespace/{config.namespace}",
-             f"{len(config.flows)} intended flows allowed; {checked} other service-to-service "
-             "connections denied on their service ports")]
-    return _outcome(problems, ok, notes)
+             f"{len(config.flows)} intended and {len(implied)} derived flows allowed; "
+             f"{checked} other service-to-service connections denied on their service "
+             f"ports; {exposures_checked} openings to other namespaces and outside "
+             "addresses all explained by those flows")]
+    return _outcome(problems, [*ok, *implied], notes)
 
 
 # ------------------------------------------------------------------------------------ DNS
@@ -347,8 +676,9 @@ def _callers(located: dict[str, ServicePods], config_flows: list[Flow]) -> dict[
         for name, sp in located.items()
     }
     for flow in config_flows:
-        if flow.source.startswith("ns/"):
-            callers[flow.source] = Caller(flow.source, flow.source[3:], None)
+        source, _ = flow.peers()
+        if source.kind == "namespace":
+            callers[flow.source] = Caller(flow.source, source.name, None)
     return callers
 
 
@@ -375,7 +705,8 @@ def istio_authz(ctx: ProbeContext, params: Params) -> Outcome:
     problems: list[Evidence] = []
     ok: list[Evidence] = []
     for sp in located.values():
-        flows_in = [f for f in ctx.config.flows if f.to == sp.name]
+        # Istio authorizes workloads by identity: outside addresses have none.
+        flows_in = [f for f in ctx.config.flows if f.to == sp.name and f.source in callers]
         wanted = {f.source for f in flows_in}
         for endpoint, pod_port in zip(sp.endpoints, sp.pod_ports, strict=True):
             where = endpoint.ref or "config"

@@ -500,8 +500,10 @@ def _repo_trees(ctx: ProbeContext, folder: str, notes: list[Evidence]
 
 
 def _route_alert(labels: dict[str, str], trees: list[tuple[alertmanager.Tree, bool]]
-                 ) -> tuple[list[tuple[str, str]], list[str]]:
-    """Where one alert is routed well ((tree, receiver) pairs), and why not elsewhere."""
+                 ) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """Where one alert is routed well ((tree, receiver, advice) triples), and why not
+    elsewhere. A catch-all route to a receiver with an integration routes the alert; that
+    no route is dedicated to its severity is advice, not a failure."""
     good, bad = [], []
     severity = labels.get("severity", "")
     for tree, match_top in trees:
@@ -513,11 +515,13 @@ def _route_alert(labels: dict[str, str], trees: list[tuple[alertmanager.Tree, bo
         for delivery in deliveries:
             if delivery.problems:
                 bad.append(f"{tree.where}: {'; '.join(delivery.problems)}")
-            elif not alertmanager.severity_routed(delivery, "severity", match_top):
-                bad.append(f"{tree.where}: no route matches severity={severity}; it falls "
-                           f"through to receiver {delivery.receiver!r}")
-            else:
-                good.append((tree.where, str(delivery.receiver)))
+                continue
+            advice = ""
+            if not alertmanager.severity_routed(delivery, "severity", match_top):
+                advice = (f"note: no route matches severity={severity}, it reaches receiver "
+                          f"{delivery.receiver!r} through the catch-all route; a "
+                          "per-severity route is advised")
+            good.append((tree.where, str(delivery.receiver), advice))
         bad += [f"{tree.where}: {p}" for p in tree.problems]
     return good, bad
 
@@ -525,9 +529,10 @@ def _route_alert(labels: dict[str, str], trees: list[tuple[alertmanager.Tree, bo
 @probe("slo.alert-routing", kinds=[RULE_KIND, "Alertmanager", "AlertmanagerConfig", "ConfigMap",
                                    "Prometheus", "Namespace"])
 def alert_routing(ctx: ProbeContext, params: Params) -> Outcome:
-    """Each SLO alert reaches, through a route matching its severity, a receiver with an
-    integration: read from AlertmanagerConfigs an Alertmanager selects, ``alertmanager.yml``
-    in a ConfigMap, or plain files under ``infra/alertmanager/`` (never from Secrets)."""
+    """Each SLO alert reaches a receiver with an integration (a route for its severity,
+    or a catch-all route — then with a note advising a per-severity route): read from
+    AlertmanagerConfigs an Alertmanager selects, ``alertmanager.yml`` in a ConfigMap, or
+    plain files under ``infra/alertmanager/`` (never from Secrets)."""
     trees, notes = _trees(ctx, params)
     rules = _rules(ctx)
     alerts = _slo_alerts(rules, Interpreter(_spec(ctx), records_of(rules)))
@@ -547,8 +552,10 @@ def alert_routing(ctx: ProbeContext, params: Params) -> Outcome:
     for name, ref, labels in targets:
         good, bad = _route_alert(labels, trees)
         if good:
-            where = "; ".join(f"{tree} -> receiver {receiver!r}" for tree, receiver in good)
-            ok.append(ev(ref or good[0][0], f"{name}: routed by {where}"))
+            where = "; ".join(f"{tree} -> receiver {receiver!r}" for tree, receiver, _ in good)
+            advice = next((a for _, _, a in good if a), "")
+            ok.append(ev(ref or good[0][0], f"{name}: routed by {where}"
+                         + (f" ({advice})" if advice else "")))
         else:
             severity = labels.get("severity") or "unset"
             problems.append(ev(ref or RULE_KIND,

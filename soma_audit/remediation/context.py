@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from soma_audit.config import Config, LoadProfile, Service
+from soma_audit.config import Config, Flow, LoadProfile, Service
 from soma_audit.core.errors import AuditError
+from soma_audit.core.flowpeers import FlowPeer
 from soma_audit.domain import argocd as argo
 from soma_audit.domain import kafka as strimzi
+from soma_audit.domain.netpol.derived import derived_flows
 from soma_audit.domain.netpol.policy import ServicePods, app_namespaces, locate_services
 from soma_audit.kube.inventory import Inventory, Resource
 from soma_audit.kube.labels import LABEL_METADATA_NAME
@@ -25,8 +27,6 @@ from soma_audit.kube.labels import LABEL_METADATA_NAME
 #: Where SomaAgentHub's manifests live when no Application names a repository yet
 #: (the plan's own repository).
 DEFAULT_REPO_URL = "https://github.com/somatechlat/somaAgentHub.git"
-#: Strimzi's conventional TLS listener port: KafkaUsers authenticate with mTLS.
-KAFKA_TLS_PORT = 9093
 
 
 class ContextError(AuditError):
@@ -157,62 +157,108 @@ def _namespace_of(located: Mapping[str, ServicePods], name: str, default: str) -
     return (endpoints[0].namespace if endpoints else None) or default
 
 
-def _peer(target: str, here: str, located: Mapping[str, ServicePods],
+def _in_namespace(namespace: str, here: str, peer: dict[str, Any]) -> dict[str, Any]:
+    """``peer`` as seen from namespace ``here``: other namespaces are named explicitly."""
+    if namespace == here:
+        return peer
+    return {"namespaceSelector": {"matchLabels": {LABEL_METADATA_NAME: namespace}}, **peer}
+
+
+def _peer(target: FlowPeer, here: str, located: Mapping[str, ServicePods],
           config: Config) -> dict[str, Any]:
     """The NetworkPolicy peer for a flow end seen from namespace ``here``."""
-    if target.startswith("ns/"):
-        return {"namespaceSelector": {"matchLabels": {LABEL_METADATA_NAME: target[3:]}}}
-    service = located[target].service
-    peer: dict[str, Any] = {"podSelector": {"matchLabels": dict(service.selector)}}
-    namespace = _namespace_of(located, target, config.namespace)
-    if namespace != here:
-        peer = {"namespaceSelector": {"matchLabels": {LABEL_METADATA_NAME: namespace}},
-                **peer}
-    return peer
+    if target.kind == "namespace":
+        peer: dict[str, Any] = {
+            "namespaceSelector": {"matchLabels": {LABEL_METADATA_NAME: target.name}}}
+        if target.pods:
+            peer["podSelector"] = {"matchLabels": dict(target.pods)}
+        return peer
+    if target.kind in ("cidr", "external"):
+        network = target.networks[0]  # external/https: the IPv4 internet
+        carved = [str(e) for e in target.excepts if e.version == network.version]
+        block: dict[str, Any] = {"cidr": str(network)}
+        if carved:
+            block["except"] = carved
+        return {"ipBlock": block}
+    if target.kind == "kafka":
+        brokers = {"podSelector": {"matchLabels": {
+            "strimzi.io/cluster": target.name, "strimzi.io/kind": "Kafka"}}}
+        return _in_namespace(config.kafka.namespace, here, brokers)
+    service = located[target.name].service
+    return _in_namespace(_namespace_of(located, target.name, config.namespace), here,
+                         {"podSelector": {"matchLabels": dict(service.selector)}})
 
 
-def _pod_port(flow_port: int | None, destination: str,
-              located: Mapping[str, ServicePods], index: int) -> int:
-    """The port on the destination pod: a service port becomes the pod's target port."""
-    if destination.startswith("ns/"):
-        if flow_port is None:
-            raise ContextError(f"config flows[{index}] (to {destination}): a namespace has no "
-                               "service port; set `port:` on this flow")
-        return flow_port
-    sp = located[destination]
-    if flow_port is None or flow_port == sp.service.port:
+def _pod_port(flow: Flow, destination: FlowPeer, located: Mapping[str, ServicePods],
+              where: str) -> int:
+    """The port on the destination pod: a service port becomes the pod's target port; an
+    outside peer or a namespace takes the flow's port (or the peer's default)."""
+    if destination.kind != "service":
+        port = flow.port or destination.default_port()
+        if port is None:
+            raise ContextError(f"config {where} (to {destination.text}): a "
+                               f"{destination.kind} peer has no service port; set `port:` "
+                               "on this flow")
+        return port
+    sp = located[destination.name]
+    if flow.port is None or flow.port == sp.service.port:
         return sp.pod_ports[0] if sp.pod_ports else sp.service.port
-    return flow_port
+    return flow.port
+
+
+def _existing_peer(inventory: Inventory, here: str, selector: dict[str, str],
+                   namespace: str, port: int) -> dict[str, Any] | None:
+    """A peer of the service's current policy that already opens ``port`` to pods of
+    ``namespace``: kept as written (it may name the pods more narrowly than we can)."""
+    for resource in inventory.of_kind("NetworkPolicy", namespace=here):
+        spec = resource.spec
+        pods = spec.get("podSelector")
+        if not isinstance(pods, dict) or pods.get("matchLabels") != selector:
+            continue
+        for rule in spec.get("egress") or []:
+            if not isinstance(rule, dict):
+                continue
+            ports = rule.get("ports") or []
+            if ports and not any(isinstance(p, dict) and p.get("port") == port for p in ports):
+                continue
+            for peer in rule.get("to") or []:
+                names = (peer.get("namespaceSelector") or {}).get("matchLabels") \
+                    if isinstance(peer, dict) else None
+                if isinstance(names, dict) and names.get(LABEL_METADATA_NAME) == namespace:
+                    return dict(peer)
+    return None
 
 
 def network_policies(config: Config, inventory: Inventory) -> list[ServicePolicy]:
-    """One policy per service: ingress from its intended callers, egress to its callees."""
+    """One policy per service: ingress from the peers of its intended flows, egress to
+    them, plus every flow the manifests imply (environment addresses, KafkaUsers), so
+    that no rule allowing a needed flow is dropped. DNS comes from netpol-baseline."""
     located = locate_services(inventory, config)
-    kafka_users = {u.name for u in config.kafka.users}
+    needed = [(flow, f"flows[{i}]", "") for i, flow in enumerate(config.flows)]
+    needed += [(d.flow, "derived flow", "" if not d.any_pod else d.flow.to)
+               for d in derived_flows(config, inventory, located)]
     policies: list[ServicePolicy] = []
     for service in config.services:
         here = _namespace_of(located, service.name, config.namespace)
         policy = ServicePolicy(service.name, here, dict(service.selector))
-        for index, flow in enumerate(config.flows):
-            if flow.to == service.name:
-                port = _pod_port(flow.port, flow.to, located, index)
-                rule = Rule(_peer(flow.source, here, located, config), port,
-                            f"from {flow.source}")
+        for flow, where, any_pod_in in needed:
+            source, to = flow.peers()
+            if to.kind == "service" and to.name == service.name:
+                rule = Rule(_peer(source, here, located, config),
+                            _pod_port(flow, to, located, where), f"from {flow.source}")
                 if rule not in policy.ingress:
                     policy.ingress.append(rule)
-            if flow.source == service.name:
-                port = _pod_port(flow.port, flow.to, located, index)
-                rule = Rule(_peer(flow.to, here, located, config), port, f"to {flow.to}")
-                if rule not in policy.egress:
+            if source.kind == "service" and source.name == service.name:
+                port = _pod_port(flow, to, located, where)
+                peer = _peer(to, here, located, config)
+                if any_pod_in:
+                    peer = _existing_peer(inventory, here, dict(service.selector), to.name,
+                                          port) or peer
+                why = f"to {flow.to}" + (" (derived from the manifests)"
+                                         if where == "derived flow" else "")
+                rule = Rule(peer, port, why)
+                if all(r.peer != rule.peer or r.port != rule.port for r in policy.egress):
                     policy.egress.append(rule)
-        if service.name in kafka_users:
-            broker = {"podSelector": {"matchLabels": {
-                "strimzi.io/cluster": config.kafka.cluster, "strimzi.io/kind": "Kafka"}}}
-            if config.kafka.namespace != here:
-                broker = {"namespaceSelector": {"matchLabels": {
-                    LABEL_METADATA_NAME: config.kafka.namespace}}, **broker}
-            policy.egress.append(Rule(broker, KAFKA_TLS_PORT,
-                                      f"to Kafka cluster {config.kafka.cluster} (KafkaUser)"))
         policies.append(policy)
     return policies
 

@@ -35,7 +35,10 @@ AUDIT_CONFIG = {
                   "labels": {"app.kubernetes.io/name": "soma-audit",
                              "app.kubernetes.io/component": "server"}}],
     "namespaces": {"soma-audit": {"enforce": "restricted"}},
-    "flows": [{"from": "ns/monitoring", "to": "soma-audit"}],
+    "flows": [{"from": "ns/monitoring", "to": "soma-audit"},
+              # the API server is no pod: any address, on its Service and endpoint ports
+              {"from": "soma-audit", "to": "cidr/0.0.0.0/0", "port": 443},
+              {"from": "soma-audit", "to": "cidr/0.0.0.0/0", "port": 6443}],
 }
 #: What applies to a single-workload namespace read from files; the rest must skip.
 AUDIT_PASSES = {
@@ -256,7 +259,7 @@ def test_our_own_audit_passes_on_the_deployment(tmp_path: Path) -> None:
         evidence["pss.readonly-root"])
     assert "NetworkPolicy/soma-audit/default-deny-all" in evidence["netpol.default-deny"]
     assert "soma-audit reaches kube-dns on 53/UDP and 53/TCP" in evidence["netpol.dns-egress"]
-    assert "1 intended flows allowed" in evidence["netpol.flows"]
+    assert "3 intended and 0 derived flows allowed" in evidence["netpol.flows"]
     assert "needs a live cluster" in evidence["pss.admission-verdict"]
 
 

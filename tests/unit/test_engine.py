@@ -157,3 +157,36 @@ def test_unreadable_kinds_error_and_absent_products_fail(tree: Path) -> None:
     assert (absent.status, absent.evidence[0].message) == (
         Status.FAIL, "Argo CD not installed (no argoproj.io API)")
     assert other.status is Status.FAIL  # the rest of the report stands
+
+
+def _snapshot_report(tmp_path: Path, repo: Path | None):
+    from soma_audit.catalog.checks import load_catalog
+    from soma_audit.sources.snapshot import SnapshotSource
+
+    dump = tmp_path / "dump.yaml"
+    dump.write_text("apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n"
+                    "  metadata: {name: soma-agent-hub}\n")
+    request = AuditRequest(source=SnapshotSource(dump, repo=repo), config=load_config(),
+                           checks=load_catalog(), today=TODAY)
+    return run_audit(request)
+
+
+def test_repository_checks_are_skipped_without_a_repository(tmp_path: Path) -> None:
+    report = _snapshot_report(tmp_path, None)
+    skipped = {r.check.id for r in report.results
+               if r.status is Status.SKIP and "no repository to read files from" in
+               r.evidence[0].message}
+    assert len(skipped) == 12, sorted(skipped)
+    assert {"fga.model-file", "k6.scripts", "e2e.results-passed", "ops.runbooks"} <= skipped
+    assert all("give --repo DIR" in r.evidence[0].message for r in report.results
+               if r.check.id in skipped)
+    assert not [r.check.id for r in report.results if r.status is Status.ERROR]
+
+
+def test_a_repository_turns_the_repository_checks_on(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    report = _snapshot_report(tmp_path, repo)
+    model = next(r for r in report.results if r.check.id == "fga.model-file")
+    assert model.status is Status.FAIL
+    assert not [r for r in report.results if "no repository" in r.evidence[0].message]

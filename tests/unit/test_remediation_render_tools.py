@@ -71,15 +71,58 @@ def test_fga_model_validates_and_its_scenarios_pass(overrides: dict[str, Any],
     assert "FAIL" not in tested.stdout + tested.stderr
 
 
-def test_fga_scenarios_correct_the_plans_developer_expectation() -> None:
-    """The plan's E2E expected a developer to edit the project; its own model says no."""
+#: The plan's permission definitions, as who holds each permission (roles on the
+#: organization acme or the project agent-platform of the rendered test file).
+PLAN_PERMISSIONS = {
+    "can_admin_org": {"organization admin"},
+    "is_member": {"organization member"},
+    "can_edit_project": {"organization admin", "project admin", "maintainer"},
+    "can_deploy": {"organization admin", "project admin", "maintainer"},
+    "can_run_agent": {"organization admin", "project admin", "developer"},
+}
+ROLES = ("organization admin", "organization member", "project admin", "maintainer",
+         "developer", "viewer", "no role")
+
+
+def _permission_table(tests_text: str) -> dict[tuple[str, str], bool]:
+    table: dict[tuple[str, str], bool] = {}
+    for test in yaml.safe_load(tests_text)["tests"]:
+        if not test["name"].startswith("permission table: "):
+            continue
+        role = test["name"].removeprefix("permission table: ").rsplit(" (", 1)[0]
+        for case in test["check"]:
+            for permission, granted in case["assertions"].items():
+                table[(role, permission)] = granted
+    return table
+
+
+def test_fga_permission_table_is_the_plans_least_privilege() -> None:
+    """Every plan permission for every role is asserted, grants and denials, exactly as the
+    plan defines them (a developer may not edit the project, whatever its E2E example
+    expects; a maintainer may not run agents)."""
     (_, tests) = _rendered("fga-model", {})
-    data = yaml.safe_load(tests.text)
-    developer = next(t for t in data["tests"] if t["name"].startswith("developer"))
-    project = next(c for c in developer["check"] if c["object"].startswith("project:"))
-    assert project["assertions"]["can_edit_project"] is False
-    assert project["assertions"]["can_run_agent"] is True
-    assert project["assertions"]["can_deploy"] is False
+    table = _permission_table(tests.text)
+    expected = {(role, permission): role in holders
+                for permission, holders in PLAN_PERMISSIONS.items() for role in ROLES}
+    assert table == expected
+    assert "contradicts itself" in tests.text
+
+
+def test_fga_model_test_fails_a_model_granting_more_than_the_plan(tmp_path: Path) -> None:
+    """The permission table is checked by the real ``fga model test``: a model that lets
+    maintainers run agents fails it."""
+    model_file, tests = _rendered("fga-model", {})
+    _write(tmp_path, [model_file, tests])
+    model = tmp_path / model_file.path
+    widened = model.read_text().replace("define can_run_agent: developer or admin",
+                                        "define can_run_agent: developer or maintainer or admin")
+    assert widened != model.read_text()
+    model.write_text(widened)
+    tests_path = tmp_path / tests.path
+    tested = _run(_tool("fga"), "model", "test", "--tests", str(tests_path),
+                  cwd=tests_path.parent)
+    assert tested.returncode != 0
+    assert "can_run_agent" in tested.stdout + tested.stderr
 
 
 def test_fga_model_keeps_permissions_inside_their_types() -> None:

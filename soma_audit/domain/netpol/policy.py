@@ -324,6 +324,8 @@ class Policy:
     problems: tuple[str, ...] = ()
     #: ``policyTypes`` was not given and was defaulted (a frequent cause of surprises)
     types_defaulted: bool = False
+    #: where the manifest was read (``file:line``), for evidence naming a rule
+    origin: str = ""
 
     def selects(self, endpoint: Endpoint) -> bool:
         return (
@@ -340,7 +342,7 @@ class Policy:
         return direction in self.types and not self.rules(direction)
 
 
-def parse_policy(body: Any, ref: str = "") -> Policy:
+def parse_policy(body: Any, ref: str = "", origin: str = "") -> Policy:
     """A NetworkPolicy from its manifest; never raises. ``problems`` lists what the API
     server would reject. A policy without ``metadata.namespace`` selects nothing (we cannot
     know where it will be applied)."""
@@ -379,12 +381,13 @@ def parse_policy(body: Any, ref: str = "") -> Policy:
             if kind not in (INGRESS, EGRESS):
                 problems.append(f"spec.policyTypes[{i}]: {kind!r} is not Ingress or Egress")
         types = frozenset(t for t in raw_types if t in (INGRESS, EGRESS))
-    return Policy(ref, namespace, selector, ingress, egress, types, tuple(problems), defaulted)
+    return Policy(ref, namespace, selector, ingress, egress, types, tuple(problems), defaulted,
+                  origin)
 
 
 def load_policies(inventory: Inventory) -> list[Policy]:
     """Every NetworkPolicy of the inventory, parsed (valid or not)."""
-    return [parse_policy(r.body, r.ref) for r in inventory.of_kind("NetworkPolicy")]
+    return [parse_policy(r.body, r.ref, r.origin) for r in inventory.of_kind("NetworkPolicy")]
 
 
 # ----------------------------------------------------------------------------- decisions
@@ -515,6 +518,160 @@ def reachability_matrix(
     }
 
 
+# ------------------------------------------------------------------------------ exposure
+# Who outside a pod's namespace a policy admits, rule by rule: pods of other namespaces
+# (a representative pod of a namespace no config names, and each named namespace) and
+# addresses outside the cluster (ipBlock). The outside side of such a connection is
+# unknown (another team's namespace, the internet), so only the subject's own side decides.
+
+#: A namespace name no configuration uses: it stands for "any other namespace".
+UNLISTED_NAMESPACE = "soma-audit-unlisted-namespace"
+
+
+def selector_witness(selector: Selector | None) -> dict[str, str] | None:
+    """Labels of a pod the selector selects (None: no selector, any pod), or None when
+    no label set can satisfy it (or it is invalid)."""
+    if selector is None:
+        return {}
+    if not selector.valid:
+        return None
+    labels = dict(selector.match_labels)
+    if len(labels) != len(selector.match_labels):
+        return None  # one key with two values
+    for requirement in selector.requirements:
+        if requirement.operator == "In" and requirement.key not in labels:
+            if not requirement.values:
+                return None
+            labels[requirement.key] = min(requirement.values)
+        elif requirement.operator == "Exists":
+            labels.setdefault(requirement.key, "present")
+    return labels if selector.matches(labels) else None
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One rule of one policy admitting something outside the subject's namespace."""
+
+    policy: Policy
+    direction: str
+    #: index of the rule in ``spec.ingress``/``spec.egress``; -1: no policy isolates
+    rule: int
+    #: "everything", "unlisted" (any other namespace), "namespace" or "address"
+    reach: str
+    ports: tuple[PortRule, ...] = ()
+    namespace: str | None = None
+    pods: Selector | None = None
+    block: IpBlock | None = None
+
+    @property
+    def path(self) -> str:
+        """The rule as a path inside the policy: ``spec.ingress[0]``."""
+        return f"spec.{self.direction.lower()}[{self.rule}]"
+
+    def where(self, origin: str = "") -> str:
+        """The rule, its policy and where it is written (``origin``: the rule's own
+        file:line when known, else the policy's)."""
+        if self.rule < 0:
+            return "no policy"
+        origin = origin or self.policy.origin
+        at = f" ({origin})" if origin and origin != "cluster" else ""
+        return f"{self.path} of {self.policy.ref}{at}"
+
+    def describe_peer(self) -> str:
+        pods = (f"pods {self.pods.describe()}" if self.pods is not None and not self.pods.empty
+                else "any pod")
+        if self.reach == "everything":
+            return "every pod of every namespace and every address"
+        if self.reach == "unlisted":
+            return f"{pods} in any other namespace (one no flow names)"
+        if self.reach == "namespace":
+            return f"{pods} in namespace {self.namespace}"
+        assert self.block is not None and self.block.cidr is not None
+        carved = (" except " + ", ".join(map(str, self.block.excepts))
+                  if self.block.excepts else "")
+        return f"addresses {self.block.cidr}{carved}"
+
+    def describe_ports(self) -> str:
+        return ", ".join(p.describe() for p in self.ports) if self.ports else "all ports"
+
+
+def outside_exposures(
+    subject: Endpoint,
+    direction: str,
+    policies: Iterable[Policy],
+    listed: Iterable[str],
+    namespace_labels: Mapping[str, Mapping[str, str]],
+) -> list[Exposure]:
+    """Every way ``subject`` is reachable from (ingress) or reaches (egress) something
+    outside its namespace. A subject no policy isolates that way is exposed to everything.
+    Invalid peers and ports match nothing (the API server rejects them anyway)."""
+    ns_labels = namespace_label_lookup(namespace_labels)
+    isolating = [p for p in policies if direction in p.types and p.selects(subject)]
+    if not isolating:
+        return [Exposure(Policy("", subject.namespace or "", Selector()), direction, -1,
+                         "everything")]
+    others = sorted(set(listed) - {subject.namespace or ""})
+    found: list[Exposure] = []
+    for policy in isolating:
+        for index, rule in enumerate(policy.rules(direction)):
+            ports = rule.ports
+            if ports and not any(p.valid for p in ports):
+                continue
+            if rule.peers is None:
+                found.append(Exposure(policy, direction, index, "everything", ports))
+                continue
+            for peer in rule.peers:
+                found += _peer_exposures(policy, direction, index, peer, ports, others,
+                                         ns_labels)
+    return found
+
+
+def _peer_exposures(
+    policy: Policy,
+    direction: str,
+    index: int,
+    peer: Peer,
+    ports: tuple[PortRule, ...],
+    others: list[str],
+    ns_labels: Callable[[str], Mapping[str, str]],
+) -> list[Exposure]:
+    if not peer.valid:
+        return []
+    if peer.ip_block is not None:
+        if peer.ip_block.cidr is None:
+            return []
+        return [Exposure(policy, direction, index, "address", ports, block=peer.ip_block)]
+    if peer.namespaces is None or selector_witness(peer.pods) is None:
+        return []  # the policy's own namespace, or pods no label set can match
+    found = []
+    if peer.namespaces.matches(ns_labels(UNLISTED_NAMESPACE)):
+        found.append(Exposure(policy, direction, index, "unlisted", ports, pods=peer.pods))
+    found += [
+        Exposure(policy, direction, index, "namespace", ports, namespace, peer.pods)
+        for namespace in others
+        if namespace != policy.namespace and peer.namespaces.matches(ns_labels(namespace))
+    ]
+    return found
+
+
+def ports_within(ports: tuple[PortRule, ...], wanted: set[int], named: Endpoint | None) -> bool:
+    """Whether the rule's ports open nothing but ``wanted`` (TCP or UDP numbers); a named
+    port counts when it resolves on ``named`` (the destination pod) to a wanted port."""
+    if not ports:
+        return False
+    for rule in ports:
+        if not rule.valid:
+            continue
+        if isinstance(rule.port, str):
+            resolved = named.named_ports.get(rule.port) if named is not None else None
+            if resolved is None or resolved[0] not in wanted:
+                return False
+        elif rule.port is None or any(
+                port not in wanted for port in range(rule.port, (rule.end_port or rule.port) + 1)):
+            return False
+    return True
+
+
 # ------------------------------------------------------------------------------ topology
 # Where the configured services' pods are, with the labels and ports policies see.
 
@@ -614,11 +771,6 @@ def locate_services(inventory: Inventory, config: Config) -> dict[str, ServicePo
     return located
 
 
-def namespace_peer(namespace: str) -> Endpoint:
-    """``ns/<namespace>`` of a flow: any pod there, modelled as a pod without labels."""
-    return Endpoint(f"ns/{namespace}", namespace, {}, ref=f"Namespace/{namespace}")
-
-
 def dns_endpoints(inventory: Inventory) -> tuple[tuple[Endpoint, ...], bool]:
     """The cluster DNS pods (``k8s-app: kube-dns`` in kube-system) and whether they were
     modelled (with the upstream CoreDNS ports) because the inventory has none."""
@@ -637,6 +789,29 @@ def dns_endpoints(inventory: Inventory) -> tuple[tuple[Endpoint, ...], bool]:
         ref=f"Namespace/{DNS_NAMESPACE}",
     )
     return (modelled,), True
+
+
+#: Labels of the Strimzi broker pods of a Kafka cluster (``strimzi.io/name`` is
+#: ``<cluster>-kafka``), used when the inventory holds none.
+def kafka_broker_labels(cluster: str) -> dict[str, str]:
+    return {"strimzi.io/cluster": cluster, "strimzi.io/kind": "Kafka",
+            "strimzi.io/name": f"{cluster}-kafka"}
+
+
+def kafka_brokers(inventory: Inventory, namespace: str, cluster: str
+                  ) -> tuple[tuple[Endpoint, ...], bool]:
+    """The broker pods of a Strimzi Kafka cluster, and whether they were modelled (with
+    Strimzi's labels) because the inventory has none."""
+    wanted = {"strimzi.io/cluster": cluster, "strimzi.io/kind": "Kafka"}
+    found = tuple(
+        endpoint_of(w, f"kafka/{cluster}")
+        for w in workloads(inventory, namespace)
+        if has_labels(w.pod_labels, wanted.items())
+    )
+    if found:
+        return found, False
+    return (Endpoint(f"kafka/{cluster}", namespace, kafka_broker_labels(cluster),
+                     ref=f"Kafka/{namespace}/{cluster}"),), True
 
 
 def app_namespaces(config: Config, located: Mapping[str, ServicePods]) -> list[str]:

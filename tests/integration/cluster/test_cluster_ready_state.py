@@ -48,7 +48,8 @@ def _kubernetes_checks() -> list[str]:
     """Checks decided from Kubernetes objects (plus, for ops.runbooks, the repo's runbooks)."""
     probes = load_probes()
     return sorted(c.id for c in load_catalog()
-                  if not c.manual and set(c.requires) <= {"cluster"} and probes[c.probe].kinds)
+                  if not c.manual and set(c.requires) <= {"cluster", "status"}
+                  and probes[c.probe].kinds)
 
 
 def _load() -> Objects:
