@@ -1,0 +1,458 @@
+"""Helm charts and Kustomize overlays of a repository, rendered as Argo CD would render them.
+
+What runs: the real ``helm template`` (Helm v4) and ``kustomize build`` (or ``kubectl
+kustomize``), found like every tool (config ``tools.helm``/``tools.kustomize``, beside the
+Python, then ``PATH``), each bounded in time (``tools.timeout_seconds``) and output size
+(:data:`MAX_RENDER_BYTES`), in an environment of their own: an empty home, no Helm plugins
+or repositories, no kubeconfig, so nothing but the repository's files is read and nothing
+is fetched. Dependencies must be vendored (``charts/*.tgz``); a remote Kustomize base is
+refused. Templates are data for the renderer, not code we run: ``lookup`` returns nothing
+without a cluster and ``.Files`` reads only the chart's own files.
+
+Which inputs: for a chart, each ``helm.charts[]`` entry of the config naming it; else each
+Argo CD Application of the repository whose source path is the chart (its value files,
+values, parameters, release name and destination namespace, in Argo CD's precedence);
+else the chart's own ``values.yaml`` into the configured namespace. For a kustomization,
+each Application pointing at it; else, when no other kustomization uses it as a base,
+one build (a base is built only through its overlays).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from soma_audit.config import Config
+from soma_audit.inventory import Rendering, Resource, SourceEntry
+from soma_audit.sources.documents import parse_text, safe_load
+from soma_audit.tools import ToolError, ToolRunner
+
+CHART_FILE = "Chart.yaml"
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+#: The most a single rendering may print: far above any real platform's manifests.
+MAX_RENDER_BYTES = 64 * 1024 * 1024
+#: Characters of a renderer's error message quoted in evidence.
+MAX_MESSAGE = 600
+
+#: Kinds that have no namespace. A namespaced object rendered without one is placed in
+#: the rendering's namespace, as ``helm install -n`` and an Argo CD sync place it.
+CLUSTER_SCOPED = frozenset({
+    "Namespace", "Node", "PersistentVolume", "StorageClass", "PriorityClass", "RuntimeClass",
+    "IngressClass", "CSIDriver", "CSINode", "VolumeAttachment", "ClusterRole",
+    "ClusterRoleBinding", "CustomResourceDefinition", "APIService",
+    "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ClusterIssuer",
+    "ClusterSecretStore", "ClusterPolicy", "ClusterServingRuntime",
+})
+
+_SOURCE_LINE = re.compile(r"^# Source: (\S.*?)\s*$", re.MULTILINE)
+_KIND_LINE = re.compile(r"^kind:\s*[\"']?([A-Za-z][A-Za-z0-9]*)", re.MULTILINE)
+_REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|git@|github\.com/|gitlab\.com/)|\?ref=")
+
+
+class RenderError(Exception):
+    """A chart or overlay that cannot be rendered; the message names it and quotes why."""
+
+    def __init__(self, message: str, *, tool_missing: bool = False) -> None:
+        super().__init__(message)
+        self.tool_missing = tool_missing
+
+
+@dataclass(frozen=True)
+class HelmInputs:
+    """One ``helm template`` invocation, as its command line will say it."""
+
+    chart: str
+    release: str
+    namespace: str
+    value_files: tuple[str, ...] = ()
+    inline_values: str = ""
+    #: (name, value, string-only) as Argo CD's ``parameters``; config ``set`` as JSON.
+    parameters: tuple[tuple[str, str, bool], ...] = ()
+    set_json: tuple[tuple[str, str], ...] = ()
+    file_parameters: tuple[tuple[str, str], ...] = ()
+    include_crds: bool = True
+    via: str = "defaults"
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class KustomizeInputs:
+    path: str
+    namespace: str = ""
+    via: str = "defaults"
+
+
+@dataclass
+class Rendered:
+    """What rendering a repository produced: objects, the sources list, what failed."""
+
+    resources: list[Resource] = field(default_factory=list)
+    entries: list[SourceEntry] = field(default_factory=list)
+    #: (where, message, the tool is missing, kinds the source would have produced)
+    failures: list[tuple[str, str, bool, frozenset[str]]] = field(default_factory=list)
+
+
+def _inside(root: Path, candidate: Path) -> Path | None:
+    """``candidate`` resolved, if it stays inside ``root`` (no ``..`` or symlink escape)."""
+    try:
+        resolved = candidate.resolve()
+    except (OSError, RuntimeError):
+        return None
+    return resolved if resolved == root or root in resolved.parents else None
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return safe_load(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+
+
+def kustomization_file(directory: Path) -> Path | None:
+    return next((directory / n for n in KUSTOMIZATION_FILES if (directory / n).is_file()), None)
+
+
+def kinds_in(files: Iterable[Path]) -> frozenset[str]:
+    """Kinds a chart's templates or an overlay's files declare (top-level ``kind:``): what
+    a failed rendering hides from the checks."""
+    kinds: set[str] = set()
+    for path in files:
+        try:
+            if path.stat().st_size <= MAX_RENDER_BYTES:
+                kinds.update(_KIND_LINE.findall(path.read_text(errors="replace")))
+        except OSError:
+            continue
+    return frozenset(kinds)
+
+
+def yaml_files(directory: Path) -> Iterator[Path]:
+    for dirpath, _, names in os.walk(directory):
+        for name in names:
+            if name.endswith((".yaml", ".yml", ".tpl", ".json")):
+                yield Path(dirpath, name)
+
+
+def _quote(run_output: str) -> str:
+    text = " ".join(run_output.split())
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "…"
+
+
+def _tool_env(home: Path) -> dict[str, str]:
+    """An environment that reads nothing of the user's: no plugins, no repositories, no
+    registry credentials, no kubeconfig (so ``helm template`` cannot reach a cluster)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+        "HELM_PLUGINS": str(home / "plugins"),
+        "KUBECONFIG": str(home / "no-kubeconfig"),
+        "GIT_TERMINAL_PROMPT": "0",
+        "NO_COLOR": "1",
+    }
+    for key in ("LANG", "LC_ALL", "TMPDIR"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+class Renderer:
+    """Renders every chart and overlay of one repository, once per distinct inputs."""
+
+    def __init__(self, root: Path, config: Config) -> None:
+        self.root = root.resolve()
+        self.config = config
+        self.tools = ToolRunner(config.tools)
+        self._cache: dict[Any, list[Resource]] = {}
+
+    def relative(self, path: Path) -> str:
+        return path.resolve().relative_to(self.root).as_posix() or "."
+
+    # -- helm -------------------------------------------------------------------------
+
+    def chart_name(self, chart: Path) -> str:
+        meta = _read_yaml(chart / CHART_FILE)
+        name = meta.get("name") if isinstance(meta, dict) else None
+        return str(name) if name else chart.name
+
+    def missing_dependencies(self, chart: Path) -> list[str]:
+        """Dependencies of Chart.yaml with no ``charts/<name>-*.tgz`` or ``charts/<name>/``."""
+        meta = _read_yaml(chart / CHART_FILE)
+        wanted = meta.get("dependencies") if isinstance(meta, dict) else None
+        vendored = chart / "charts"
+        present = [p.name for p in vendored.iterdir()] if vendored.is_dir() else []
+        missing = []
+        for dependency in wanted if isinstance(wanted, list) else []:
+            if not isinstance(dependency, dict) or not dependency.get("name"):
+                continue
+            name = str(dependency["name"])
+            if not any(p == name or (p.startswith(f"{name}-") and p.endswith(".tgz"))
+                       for p in present):
+                version = dependency.get("version")
+                origin = dependency.get("repository")
+                missing.append(name + (f" {version}" if version else "")
+                               + (f" from {origin}" if origin else ""))
+        return missing
+
+    def default_helm(self, chart: Path) -> HelmInputs:
+        return HelmInputs(self.relative(chart), self.chart_name(chart), self.config.namespace)
+
+    def configured_helm(self, chart: Path) -> list[HelmInputs]:
+        """The config's ``helm.charts[]`` entries for ``chart`` (paths from the repo root)."""
+        found = []
+        for index, entry in enumerate(self.config.helm.charts):
+            if _inside(self.root, self.root / entry.path) != chart.resolve():
+                continue
+            found.append(HelmInputs(
+                self.relative(chart),
+                entry.release or self.chart_name(chart),
+                entry.namespace or self.config.namespace,
+                value_files=tuple(entry.values),
+                set_json=tuple((k, _json(v)) for k, v in entry.set.items()),
+                via=f"config helm.charts[{index}]",
+            ))
+        return found
+
+    def render_helm(self, inputs: HelmInputs) -> list[Resource]:
+        key = ("helm", inputs.chart, inputs.release, inputs.namespace, inputs.value_files,
+               inputs.inline_values, inputs.parameters, inputs.set_json,
+               inputs.file_parameters, inputs.include_crds)
+        if key not in self._cache:
+            self._cache[key] = self._helm(inputs)
+        return self._cache[key]
+
+    def _value_file(self, chart: Path, name: str) -> Path | None:
+        if name.startswith("$"):  # Argo CD multi-source `$ref/path`: this repository
+            name = name.partition("/")[2]
+            base = self.root
+        else:
+            base = chart
+        if _REMOTE.search(name):
+            return None
+        path = _inside(self.root, base / name)
+        return path if path is not None and path.is_file() else None
+
+    def _helm(self, inputs: HelmInputs) -> list[Resource]:
+        chart = self.root / inputs.chart
+        missing = self.missing_dependencies(chart)
+        if missing:
+            raise RenderError(
+                f"chart {inputs.chart}: dependency {', '.join(missing)} missing from "
+                f"{inputs.chart}/charts/ (vendor it with `helm dependency build`; the audit "
+                "runs offline)")
+        with tempfile.TemporaryDirectory(prefix="soma-audit-helm-") as scratch:
+            home = Path(scratch)
+            args = ["template", inputs.release, str(chart), "--namespace", inputs.namespace]
+            if inputs.include_crds:
+                args.append("--include-crds")
+            used = ["values.yaml"] if (chart / "values.yaml").is_file() else []
+            for name in inputs.value_files:
+                path = self._value_file(chart, name)
+                if path is None:
+                    raise RenderError(f"chart {inputs.chart}: value file {name} not found in "
+                                      "the repository")
+                args += ["--values", str(path)]
+                used.append(self.relative(path))
+            if inputs.inline_values:
+                inline = home / "values-inline.yaml"
+                inline.write_text(inputs.inline_values)
+                args += ["--values", str(inline)]
+                used.append(f"{inputs.via} values")
+            for name, path_text in inputs.file_parameters:
+                path = self._value_file(chart, path_text)
+                if path is None:
+                    raise RenderError(f"chart {inputs.chart}: file parameter {name}: "
+                                      f"{path_text} not found in the repository")
+                args += ["--set-file", f"{name}={path}"]
+            for name, value, as_string in inputs.parameters:
+                args += ["--set-string" if as_string else "--set", f"{name}={value}"]
+            for name, value in inputs.set_json:
+                args += ["--set-json", f"{name}={value}"]
+            run = self._run("helm", args, home, cwd=chart)
+        if run.returncode != 0:
+            raise RenderError(f"helm template {inputs.chart} failed: "
+                              f"{_quote(run.stderr or run.stdout)}")
+        rendering = Rendering("helm", inputs.chart, inputs.release, inputs.namespace,
+                              tuple(used), inputs.via)
+        return self._objects(run.stdout, rendering, self._helm_origin(inputs.chart))
+
+    @staticmethod
+    def _helm_origin(chart: str) -> Any:
+        def origin(source: str) -> str:
+            # `# Source: <chart name>/templates/x.yaml`: the chart name is not its folder.
+            _, _, inner = source.partition("/")
+            return f"{chart}/{inner}" if inner else chart
+        return origin
+
+    # -- kustomize --------------------------------------------------------------------
+
+    def kustomize_references(self, directory: Path) -> list[Path]:
+        """Directories a kustomization builds on (resources, bases, components)."""
+        data = _read_yaml(kustomization_file(directory) or directory / KUSTOMIZATION_FILES[0])
+        if not isinstance(data, dict):
+            return []
+        found = []
+        for key in ("resources", "bases", "components"):
+            entries = data.get(key)
+            for entry in entries if isinstance(entries, list) else []:
+                if isinstance(entry, str) and not _REMOTE.search(entry):
+                    target = _inside(self.root, directory / entry)
+                    if target is not None and target.is_dir():
+                        found.append(target)
+        return found
+
+    def remote_references(self, directory: Path) -> list[str]:
+        data = _read_yaml(kustomization_file(directory) or directory / KUSTOMIZATION_FILES[0])
+        if not isinstance(data, dict):
+            return []
+        return [entry for key in ("resources", "bases", "components")
+                for entry in (data.get(key) if isinstance(data.get(key), list) else [])
+                if isinstance(entry, str) and _REMOTE.search(entry)]
+
+    def render_kustomize(self, inputs: KustomizeInputs) -> list[Resource]:
+        key = ("kustomize", inputs.path, inputs.namespace)
+        if key not in self._cache:
+            self._cache[key] = self._kustomize(inputs)
+        return self._cache[key]
+
+    def _kustomize(self, inputs: KustomizeInputs) -> list[Resource]:
+        directory = self.root / inputs.path
+        remote = self.remote_references(directory)
+        if remote:
+            raise RenderError(f"kustomization {inputs.path}: remote base {', '.join(remote)} "
+                              "not fetched (the audit runs offline; vendor it in the repository)")
+        tool, args = "kustomize", ["build", str(directory)]
+        if not self._has("kustomize") and self._has("kubectl"):
+            tool, args = "kubectl", ["kustomize", str(directory)]
+        with tempfile.TemporaryDirectory(prefix="soma-audit-kustomize-") as scratch:
+            run = self._run(tool, args, Path(scratch), cwd=directory)
+        if run.returncode != 0:
+            raise RenderError(f"kustomize build {inputs.path} failed: "
+                              f"{_quote(run.stderr or run.stdout)}")
+        origin_file = kustomization_file(directory)
+        origin = self.relative(origin_file) if origin_file else inputs.path
+        rendering = Rendering("kustomize", inputs.path, "", inputs.namespace, (), inputs.via)
+        return self._objects(run.stdout, rendering, lambda _source: origin)
+
+    # -- shared -----------------------------------------------------------------------
+
+    def _has(self, tool: str) -> bool:
+        try:
+            self.tools.find(tool)
+        except ToolError:
+            return False
+        return True
+
+    def _run(self, tool: str, args: list[str], home: Path, cwd: Path) -> Any:
+        try:
+            return self.tools.run_bounded(tool, args, env=_tool_env(home),
+                                          max_output=MAX_RENDER_BYTES, cwd=cwd)
+        except ToolError as exc:
+            raise RenderError(str(exc), tool_missing="not found" in str(exc)) from None
+
+    @staticmethod
+    def _objects(stream: str, rendering: Rendering, origin_of: Any) -> list[Resource]:
+        """The rendered objects, each with its template file and the rendering's inputs;
+        a namespaced object without a namespace lands in the rendering's namespace."""
+        parsed = parse_text(stream, "rendered", strict=True)
+        if parsed.problems:
+            raise RenderError(f"{rendering.tool} {rendering.path}: output is not valid YAML "
+                              f"({parsed.problems[0].message})")
+        sources = _source_by_line(stream)
+        resources = []
+        for resource in parsed.resources:
+            line = int(resource.origin.rpartition(":")[2] or 1)
+            body = resource.body
+            if rendering.namespace and resource.namespace is None \
+                    and resource.kind not in CLUSTER_SCOPED:
+                body = {**body, "metadata": {**resource.metadata,
+                                             "namespace": rendering.namespace}}
+            resources.append(Resource(body, origin_of(sources(line)), rendering))
+        return resources
+
+
+def _source_by_line(stream: str) -> Any:
+    """line → the nearest preceding ``# Source:`` of a helm stream ("" when none)."""
+    marks = [(stream.count("\n", 0, m.start()) + 1, m.group(1))
+             for m in _SOURCE_LINE.finditer(stream)]
+
+    def lookup(line: int) -> str:
+        found = ""
+        for at, source in marks:
+            if at > line:
+                break
+            found = source
+        return found
+    return lookup
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+# -- Argo CD Applications -----------------------------------------------------------------
+
+
+def application_sources(app: Resource) -> list[dict[str, Any]]:
+    spec = app.spec
+    sources = spec.get("sources")
+    if isinstance(sources, list) and sources:
+        return [s for s in sources if isinstance(s, dict)]
+    source = spec.get("source")
+    return [source] if isinstance(source, dict) else []
+
+
+def application_namespace(app: Resource, default: str) -> str:
+    destination = app.spec.get("destination")
+    namespace = destination.get("namespace") if isinstance(destination, dict) else None
+    return str(namespace) if namespace else default
+
+
+def helm_inputs_of_application(renderer: Renderer, chart: Path, app: Resource,
+                               source: dict[str, Any]) -> HelmInputs:
+    """The ``helm template`` Argo CD would run for ``app``: valueFiles (relative to the
+    chart; missing ones skipped when ``ignoreMissingValueFiles``), then values or
+    valuesObject, then parameters; release name and namespace as Argo CD defaults them."""
+    helm = source.get("helm") if isinstance(source.get("helm"), dict) else {}
+    namespace = str(helm.get("namespace") or application_namespace(app, renderer.config.namespace))
+    release = str(helm.get("releaseName") or app.name)
+    notes = []
+    files = []
+    for name in helm.get("valueFiles") or []:
+        name = str(name)
+        if renderer._value_file(chart, name) is None and helm.get("ignoreMissingValueFiles"):
+            notes.append(f"value file {name} missing, ignored (ignoreMissingValueFiles)")
+            continue
+        files.append(name)
+    inline = ""
+    if isinstance(helm.get("valuesObject"), dict):
+        inline = yaml.safe_dump(helm["valuesObject"], sort_keys=False)
+    elif isinstance(helm.get("values"), str):
+        inline = helm["values"]
+    parameters = tuple(
+        (str(p["name"]), str(p.get("value", "")), bool(p.get("forceString")))
+        for p in helm.get("parameters") or [] if isinstance(p, dict) and p.get("name")
+    )
+    file_parameters = tuple(
+        (str(p["name"]), str(p["path"]))
+        for p in helm.get("fileParameters") or []
+        if isinstance(p, dict) and p.get("name") and p.get("path")
+    )
+    return HelmInputs(
+        renderer.relative(chart), release, namespace, tuple(files), inline, parameters,
+        file_parameters=file_parameters, include_crds=not helm.get("skipCrds"),
+        via=f"Application/{app.namespace}/{app.name}" if app.namespace else
+        f"Application/{app.name}",
+        notes=tuple(notes),
+    )
+
