@@ -4,7 +4,7 @@ A broken document is reported with its file and line and does not hide its neigh
 A document without ``apiVersion`` and ``kind`` (package.json, tsconfig, docker-compose, CI
 workflows, Helm values, OpenAPI specs) is not a Kubernetes manifest: it is counted as
 ignored, and when it does not even parse (JSON with comments) it is ignored too, unless
-its text shows top-level ``apiVersion`` and ``kind`` keys — a manifest that is broken.
+its text shows manifest keys (:func:`looks_like_manifest`) — a manifest that is broken.
 """
 
 from __future__ import annotations
@@ -101,9 +101,12 @@ class Parsed:
 
 
 def looks_like_manifest(text: str, json_text: bool = False) -> bool:
-    """Whether unparseable text still shows top-level ``apiVersion`` and ``kind`` keys."""
-    keys = _JSON_KEY if json_text else _YAML_KEY
-    return all(pattern.search(text) for pattern in keys.values())
+    """Whether unparseable text still looks like a manifest: a top-level ``apiVersion`` or
+    ``kind`` key in YAML (no compose file, workflow or values file has one), both keys in
+    JSON (where nesting cannot be told without parsing)."""
+    if json_text:
+        return all(pattern.search(text) for pattern in _JSON_KEY.values())
+    return any(pattern.search(text) for pattern in _YAML_KEY.values())
 
 
 def _chunks(text: str) -> Iterator[tuple[int, str]]:

@@ -180,9 +180,22 @@ class ManifestsSource:
                 inventory.problems.append(SourceProblem(
                     f"config helm.charts[{index}]", f"no chart at {entry.path}"))
         plan: list[HelmInputs | KustomizeInputs] = []
+        parents: dict[Path, list[str]] = {}
+        for resolved in charts:
+            for dependency in renderer.local_dependencies(resolved):
+                parents.setdefault(dependency, []).append(renderer.relative(resolved))
         for resolved, chart in charts.items():
-            plan += renderer.configured_helm(chart) or by_chart.get(resolved) or \
-                [renderer.default_helm(chart)]
+            chosen = renderer.configured_helm(chart) or by_chart.get(resolved)
+            if not chosen and resolved in parents:
+                inventory.sources.append(SourceEntry(
+                    "helm", renderer.relative(chart), "skipped",
+                    f"dependency of {', '.join(parents[resolved])}: rendered through it"))
+            elif not chosen and renderer.is_library(chart):
+                inventory.sources.append(SourceEntry(
+                    "helm", renderer.relative(chart), "skipped",
+                    "library chart: renders nothing on its own"))
+            else:
+                plan += chosen or [renderer.default_helm(chart)]
         bases: dict[Path, list[str]] = {}
         for resolved in kustomizations:
             for base in renderer.kustomize_references(resolved):

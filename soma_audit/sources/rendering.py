@@ -204,6 +204,23 @@ class Renderer:
                                + (f" from {origin}" if origin else ""))
         return missing
 
+    def local_dependencies(self, chart: Path) -> list[Path]:
+        """Charts of the repository that ``chart`` depends on (``repository: file://…``)."""
+        meta = _read_yaml(chart / CHART_FILE)
+        wanted = meta.get("dependencies") if isinstance(meta, dict) else None
+        found = []
+        for dependency in wanted if isinstance(wanted, list) else []:
+            origin = dependency.get("repository") if isinstance(dependency, dict) else None
+            if isinstance(origin, str) and origin.startswith("file://"):
+                target = _inside(self.root, chart / origin.removeprefix("file://"))
+                if target is not None:
+                    found.append(target)
+        return found
+
+    def is_library(self, chart: Path) -> bool:
+        meta = _read_yaml(chart / CHART_FILE)
+        return isinstance(meta, dict) and meta.get("type") == "library"
+
     def default_helm(self, chart: Path) -> HelmInputs:
         return HelmInputs(self.relative(chart), self.chart_name(chart), self.config.namespace)
 
