@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
+from soma_audit.catalog import load_catalog
 from soma_audit.config import load_config
 from soma_audit.engine import AuditRequest, run_audit
-from soma_audit.catalog import load_catalog
 from soma_audit.inventory import Inventory
 from soma_audit.model import Status
 from soma_audit.sources.manifests import ManifestsSource
