@@ -27,34 +27,12 @@ from soma_audit.inventory import Inventory
 from soma_audit.model import Status
 from soma_audit.sources.manifests import ManifestsSource
 from soma_audit.sources.rendering import CLUSTER_SCOPED
-from testenv import build
-from testenv import config as testenv_config
 from tests.helpers import FIXTURES
+from tests.integration.conftest import run_tool as _run
 
 PLATFORM = FIXTURES / "platform"
 CHART = "k8s/helm/soma"
 OVERLAYS = "k8s/kustomize/worker/overlays"
-
-
-def _report(component: str, message: str) -> None:
-    print(f"[testenv] {component}: {message}", file=sys.stderr)
-
-
-@pytest.fixture(scope="session")
-def renderers() -> dict[str, Path]:
-    """The pinned binaries of the test environment (built once into its cache, reused)."""
-    cache = testenv_config.cache_dir()
-    logs = testenv_config.state_dir() / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    return {"helm": build.helm(cache, logs, _report),
-            "kustomize": build.kustomize(cache, logs, _report)}
-
-
-def _run(argv: list[str], cwd: Path | None = None) -> str:
-    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120,
-                          check=False)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 @pytest.fixture
