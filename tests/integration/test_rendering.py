@@ -265,3 +265,55 @@ def test_cli_finds_the_binaries_on_path_and_reports_sources(
     assert len(rendered) == 4
     parse = next(c for c in report["checks"] if c["id"] == "ops.manifests-parse")
     assert parse["status"] == "pass"
+
+
+def test_a_fix_for_an_overlay_object_is_a_verified_patch_in_the_overlay(
+        platform: Path, renderers: dict[str, Path]) -> None:
+    """The remediation side: built by the real kustomize before it is offered, and after
+    writing it the audit sees the fixed object; the base and the build stay untouched."""
+    import copy
+
+    from soma_audit.remediation.rendered import propose
+    from soma_audit.sources.rendering import Renderer
+
+    config = _config(renderers)
+    inventory = _load(platform, renderers)
+    worker = inventory.get("Deployment", "task-capsule-repo", "soma-agent-hub")
+    assert worker is not None and worker.rendered is not None
+    desired = copy.deepcopy(worker.body)
+    desired["spec"]["template"]["spec"]["containers"][0]["securityContext"] = {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True}
+    base = (platform / "k8s/kustomize/worker/base/deployment.yaml").read_bytes()
+    fix = propose(worker, desired, platform, Renderer(platform, config))
+    assert not fix.refusal, fix.refusal
+    assert {e.path for e in fix.edits} == {
+        f"{OVERLAYS}/prod/soma-audit-deployment-task-capsule-repo.yaml",
+        f"{OVERLAYS}/prod/kustomization.yaml"}
+    for edit in fix.edits:
+        (platform / edit.path).write_text(edit.after)
+    fixed = _load(platform, renderers).get("Deployment", "task-capsule-repo", "soma-agent-hub")
+    assert fixed is not None and fixed.body == desired
+    dev = _load(platform, renderers).get("Deployment", "task-capsule-repo", "soma-dev")
+    assert "securityContext" not in dev.spec["template"]["spec"]["containers"][0]
+    assert (platform / "k8s/kustomize/worker/base/deployment.yaml").read_bytes() == base
+    chart_object = inventory.get("Deployment", "gateway-api", "soma-dev")
+    refused = propose(chart_object, desired, platform, Renderer(platform, config))
+    assert "rendered by Helm chart k8s/helm/soma" in refused.refusal and not refused.edits
+
+
+def test_a_patch_that_kustomize_cannot_apply_is_refused(
+        platform: Path, renderers: dict[str, Path]) -> None:
+    import copy
+
+    from soma_audit.remediation.rendered import propose
+    from soma_audit.sources.rendering import Renderer
+
+    inventory = _load(platform, renderers)
+    worker = inventory.get("Deployment", "task-capsule-repo", "soma-agent-hub")
+    desired = copy.deepcopy(worker.body)
+    desired["spec"]["selector"] = {"matchLabels": "not-a-map"}  # no strategic merge of it
+    fix = propose(worker, desired, platform, Renderer(platform, _config(renderers)))
+    assert not fix.edits
+    assert fix.refusal.startswith(
+        "the patch for Deployment/soma-agent-hub/task-capsule-repo does not build: kustomize "
+        f"build {OVERLAYS}/prod failed: Error:")
