@@ -31,6 +31,7 @@ from soma_audit.sources.rendering import (
     application_namespace,
     application_sources,
     helm_inputs_of_application,
+    inside,
     kinds_in,
     yaml_files,
 )
@@ -172,7 +173,7 @@ class ManifestsSource:
                         "application", renderer.relative(target), "read",
                         "plain directory: its files are read as manifests", via))
         for index, entry in enumerate(self.config.helm.charts):
-            target = (self.root / entry.path).resolve()
+            target = inside(self.root.resolve(), self.root / entry.path)
             if target not in charts:
                 inventory.sources.append(SourceEntry(
                     "helm", entry.path, "failed", f"no {CHART_FILE} at this path",
@@ -223,9 +224,8 @@ class ManifestsSource:
         path = source.get("path")
         if not isinstance(path, str):
             return None  # a values-only source (`ref:`) of a multi-source Application
-        target = (self.root / path).resolve()
-        root = self.root.resolve()
-        if not (target == root or root in target.parents) or not target.is_dir():
+        target = inside(self.root.resolve(), self.root / path)
+        if target is None or not target.is_dir():
             inventory.sources.append(SourceEntry(
                 "application", path, "skipped", "path not found in this repository", via))
             return None

@@ -55,6 +55,9 @@ CLUSTER_SCOPED = frozenset({
 
 _SOURCE_LINE = re.compile(r"^# Source: (\S.*?)\s*$", re.MULTILINE)
 _KIND_LINE = re.compile(r"^kind:\s*[\"']?([A-Za-z][A-Za-z0-9]*)", re.MULTILINE)
+#: What Helm accepts as a release name (a DNS-1123 subdomain, at most 53 characters); it
+#: is also what keeps a name from the repository from being read as a flag of `helm`.
+_RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|git@|github\.com/|gitlab\.com/)|\?ref=")
 
 
@@ -101,11 +104,11 @@ class Rendered:
     failures: list[tuple[str, str, bool, frozenset[str]]] = field(default_factory=list)
 
 
-def _inside(root: Path, candidate: Path) -> Path | None:
+def inside(root: Path, candidate: Path) -> Path | None:
     """``candidate`` resolved, if it stays inside ``root`` (no ``..`` or symlink escape)."""
     try:
         resolved = candidate.resolve()
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):  # a loop, a NUL byte in a hostile path
         return None
     return resolved if resolved == root or root in resolved.parents else None
 
@@ -212,7 +215,7 @@ class Renderer:
         for dependency in wanted if isinstance(wanted, list) else []:
             origin = dependency.get("repository") if isinstance(dependency, dict) else None
             if isinstance(origin, str) and origin.startswith("file://"):
-                target = _inside(self.root, chart / origin.removeprefix("file://"))
+                target = inside(self.root, chart / origin.removeprefix("file://"))
                 if target is not None:
                     found.append(target)
         return found
@@ -228,7 +231,7 @@ class Renderer:
         """The config's ``helm.charts[]`` entries for ``chart`` (paths from the repo root)."""
         found = []
         for index, entry in enumerate(self.config.helm.charts):
-            if _inside(self.root, self.root / entry.path) != chart.resolve():
+            if inside(self.root, self.root / entry.path) != chart.resolve():
                 continue
             found.append(HelmInputs(
                 self.relative(chart),
@@ -256,7 +259,7 @@ class Renderer:
             base = chart
         if _REMOTE.search(name):
             return None
-        path = _inside(self.root, base / name)
+        path = inside(self.root, base / name)
         return path if path is not None and path.is_file() else None
 
     def _helm(self, inputs: HelmInputs) -> list[Resource]:
@@ -267,6 +270,9 @@ class Renderer:
                 f"chart {inputs.chart}: dependency {', '.join(missing)} missing from "
                 f"{inputs.chart}/charts/ (vendor it with `helm dependency build`; the audit "
                 "runs offline)")
+        if len(inputs.release) > 53 or not _RELEASE_NAME.match(inputs.release):
+            raise RenderError(f"chart {inputs.chart}: release name {inputs.release[:60]!r} is "
+                              "not a valid Helm release name")
         with tempfile.TemporaryDirectory(prefix="soma-audit-helm-") as scratch:
             home = Path(scratch)
             args = ["template", inputs.release, str(chart), "--namespace", inputs.namespace]
@@ -323,7 +329,7 @@ class Renderer:
             entries = data.get(key)
             for entry in entries if isinstance(entries, list) else []:
                 if isinstance(entry, str) and not _REMOTE.search(entry):
-                    target = _inside(self.root, directory / entry)
+                    target = inside(self.root, directory / entry)
                     if target is not None and target.is_dir():
                         found.append(target)
         return found
@@ -420,6 +426,14 @@ def _json(value: Any) -> str:
 # -- Argo CD Applications -----------------------------------------------------------------
 
 
+def _strings(value: Any) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def application_sources(app: Resource) -> list[dict[str, Any]]:
     spec = app.spec
     sources = spec.get("sources")
@@ -445,8 +459,7 @@ def helm_inputs_of_application(renderer: Renderer, chart: Path, app: Resource,
     release = str(helm.get("releaseName") or app.name)
     notes = []
     files = []
-    for name in helm.get("valueFiles") or []:
-        name = str(name)
+    for name in _strings(helm.get("valueFiles")):
         if renderer._value_file(chart, name) is None and helm.get("ignoreMissingValueFiles"):
             notes.append(f"value file {name} missing, ignored (ignoreMissingValueFiles)")
             continue
@@ -458,12 +471,11 @@ def helm_inputs_of_application(renderer: Renderer, chart: Path, app: Resource,
         inline = helm["values"]
     parameters = tuple(
         (str(p["name"]), str(p.get("value", "")), bool(p.get("forceString")))
-        for p in helm.get("parameters") or [] if isinstance(p, dict) and p.get("name")
+        for p in _dicts(helm.get("parameters")) if p.get("name")
     )
     file_parameters = tuple(
         (str(p["name"]), str(p["path"]))
-        for p in helm.get("fileParameters") or []
-        if isinstance(p, dict) and p.get("name") and p.get("path")
+        for p in _dicts(helm.get("fileParameters")) if p.get("name") and p.get("path")
     )
     return HelmInputs(
         renderer.relative(chart), release, namespace, tuple(files), inline, parameters,

@@ -317,3 +317,17 @@ def test_a_patch_that_kustomize_cannot_apply_is_refused(
     assert fix.refusal.startswith(
         "the patch for Deployment/soma-agent-hub/task-capsule-repo does not build: kustomize "
         f"build {OVERLAYS}/prod failed: Error:")
+
+
+def test_a_release_name_that_looks_like_a_flag_is_refused(
+        platform: Path, renderers: dict[str, Path], tmp_path: Path) -> None:
+    """A name from the repository never reaches helm's command line as an option."""
+    app = platform / "argocd/soma-dev.yaml"
+    escape = tmp_path / "written-by-helm"
+    app.write_text(app.read_text().replace(
+        "    helm:\n", f"    helm:\n      releaseName: --output-dir={escape}\n"))
+    inventory = _load(platform, renderers)
+    (failed,) = [e for e in inventory.sources if e.status == "failed"]
+    assert failed.via == "Application/argocd/soma-dev"
+    assert "is not a valid Helm release name" in failed.detail
+    assert not escape.exists()
