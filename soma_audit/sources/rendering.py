@@ -24,15 +24,15 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from soma_audit.config import Config
-from soma_audit.inventory import Rendering, Resource, SourceEntry
-from soma_audit.sources.documents import parse_text, safe_load
+from soma_audit.inventory import Rendering, Resource
+from soma_audit.sources.documents import MAX_FILE_BYTES, parse_text, safe_load
 from soma_audit.tools import ToolError, ToolRunner
 
 CHART_FILE = "Chart.yaml"
@@ -94,16 +94,6 @@ class KustomizeInputs:
     via: str = "defaults"
 
 
-@dataclass
-class Rendered:
-    """What rendering a repository produced: objects, the sources list, what failed."""
-
-    resources: list[Resource] = field(default_factory=list)
-    entries: list[SourceEntry] = field(default_factory=list)
-    #: (where, message, the tool is missing, kinds the source would have produced)
-    failures: list[tuple[str, str, bool, frozenset[str]]] = field(default_factory=list)
-
-
 def inside(root: Path, candidate: Path) -> Path | None:
     """``candidate`` resolved, if it stays inside ``root`` (no ``..`` or symlink escape)."""
     try:
@@ -114,7 +104,10 @@ def inside(root: Path, candidate: Path) -> Path | None:
 
 
 def _read_yaml(path: Path) -> Any:
+    """A Chart.yaml or kustomization as data; None when absent, too large or not YAML."""
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return None
         return safe_load(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
@@ -192,8 +185,10 @@ class Renderer:
         """Dependencies of Chart.yaml with no ``charts/<name>-*.tgz`` or ``charts/<name>/``."""
         meta = _read_yaml(chart / CHART_FILE)
         wanted = meta.get("dependencies") if isinstance(meta, dict) else None
-        vendored = chart / "charts"
-        present = [p.name for p in vendored.iterdir()] if vendored.is_dir() else []
+        try:
+            present = [p.name for p in (chart / "charts").iterdir()]
+        except OSError:  # no charts/ folder (or an unreadable one): nothing vendored
+            present = []
         missing = []
         for dependency in wanted if isinstance(wanted, list) else []:
             if not isinstance(dependency, dict) or not dependency.get("name"):
