@@ -33,6 +33,7 @@ from soma_audit.sources.rendering import (
     helm_inputs_of_application,
     inside,
     kinds_in,
+    kustomize_overrides,
     yaml_files,
 )
 
@@ -166,8 +167,8 @@ class ManifestsSource:
                         helm_inputs_of_application(renderer, target, app, source))
                 elif target in kustomizations:
                     namespace = application_namespace(app, "")
-                    by_overlay.setdefault(target, []).append(
-                        KustomizeInputs(renderer.relative(target), namespace, via))
+                    by_overlay.setdefault(target, []).append(KustomizeInputs(
+                        renderer.relative(target), namespace, via, kustomize_overrides(source)))
                 else:
                     inventory.sources.append(SourceEntry(
                         "application", renderer.relative(target), "read",
@@ -253,6 +254,8 @@ class ManifestsSource:
                 "rendered nothing"
             if isinstance(inputs, HelmInputs) and inputs.notes:
                 detail += "; " + "; ".join(inputs.notes)
+            if isinstance(inputs, KustomizeInputs) and inputs.overrides:
+                detail += "; with the Application's kustomize overrides"
             if len(fresh) < len(objects):
                 detail += (f"; {len(objects) - len(fresh)} objects also rendered by an "
                            "earlier source, counted once")

@@ -92,6 +92,9 @@ class KustomizeInputs:
     path: str
     namespace: str = ""
     via: str = "defaults"
+    #: An Application's ``kustomize:`` overrides as kustomization fields (YAML), applied
+    #: by a wrapper kustomization around the overlay, as Argo CD applies them.
+    overrides: str = ""
 
 
 def inside(root: Path, candidate: Path) -> Path | None:
@@ -138,7 +141,9 @@ def yaml_files(directory: Path) -> Iterator[Path]:
 
 
 def _quote(run_output: str) -> str:
+    """The tool's error on one line, from its ``Error:`` on (warnings before it dropped)."""
     text = " ".join(run_output.split())
+    text = text[text.find("Error:"):] if "Error:" in text else text
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "…"
 
 
@@ -338,7 +343,7 @@ class Renderer:
                 if isinstance(entry, str) and _REMOTE.search(entry)]
 
     def render_kustomize(self, inputs: KustomizeInputs) -> list[Resource]:
-        key = ("kustomize", inputs.path, inputs.namespace)
+        key = ("kustomize", inputs.path, inputs.namespace, inputs.overrides)
         if key not in self._cache:
             self._cache[key] = self._kustomize(inputs)
         return self._cache[key]
@@ -349,11 +354,19 @@ class Renderer:
         if remote:
             raise RenderError(f"kustomization {inputs.path}: remote base {', '.join(remote)} "
                               "not fetched (the audit runs offline; vendor it in the repository)")
-        tool, args = "kustomize", ["build", str(directory)]
-        if not self._has("kustomize") and self._has("kubectl"):
-            tool, args = "kubectl", ["kustomize", str(directory)]
         with tempfile.TemporaryDirectory(prefix="soma-audit-kustomize-") as scratch:
-            run = self._run(tool, args, Path(scratch), cwd=directory)
+            home = Path(scratch)
+            target = directory
+            if inputs.overrides:
+                # Kustomize takes a base outside its root only by a relative path.
+                target = home / "overrides"
+                target.mkdir()
+                (target / "kustomization.yaml").write_text(yaml.safe_dump(
+                    {"resources": [os.path.relpath(directory, target)]}) + inputs.overrides)
+            tool, args = "kustomize", ["build", str(target)]
+            if not self._has("kustomize") and self._has("kubectl"):
+                tool, args = "kubectl", ["kustomize", str(target)]
+            run = self._run(tool, args, home, cwd=directory)
         if run.returncode != 0:
             raise RenderError(f"kustomize build {inputs.path} failed: "
                               f"{_quote(run.stderr or run.stdout)}")
@@ -442,6 +455,51 @@ def application_namespace(app: Resource, default: str) -> str:
     destination = app.spec.get("destination")
     namespace = destination.get("namespace") if isinstance(destination, dict) else None
     return str(namespace) if namespace else default
+
+
+def _image_override(text: str) -> dict[str, str]:
+    """Argo CD's ``[old=]new[:tag|@digest]`` image override as a kustomize ``images`` entry."""
+    old, _, new = text.rpartition("=")
+    reference, at, digest = new.partition("@")
+    name, colon, tag = reference.rpartition(":") if ":" in reference.rsplit("/", 1)[-1] \
+        else (reference, "", "")
+    entry = {"name": old or name}
+    if old and name:
+        entry["newName"] = name
+    if colon:
+        entry["newTag"] = tag
+    if at:
+        entry["digest"] = digest
+    return entry
+
+
+def kustomize_overrides(source: dict[str, Any]) -> str:
+    """The kustomization fields of an Application source's ``kustomize:`` block that Argo
+    CD applies on top of the overlay ("" when there are none)."""
+    given = source.get("kustomize") if isinstance(source.get("kustomize"), dict) else {}
+    fields: dict[str, Any] = {}
+    for key in ("namePrefix", "nameSuffix", "namespace"):
+        if isinstance(given.get(key), str) and given[key]:
+            fields[key] = given[key]
+    labels = given.get("commonLabels")
+    if isinstance(labels, dict) and labels:  # commonLabels' meaning, without its warning
+        fields["labels"] = [{"pairs": {str(k): str(v) for k, v in labels.items()},
+                             "includeSelectors": True}]
+    annotations = given.get("commonAnnotations")
+    if isinstance(annotations, dict) and annotations:
+        fields["commonAnnotations"] = {str(k): str(v) for k, v in annotations.items()}
+    images = [_image_override(i) for i in _strings(given.get("images"))]
+    if images:
+        fields["images"] = images
+    replicas = [{"name": str(r["name"]), "count": r["count"]} for r in _dicts(given.get("replicas"))
+                if r.get("name") and isinstance(r.get("count"), int)]
+    if replicas:
+        fields["replicas"] = replicas
+    patches = [{k: p[k] for k in ("patch", "target") if k in p}
+               for p in _dicts(given.get("patches")) if isinstance(p.get("patch"), str)]
+    if patches:
+        fields["patches"] = patches
+    return yaml.safe_dump(fields, sort_keys=False) if fields else ""
 
 
 def helm_inputs_of_application(renderer: Renderer, chart: Path, app: Resource,

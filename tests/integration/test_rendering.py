@@ -81,6 +81,20 @@ def _kustomize(renderers: dict[str, Path], root: Path, env: str,
     return _placed(list(yaml.safe_load_all(out)), namespace)
 
 
+def _kustomize_dev_with_overrides(renderers: dict[str, Path], root: Path,
+                                  scratch: Path) -> list[dict[str, Any]]:
+    """worker-dev's `kustomize:` block written by hand as the kustomization Argo CD's
+    `kustomize edit` would make of it (image tag, common labels)."""
+    wrapper = scratch / "wrapper"
+    wrapper.mkdir()
+    (wrapper / "kustomization.yaml").write_text(
+        f"resources: [{os.path.relpath(root / OVERLAYS / 'dev', wrapper)}]\n"
+        "images:\n- {name: ghcr.io/somatechlat/task-capsule-repo, newTag: 1.5.0-rc1}\n"
+        "commonLabels: {team: platform}\n")
+    out = _run([str(renderers["kustomize"]), "build", str(wrapper)])
+    return _placed(list(yaml.safe_load_all(out)), "soma-dev")
+
+
 def _key(body: dict[str, Any]) -> tuple[str, str, str, str]:
     meta = body.get("metadata", {})
     return (body["apiVersion"], body["kind"], meta.get("namespace", ""), meta["name"])
@@ -100,7 +114,7 @@ def test_inventory_equals_what_helm_and_kustomize_render(
         *_helm(renderers, platform, "soma", "soma-agent-hub",
                "--values", str(platform / CHART / "values.prod.yaml"),
                "--values", str(inline)),
-        *_kustomize(renderers, platform, "dev", "soma-dev"),
+        *_kustomize_dev_with_overrides(renderers, platform, tmp_path),
         *_kustomize(renderers, platform, "prod", "soma-agent-hub"),
     ]
     plain = [doc for path in sorted((platform / "argocd").glob("*.yaml"))
@@ -121,6 +135,9 @@ def test_inventory_equals_what_helm_and_kustomize_render(
     assert inventory.get("ConfigMap", "soma-cache", "soma-agent-hub") is not None  # vendored
     assert inventory.get("Deployment", "task-capsule-repo", "soma-agent-hub").spec[
         "replicas"] == 3  # the prod overlay's patch, not the base
+    worker_dev = inventory.get("Deployment", "task-capsule-repo", "soma-dev")
+    assert worker_dev.labels["team"] == "platform"  # the Application's kustomize overrides
+    assert worker_dev.spec["template"]["spec"]["containers"][0]["image"].endswith(":1.5.0-rc1")
 
 
 def test_sources_list_says_what_was_rendered_skipped_and_ignored(
