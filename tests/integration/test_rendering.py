@@ -348,3 +348,24 @@ def test_a_release_name_that_looks_like_a_flag_is_refused(
     assert failed.via == "Application/argocd/soma-dev"
     assert "is not a valid Helm release name" in failed.detail
     assert not escape.exists()
+
+
+def test_a_missing_value_file_fails_unless_argo_cd_may_ignore_it(
+        platform: Path, renderers: dict[str, Path]) -> None:
+    app = platform / "argocd/soma-dev.yaml"
+    app.write_text(app.read_text().replace("      ignoreMissingValueFiles: true\n", ""))
+    inventory = _load(platform, renderers, helm={"charts": []})
+    (failed,) = [e for e in inventory.sources if e.status == "failed"]
+    assert failed.via == "Application/argocd/soma-dev"
+    assert failed.detail == f"chart {CHART}: value file values-local.yaml not found in the " \
+        "repository"
+    assert [p.where for p in inventory.problems] == [CHART]
+
+
+def test_a_configured_chart_path_without_a_chart_is_reported(
+        platform: Path, renderers: dict[str, Path]) -> None:
+    inventory = _load(platform, renderers, helm={"charts": [{"path": "k8s/nothing-here"}]})
+    (failed,) = [e for e in inventory.sources if e.status == "failed"]
+    assert (failed.kind, failed.path, failed.via) == ("helm", "k8s/nothing-here",
+                                                      "config helm.charts[0]")
+    assert any(p.where == "config helm.charts[0]" for p in inventory.problems)
