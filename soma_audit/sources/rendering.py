@@ -19,11 +19,12 @@ one build (a base is built only through its overlays).
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ import yaml
 from soma_audit.config import Config
 from soma_audit.inventory import Rendering, Resource
 from soma_audit.sources.documents import MAX_FILE_BYTES, parse_text, safe_load
-from soma_audit.tools import ToolError, ToolRunner
+from soma_audit.tools import ToolError, ToolRun, ToolRunner
 
 CHART_FILE = "Chart.yaml"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -310,7 +311,7 @@ class Renderer:
         return self._objects(run.stdout, rendering, self._helm_origin(inputs.chart))
 
     @staticmethod
-    def _helm_origin(chart: str) -> Any:
+    def _helm_origin(chart: str) -> Callable[[str], str]:
         def origin(source: str) -> str:
             # `# Source: <chart name>/templates/x.yaml`: the chart name is not its folder.
             _, _, inner = source.partition("/")
@@ -384,7 +385,7 @@ class Renderer:
             return False
         return True
 
-    def _run(self, tool: str, args: list[str], home: Path, cwd: Path) -> Any:
+    def _run(self, tool: str, args: list[str], home: Path, cwd: Path) -> ToolRun:
         try:
             return self.tools.run_bounded(tool, args, env=_tool_env(home),
                                           max_output=MAX_RENDER_BYTES, cwd=cwd)
@@ -392,7 +393,8 @@ class Renderer:
             raise RenderError(str(exc), tool_missing="not found" in str(exc)) from None
 
     @staticmethod
-    def _objects(stream: str, rendering: Rendering, origin_of: Any) -> list[Resource]:
+    def _objects(stream: str, rendering: Rendering,
+                 origin_of: Callable[[str], str]) -> list[Resource]:
         """The rendered objects, each with its template file and the rendering's inputs;
         a namespaced object without a namespace lands in the rendering's namespace."""
         parsed = parse_text(stream, "rendered", strict=True)
@@ -412,18 +414,20 @@ class Renderer:
         return resources
 
 
-def _source_by_line(stream: str) -> Any:
+def _source_by_line(stream: str) -> Callable[[int], str]:
     """line → the nearest preceding ``# Source:`` of a helm stream ("" when none)."""
-    marks = [(stream.count("\n", 0, m.start()) + 1, m.group(1))
-             for m in _SOURCE_LINE.finditer(stream)]
+    lines: list[int] = []
+    sources: list[str] = []
+    line, offset = 1, 0
+    for match in _SOURCE_LINE.finditer(stream):
+        line += stream.count("\n", offset, match.start())
+        offset = match.start()
+        lines.append(line)
+        sources.append(match.group(1))
 
-    def lookup(line: int) -> str:
-        found = ""
-        for at, source in marks:
-            if at > line:
-                break
-            found = source
-        return found
+    def lookup(at: int) -> str:
+        index = bisect.bisect_right(lines, at) - 1
+        return sources[index] if index >= 0 else ""
     return lookup
 
 
