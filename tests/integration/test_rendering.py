@@ -132,7 +132,12 @@ def test_inventory_equals_what_helm_and_kustomize_render(
     prod = inventory.get("Deployment", "gateway-api", "soma-agent-hub")
     assert dev is not None and prod is not None
     assert dev.spec["replicas"] == 1 and prod.spec["replicas"] == 4
-    assert inventory.get("ConfigMap", "soma-cache", "soma-agent-hub") is not None  # vendored
+    cache = inventory.get("ConfigMap", "soma-cache", "soma-agent-hub")  # the vendored chart
+    assert cache is not None
+    assert cache.origin == f"{CHART}/charts/soma-cache/templates/configmap.yaml"
+    service = inventory.get("Service", "gateway-api", "soma-agent-hub")
+    assert service.origin == f"{CHART}/templates/service.yaml"
+    assert dev.origin == f"{CHART}/templates/deployment.yaml"
     assert inventory.get("Deployment", "task-capsule-repo", "soma-agent-hub").spec[
         "replicas"] == 3  # the prod overlay's patch, not the base
     worker_dev = inventory.get("Deployment", "task-capsule-repo", "soma-dev")
