@@ -20,7 +20,7 @@ from soma_audit.config import Config
 from soma_audit.errors import AuditError
 from soma_audit.inventory import Inventory, Resource, SourceEntry, SourceProblem
 from soma_audit.sources import SourceInfo
-from soma_audit.sources.documents import parse_bytes
+from soma_audit.sources.documents import MAX_FILE_BYTES, parse_bytes
 from soma_audit.sources.rendering import (
     CHART_FILE,
     KUSTOMIZATION_FILES,
@@ -34,6 +34,7 @@ from soma_audit.sources.rendering import (
     inside,
     kinds_in,
     kustomize_overrides,
+    regular_file_size,
     yaml_files,
 )
 
@@ -59,7 +60,7 @@ def _survey(root: Path) -> _Survey:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
-        if CHART_FILE in filenames:
+        if CHART_FILE in filenames and regular_file_size(here / CHART_FILE) is not None:
             survey.charts.append(here)
             dirnames[:] = []  # templates, values and subcharts reach us only rendered
             continue
@@ -119,7 +120,7 @@ class ManifestsSource:
         for path, below_kustomization in survey.files:
             where = path.relative_to(self.root).as_posix()
             try:
-                data = path.read_bytes()
+                data = self._read(path)
             except OSError as exc:
                 inventory.problems.append(SourceProblem(where, f"cannot read: {exc.strerror}"))
                 continue
@@ -132,6 +133,18 @@ class ManifestsSource:
             if parsed.ignored and not parsed.resources and not parsed.problems:
                 ignored.append(where)
         return plain, applications, ignored
+
+    def _read(self, path: Path) -> bytes:
+        """A regular file inside the repository, read only when not oversized (a FIFO, a
+        device or a link leading out of the repository is refused, never opened)."""
+        if inside(self.root.resolve(), path) is None:
+            raise OSError(0, "a symbolic link leading out of the repository")
+        size = regular_file_size(path)
+        if size is None:
+            raise OSError(0, "not a regular file")
+        if size > MAX_FILE_BYTES:
+            raise OSError(0, f"larger than {MAX_FILE_BYTES} bytes, not read")
+        return path.read_bytes()
 
     def _files_entry(self, survey: _Survey, plain: list[Resource], kept: list[Resource],
                      ignored: list[str]) -> SourceEntry:

@@ -23,6 +23,7 @@ import bisect
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -107,11 +108,22 @@ def inside(root: Path, candidate: Path) -> Path | None:
     return resolved if resolved == root or root in resolved.parents else None
 
 
+def regular_file_size(path: Path) -> int | None:
+    """The size of a regular file, None for anything else (a FIFO would block a read, a
+    device never ends) or when it cannot be looked at."""
+    try:
+        status = path.stat()
+    except (OSError, ValueError):
+        return None
+    return status.st_size if stat.S_ISREG(status.st_mode) else None
+
+
 def _read_yaml(path: Path) -> Any:
     """A Chart.yaml or kustomization as data; None when absent, too large or not YAML."""
+    size = regular_file_size(path)
+    if size is None or size > MAX_FILE_BYTES:
+        return None
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            return None
         return safe_load(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
@@ -126,9 +138,11 @@ def kinds_in(files: Iterable[Path]) -> frozenset[str]:
     a failed rendering hides from the checks."""
     kinds: set[str] = set()
     for path in files:
+        size = regular_file_size(path)
+        if size is None or size > MAX_FILE_BYTES:
+            continue
         try:
-            if path.stat().st_size <= MAX_RENDER_BYTES:
-                kinds.update(_KIND_LINE.findall(path.read_text(errors="replace")))
+            kinds.update(_KIND_LINE.findall(path.read_text(errors="replace")))
         except OSError:
             continue
     return frozenset(kinds)
@@ -265,6 +279,10 @@ class Renderer:
 
     def _helm(self, inputs: HelmInputs) -> list[Resource]:
         chart = self.root / inputs.chart
+        special = next(self._unreadable_files(chart), None)
+        if special is not None:
+            raise RenderError(f"chart {inputs.chart}: {self.relative(special)} is not a "
+                              "regular file (helm would block reading it): not rendered")
         missing = self.missing_dependencies(chart)
         if missing:
             raise RenderError(
@@ -309,6 +327,14 @@ class Renderer:
         rendering = Rendering("helm", inputs.chart, inputs.release, inputs.namespace,
                               tuple(used), inputs.via)
         return self._objects(run.stdout, rendering, self._helm_origin(inputs.chart))
+
+    def _unreadable_files(self, chart: Path) -> Iterator[Path]:
+        """Entries of the chart helm would open that are FIFOs, devices or sockets."""
+        for dirpath, _, names in os.walk(chart):
+            for name in names:
+                path = Path(dirpath, name)
+                if regular_file_size(path) is None and path.exists():
+                    yield path
 
     @staticmethod
     def _helm_origin(chart: str) -> Callable[[str], str]:

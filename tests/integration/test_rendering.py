@@ -374,3 +374,13 @@ def test_a_configured_chart_path_without_a_chart_is_reported(
     assert (failed.kind, failed.path, failed.via) == ("helm", "k8s/nothing-here",
                                                       "config helm.charts[0]")
     assert any(p.where == "config helm.charts[0]" for p in inventory.problems)
+
+
+def test_a_fifo_inside_a_chart_is_refused_before_helm_blocks_on_it(
+        platform: Path, renderers: dict[str, Path]) -> None:
+    os.mkfifo(platform / CHART / "templates" / "pipe.yaml")
+    inventory = _load(platform, renderers)
+    failed = [e for e in inventory.sources if e.status == "failed"]
+    assert len(failed) == 2 and all(
+        e.detail == f"chart {CHART}: {CHART}/templates/pipe.yaml is not a regular file (helm "
+        "would block reading it): not rendered" for e in failed)

@@ -147,3 +147,25 @@ def test_deeply_nested_input_is_a_problem_not_a_crash(text: str, name: str) -> N
     parsed = parse_text(text, name)
     assert not parsed.resources
     assert "nest" in parsed.problems[0].message
+
+
+def test_fifos_and_links_out_of_the_repository_are_never_opened(tmp_path: Path) -> None:
+    import os
+
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: secret-place}\n")
+    root = _tree(tmp_path / "repo", {
+        "ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\n"})
+    os.mkfifo(root / "pipe.yaml")
+    (root / "escape.yaml").symlink_to(outside)
+    os.mkfifo(root / "chart-pipe.yaml")
+    (root / "chart").mkdir()
+    os.mkfifo(root / "chart" / "Chart.yaml")  # a chart whose Chart.yaml blocks a read
+    inventory = ManifestsSource(root, config=None).load(ALL)
+    assert [r.ref for r in inventory] == ["Namespace/ok"]
+    problems = {p.where: p.message for p in inventory.problems}
+    assert problems["pipe.yaml"] == "cannot read: not a regular file"
+    assert problems["escape.yaml"] == \
+        "cannot read: a symbolic link leading out of the repository"
+    chart_problems = [p for p in inventory.problems if p.where == "chart"]
+    assert not chart_problems, "a Chart.yaml that is a FIFO makes no chart"
