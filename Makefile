@@ -47,9 +47,11 @@ testenv-down: install
 	$(PY) -m testenv down
 
 # Seeds the test API server (bench-* namespaces, reused) and times soma-audit against a
-# raw-LIST baseline, Polaris and Popeye; see docs/performance.md. Asserts no time.
+# raw-LIST baseline, Polaris and Popeye, then what rendering charts and overlays adds to a
+# manifests-mode load; see docs/performance.md. Asserts no time.
 bench: install testenv
 	$(PY) bench/run.py
+	$(PY) bench/rendering.py
 
 docs: install
 	$(VENV)/bin/soma-audit checks --format markdown > docs/checks.md

@@ -199,10 +199,10 @@ def _session_opener(args: argparse.Namespace) -> Callable[[str | None], AuditSes
         # The scratch copy lives as this process (the remediation commands keep
         # their own persistent demo copy).
         atexit.register(shutil.rmtree, directory.parent, ignore_errors=True)
-        source: Any = ManifestsSource(directory, label=f"demo: {DEMO_NAME}")
+        source: Any = ManifestsSource(directory, label=f"demo: {DEMO_NAME}", config=config)
         attestations_path = attestations_path or directory / attestations.DEFAULT_FILE
     elif args.manifests:
-        source = ManifestsSource(args.manifests)
+        source = ManifestsSource(args.manifests, config=config)
     elif args.snapshot:
         source = SnapshotSource(args.snapshot, repo=repo)
     else:

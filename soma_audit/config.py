@@ -177,7 +177,27 @@ class Tools:
     fga: str | None = None
     promtool: str | None = None
     k6: str | None = None
+    helm: str | None = None
+    kustomize: str | None = None
     timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class HelmChart:
+    """How to render one chart of the repository (it overrides Argo CD Applications)."""
+
+    path: str
+    release: str | None = None
+    namespace: str | None = None
+    #: Value files, relative to the chart directory, applied in order after values.yaml.
+    values: list[str] = field(default_factory=list)
+    #: ``--set`` values (dotted keys), applied last.
+    set: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Helm:
+    charts: list[HelmChart] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -232,6 +252,7 @@ class Config:
     repo: str | None = None
     layout: RepoLayout = field(default_factory=RepoLayout)
     tools: Tools = field(default_factory=Tools)
+    helm: Helm = field(default_factory=Helm)
     openfga: OpenFga = field(default_factory=OpenFga)
     prometheus: Prometheus = field(default_factory=Prometheus)
     cluster: Cluster = field(default_factory=Cluster)

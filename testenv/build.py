@@ -1,11 +1,11 @@
 """Obtain every binary once and keep it in the versioned cache.
 
-kube-apiserver, etcd and openfga are built from their Go modules (module downloads and the
-Go build cache live in the cache too, so a fresh cache dir is a true from-scratch build);
-the Kafka jars come from Maven Central through testenv/kafka/pom.xml; Prometheus and
-promtool are Debian's package. Each artifact is named after its version and a hash of its
-build inputs, and is moved into place only when complete, so an interrupted build is
-simply redone.
+kube-apiserver, etcd, openfga, helm and kustomize are built from their Go modules (module
+downloads and the Go build cache live in the cache too, so a fresh cache dir is a true
+from-scratch build); the Kafka jars come from Maven Central through testenv/kafka/pom.xml;
+Prometheus and promtool are Debian's package. Each artifact is named after its version and
+a hash of its build inputs, and is moved into place only when complete, so an interrupted
+build is simply redone.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from testenv.proc import ComponentError, file_lock, run
 Report = Callable[[str, str], None]
 
 GO_BUILD_TIMEOUT = 40 * 60.0
-GO_ARTIFACTS = ("kube-apiserver", "etcd", "openfga", "toxiproxy")
+GO_ARTIFACTS = ("kube-apiserver", "etcd", "openfga", "toxiproxy", "helm", "kustomize")
 
 #: Set once a Go build ran in this process: its multi-GB build cache can then be trimmed.
 go_built = threading.Event()
@@ -199,6 +199,21 @@ def toxiproxy(cache: Path, logs: Path, report: Report) -> Path:
     ldflags = f"-s -w -X github.com/Shopify/toxiproxy/v2.Version={version}"
     return _go_install(
         "toxiproxy", config.TOXIPROXY_MODULE, version, "server", ldflags, cache, logs, report
+    )
+
+
+def helm(cache: Path, logs: Path, report: Report) -> Path:
+    """Helm v4 (`helm template` renders the charts of an audited repository)."""
+    version = config.HELM_VERSION
+    ldflags = f"-s -w -X helm.sh/helm/v4/internal/version.version={version}"
+    return _go_install("helm", config.HELM_MODULE, version, "helm", ldflags, cache, logs, report)
+
+
+def kustomize(cache: Path, logs: Path, report: Report) -> Path:
+    """Kustomize v5 (`kustomize build` renders the overlays of an audited repository)."""
+    version = config.KUSTOMIZE_VERSION
+    return _go_install(
+        "kustomize", config.KUSTOMIZE_MODULE, version, "kustomize", "-s -w", cache, logs, report
     )
 
 

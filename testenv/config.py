@@ -26,6 +26,13 @@ OPENFGA_STORE_NAME = "soma-agent-hub"
 TOXIPROXY_VERSION = "v2.5.0"
 TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2/cmd/server"
 
+#: The chart renderer and the overlay builder that manifests mode runs (no process to start:
+#: `up` builds them once and links them into .testenv/bin).
+HELM_VERSION = "v4.3.2"
+HELM_MODULE = "helm.sh/helm/v4/cmd/helm"
+KUSTOMIZE_VERSION = "v5.8.2"  # v5.8.3 needs Go 1.27
+KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
+
 #: Debian package that ships both `prometheus` and `promtool`.
 PROMETHEUS_DEB = "prometheus"
 

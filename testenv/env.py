@@ -163,6 +163,10 @@ def up(only: Iterable[str] | None = None, *, quiet: bool = False) -> dict[str, A
                         _stop_group(ctx, group)
                     except ComponentError as stop_exc:
                         failures[group] = ComponentError(group, f"{exc}\n{stop_exc}")
+        try:
+            _build_renderers(ctx)
+        except ComponentError as exc:
+            failures["renderers"] = exc
         if build.go_built.is_set():
             build.go_built.clear()
             build.trim_go_build_cache(ctx.cache, ctx.report)
@@ -248,12 +252,22 @@ def status() -> list[dict[str, Any]]:
     return rows
 
 
+def _build_renderers(ctx: Context) -> None:
+    """helm and kustomize: no process to start, built once (every `up`, whatever --only
+    says) so that manifests-mode tests find the real binaries on the env.sh PATH."""
+    ctx.state["renderers"] = {
+        "helm": str(build.helm(ctx.cache, ctx.logs, ctx.report)),
+        "kustomize": str(build.kustomize(ctx.cache, ctx.logs, ctx.report)),
+    }
+
+
 def _link_tools(ctx: Context) -> None:
-    """A bin/ dir of stable names (openfga, promtool, fga, k6, ...) for PATH."""
+    """A bin/ dir of stable names (openfga, promtool, fga, k6, helm, kustomize, ...) for PATH."""
     links: dict[str, str | None] = {}
     for name in ("etcd", "kube-apiserver", "openfga"):
         binary = ctx.state.get("components", {}).get(name, {}).get("binary")
         links[name] = binary
+    links.update(ctx.state.get("renderers", {}))
     info = ctx.state.get("prometheus", {})
     links["promtool"] = info.get("promtool") or shutil.which("promtool")
     links["prometheus"] = ctx.state.get("components", {}).get("prometheus", {}).get("binary")

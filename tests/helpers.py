@@ -32,10 +32,11 @@ def audit_dir(directory: Path, check_ids: list[str] | None = None,
     if check_ids is not None:
         checks = [c for c in checks if c.id in check_ids]
         assert {c.id for c in checks} == set(check_ids), "unknown check id"
+    loaded = load_config(**(config or {}))
     request = AuditRequest(
         source=SnapshotSource(directory / "snapshot.yaml") if snapshot
-        else ManifestsSource(directory),
-        config=load_config(**(config or {})),
+        else ManifestsSource(directory, config=loaded),
+        config=loaded,
         checks=checks,
     )
     return run_audit(request)

@@ -67,8 +67,16 @@ class Evidence:
     #: Where the object is defined (``file:line``), filled in by the engine when known;
     #: used by SARIF and markdown, not part of the JSON contract.
     location: str = ""
+    #: For an object rendered from a chart or overlay: the rendering and its inputs
+    #: (:meth:`~soma_audit.kube.inventory.Rendering.describe`), filled in by the engine.
+    rendered: str = ""
 
     def to_dict(self) -> dict[str, str]:
+        """The JSON contract's ``{object, message}``; evidence about a rendered object adds
+        ``origin`` (the template or kustomization file) and ``rendered`` (how)."""
+        if self.rendered:
+            return {"object": self.object, "message": self.message, "origin": self.location,
+                    "rendered": self.rendered}
         return {"object": self.object, "message": self.message}
 
 

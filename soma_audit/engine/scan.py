@@ -130,10 +130,12 @@ def _apply_waiver(outcome: Outcome, waiver: Waiver | None, today: dt.date) -> Ou
     return Outcome(Status.WAIVED, (note, *outcome.evidence))
 
 
-def _locate(evidence: tuple[Evidence, ...], origins: dict[str, str]) -> tuple[Evidence, ...]:
-    """Attach the defining file:line to evidence about an object, when the source knows it."""
+def _locate(evidence: tuple[Evidence, ...],
+            origins: dict[str, tuple[str, str]]) -> tuple[Evidence, ...]:
+    """Attach the defining file:line (and, for a rendered object, the rendering) to evidence
+    about an object, when the source knows it."""
     return tuple(
-        Evidence(e.object, e.message, origins[e.object])
+        Evidence(e.object, e.message, *origins[e.object])
         if not e.location and e.object in origins else e
         for e in evidence
     )
@@ -185,7 +187,8 @@ def _run_audit(request: AuditRequest, progress: Progress | None) -> Report:
         services=services,
     )
     waivers = {w.check: w for w in request.config.waivers}
-    origins = {r.ref: r.origin for r in inventory if r.origin}
+    origins = {r.ref: (r.origin, r.rendered.describe() if r.rendered else "")
+               for r in inventory if r.origin}
     results: list[Result] = []
     total = len(request.checks)
     shareable = available & _THREAD_SAFE_SERVICES
@@ -214,6 +217,7 @@ def _run_audit(request: AuditRequest, progress: Progress | None) -> Report:
         source=request.source.info,
         results=results,
         problems=list(inventory.problems),
+        sources=list(inventory.sources),
         started=started,
         duration_seconds=time.perf_counter() - clock,
     )

@@ -11,6 +11,43 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
+class Rendering:
+    """How a rendered object was produced: which tool rendered which chart or overlay of
+    the repository, with which inputs. Remediation reads it to know that the object's
+    file is generated (a fix belongs in the values or the overlay, never in the output).
+    """
+
+    #: ``helm`` or ``kustomize``.
+    tool: str
+    #: The chart or kustomization directory, relative to the repository root.
+    path: str
+    #: Helm: the release name; Kustomize: "".
+    release: str = ""
+    #: The namespace rendered into (helm ``--namespace``, Argo CD's destination).
+    namespace: str = ""
+    #: Value files in the order applied, relative to the repository root (Helm only).
+    values: tuple[str, ...] = ()
+    #: What chose these inputs: ``Application/<ns>/<name>``, ``config helm.charts[i]`` or
+    #: ``defaults`` (the chart's own values into the configured namespace).
+    via: str = "defaults"
+
+    def describe(self) -> str:
+        """One line for evidence: ``helm k8s/helm/soma (release r, namespace n, values
+        values.yaml, values-dev.yaml; Application/argocd/soma-dev)``."""
+        parts = []
+        if self.release:
+            parts.append(f"release {self.release}")
+        if self.namespace:
+            parts.append(f"namespace {self.namespace}")
+        if self.tool == "helm":
+            parts.append("values " + (", ".join(self.values) or "chart defaults"))
+        inputs = ", ".join(parts)
+        via = "chart/overlay defaults" if self.via == "defaults" else self.via
+        return f"{self.tool} {self.path} ({inputs}; {via})" if inputs else \
+            f"{self.tool} {self.path} ({via})"
+
+
+@dataclass(frozen=True, slots=True)
 class Resource:
     """A Kubernetes object as plain data, with where it was found (file:line or cluster).
 
@@ -21,7 +58,11 @@ class Resource:
     """
 
     body: dict[str, Any]
+    #: ``file:line`` of a plain manifest; for a rendered object the template file (Helm's
+    #: ``# Source:``) or the kustomization file, relative to the repository root.
     origin: str = ""
+    #: Set when the object was rendered from a chart or an overlay, None for plain files.
+    rendered: Rendering | None = None
     kind: str = field(init=False, repr=False, compare=False)
     name: str = field(init=False, repr=False, compare=False)
     namespace: str | None = field(init=False, repr=False, compare=False)
@@ -71,7 +112,28 @@ class SourceProblem:
 
     where: str
     message: str
-    skipped: bool = False
+    #: The source could not be evaluated at all (its renderer is not installed).
+    unevaluable: bool = False
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    """One line of the report's "sources" list: a chart, an overlay, an Argo CD
+    Application source or the plain files, and what became of it."""
+
+    #: ``helm``, ``kustomize``, ``application`` or ``files``.
+    kind: str
+    path: str
+    #: ``rendered``, ``read``, ``skipped`` or ``failed``.
+    status: str
+    detail: str = ""
+    #: What chose the inputs (see :attr:`Rendering.via`).
+    via: str = ""
+    objects: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "path": self.path, "status": self.status,
+                "via": self.via, "objects": self.objects, "detail": self.detail}
 
 
 @dataclass
@@ -79,6 +141,8 @@ class Inventory:
     """Objects indexed by kind, plus what could not be read and why."""
 
     problems: list[SourceProblem] = field(default_factory=list)
+    #: What a repository source rendered, read, skipped or failed (manifests mode only).
+    sources: list[SourceEntry] = field(default_factory=list)
     #: kind → reason, for kinds that could not be fetched (forbidden, timed out, ...)
     unavailable: dict[str, str] = field(default_factory=dict)
     #: kind → reason, for kinds whose API is not served (the product is not installed)

@@ -29,15 +29,18 @@ _SHOWN_STATS = ("p(99)", "p(95)", "med", "avg")
 
 @probe("ops.manifests-parse")
 def manifests_parse(ctx: ProbeContext, params: Params) -> Outcome:
-    """Every file the source offered was read; a file it could not parse hides objects."""
+    """Every file the source offered was read and every chart and overlay rendered; a file
+    it could not parse or a rendering that failed hides objects. A renderer that is not
+    installed leaves the repository not evaluable: ``error`` with the install hint."""
     problems = ctx.inventory.problems
-    broken = [ev(p.where, p.message) for p in problems if not p.skipped]
-    if broken:
-        return failed(*broken)
-    unrendered = [ev(p.where, p.message) for p in problems if p.skipped]
-    if unrendered:
-        return Outcome(Status.SKIP, tuple(unrendered))
-    return passed(ev(ctx.source.ref, f"{len(ctx.inventory)} objects read, no problems"))
+    missing = [ev(p.where, p.message) for p in problems if p.unevaluable]
+    if missing:
+        return Outcome(Status.ERROR, tuple(missing))
+    if problems:
+        return failed(*(ev(p.where, p.message) for p in problems))
+    rendered = [s for s in ctx.inventory.sources if s.status == "rendered"]
+    how = f" ({len(rendered)} charts/overlays rendered)" if rendered else ""
+    return passed(ev(ctx.source.ref, f"{len(ctx.inventory)} objects read{how}, no problems"))
 
 
 @probe("ops.runbooks", kinds=["PrometheusRule"])

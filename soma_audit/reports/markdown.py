@@ -37,9 +37,25 @@ def _item_lines(item: PlanItem, results: dict[str, Result], report: Report) -> l
         shown = result.evidence[:MAX_EVIDENCE]
         for evidence in shown:
             where = f"{evidence.object}: " if evidence.object else ""
-            lines.append(f"    - {where}{evidence.message}")
+            origin = f" (from `{evidence.location}`, {evidence.rendered})" \
+                if evidence.rendered else ""
+            lines.append(f"    - {where}{evidence.message}{origin}")
         if len(result.evidence) > len(shown):
             lines.append(f"    - … and {len(result.evidence) - len(shown)} more")
+    return lines
+
+
+def _sources_lines(report: Report, deeper: str) -> list[str]:
+    """What the repository source rendered, read, skipped or failed, and why."""
+    if not report.sources:
+        return []
+    lines = ["", f"{deeper}## Sources", "", f"Rendered: {report.sources_summary() or 'nothing'}.",
+             ""]
+    for entry in report.sources:
+        via = f" via {entry.via}" if entry.via and entry.via != "defaults" else ""
+        count = f", {entry.objects} objects" if entry.status in ("rendered", "read") else ""
+        lines.append(f"- {entry.kind} `{entry.path}` — **{entry.status}**{via}{count}: "
+                     f"{entry.detail}")
     return lines
 
 
@@ -63,6 +79,7 @@ def render(report: Report, heading_level: int = 1) -> str:
         f"{counts}. A box is ticked only when every check behind it passed, was attested "
         "or was waived; skipped checks (need live access) leave it open.",
     ]
+    lines += _sources_lines(report, deeper)
     for section in plan.sections:
         lines += ["", f"{deeper}## {section.name}"]
         for group in section.groups:

@@ -46,6 +46,8 @@ def _results(result: Result) -> list[dict[str, Any]]:
             "level": level,
             "message": {"text": f"{result.status.value}: {e.message}"},
             "locations": [_location(e)],
+            # A rendered object's file is its template: say which rendering made it.
+            **({"properties": {"rendered": e.rendered}} if e.rendered else {}),
         }
         for e in evidence
     ]

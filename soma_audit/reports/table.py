@@ -53,7 +53,7 @@ def render(report: Report, color: bool = False) -> str:
                       finding)
     console.print(table)
     for problem in report.problems:
-        kind = "skipped" if problem.skipped else "unreadable"
+        kind = "not evaluable" if problem.unevaluable else "unreadable"
         console.print(f"[yellow]{kind}[/]: {problem.where}: {problem.message}")
     console.print(headline(report))
     return console.file.getvalue()  # type: ignore[attr-defined]

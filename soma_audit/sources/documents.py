@@ -1,6 +1,10 @@
 """Parsing YAML/JSON text into Kubernetes objects, one document at a time.
 
 A broken document is reported with its file and line and does not hide its neighbours.
+A document without ``apiVersion`` and ``kind`` (package.json, tsconfig, docker-compose, CI
+workflows, Helm values, OpenAPI specs) is not a Kubernetes manifest: it is counted as
+ignored, and when it does not even parse (JSON with comments) it is ignored too, unless
+its text shows manifest keys (:func:`looks_like_manifest`) — a manifest that is broken.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from soma_audit.kube.inventory import Resource, SourceProblem
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DOC_START = re.compile(r"^---(?=\s|$)", re.MULTILINE)
+#: Top-level ``apiVersion:``/``kind:`` keys in YAML text (column 0), and in JSON text.
+_YAML_KEY = {key: re.compile(rf"^[\"']?{key}[\"']?[ \t]*:", re.MULTILINE)
+             for key in ("apiVersion", "kind")}
+_JSON_KEY = {key: re.compile(rf'"{key}"\s*:') for key in ("apiVersion", "kind")}
 
 #: Files above this size are not parsed (a GitOps manifest is never this large).
 MAX_FILE_BYTES = 32 * 1024 * 1024
@@ -88,6 +96,17 @@ def safe_load(text: str) -> Any:
 class Parsed:
     resources: list[Resource]
     problems: list[SourceProblem]
+    #: Documents that are not Kubernetes objects (no apiVersion and kind), not errors.
+    ignored: int = 0
+
+
+def looks_like_manifest(text: str, json_text: bool = False) -> bool:
+    """Whether unparseable text still looks like a manifest: a top-level ``apiVersion`` or
+    ``kind`` key in YAML (no compose file, workflow or values file has one), both keys in
+    JSON (where nesting cannot be told without parsing)."""
+    if json_text:
+        return all(pattern.search(text) for pattern in _JSON_KEY.values())
+    return any(pattern.search(text) for pattern in _YAML_KEY.values())
 
 
 def _chunks(text: str) -> Iterator[tuple[int, str]]:
@@ -127,6 +146,11 @@ def _flatten(doc: Any, origin: str) -> Iterator[Resource]:
         yield Resource(doc, origin)
 
 
+def _refused(exc: yaml.YAMLError) -> bool:
+    """Input refused as hostile (alias bomb, nesting too deep): a problem whatever it is."""
+    return isinstance(exc, UnsafeYAMLError) or "nesting depth" in str(getattr(exc, "problem", ""))
+
+
 def _yaml_error(exc: yaml.YAMLError, where: str, first_line: int) -> SourceProblem:
     mark = getattr(exc, "problem_mark", None)
     line = first_line + (mark.line if mark else 0)
@@ -134,34 +158,50 @@ def _yaml_error(exc: yaml.YAMLError, where: str, first_line: int) -> SourceProbl
     return SourceProblem(f"{where}:{line}", f"invalid YAML: {problem}")
 
 
-def parse_text(text: str, where: str) -> Parsed:
-    """Parse a YAML (or JSON) stream; ``where`` names the file for origins and problems."""
+def parse_text(text: str, where: str, strict: bool = False) -> Parsed:
+    """Parse a YAML (or JSON) stream; ``where`` names the file for origins and problems.
+
+    ``strict``: every document is meant to be a manifest (a cluster dump, a renderer's
+    output), so one that does not parse is a problem even without apiVersion and kind.
+    """
     resources: list[Resource] = []
     problems: list[SourceProblem] = []
+    ignored = 0
     if where.endswith(".json"):
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
+            if not strict and not looks_like_manifest(text, json_text=True):
+                return Parsed([], [], 1)
             problems.append(SourceProblem(f"{where}:{exc.lineno}", f"invalid JSON: {exc.msg}"))
         except RecursionError:
             problems.append(SourceProblem(where, "invalid JSON: nested too deep"))
         else:
-            resources.extend(_flatten(doc, f"{where}:1"))
-        return Parsed(resources, problems)
+            found = list(_flatten(doc, f"{where}:1"))
+            resources.extend(found)
+            ignored += not found
+        return Parsed(resources, problems, ignored)
     for first_line, chunk in _chunks(text):
         if not chunk.strip():
             continue
         try:
             doc = safe_load(chunk)
         except yaml.YAMLError as exc:
-            problems.append(_yaml_error(exc, where, first_line))
+            if strict or looks_like_manifest(chunk) or _refused(exc):
+                problems.append(_yaml_error(exc, where, first_line))
+            else:
+                ignored += 1
+            continue
+        if doc is None:
             continue
         line = first_line + _leading_blank_lines(chunk)
-        resources.extend(_flatten(doc, f"{where}:{line}"))
-    return Parsed(resources, problems)
+        found = list(_flatten(doc, f"{where}:{line}"))
+        resources.extend(found)
+        ignored += not found
+    return Parsed(resources, problems, ignored)
 
 
-def parse_bytes(data: bytes, where: str) -> Parsed:
+def parse_bytes(data: bytes, where: str, strict: bool = False) -> Parsed:
     """Decode and parse a file's bytes; binary or oversized content is a problem, not a crash."""
     if len(data) > MAX_FILE_BYTES:
         return Parsed([], [SourceProblem(where, f"larger than {MAX_FILE_BYTES} bytes, not read")])
@@ -171,4 +211,4 @@ def parse_bytes(data: bytes, where: str) -> Parsed:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         return Parsed([], [SourceProblem(where, f"not UTF-8 text (byte {exc.start})")])
-    return parse_text(text, where)
+    return parse_text(text, where, strict)

@@ -24,7 +24,7 @@ class SnapshotSource:
             data = self.path.read_bytes()
         except OSError as exc:
             raise AuditError(f"cannot read snapshot {self.path}: {exc.strerror}") from None
-        parsed = parse_bytes(data, self.path.name)
+        parsed = parse_bytes(data, self.path.name, strict=True)
         if not parsed.resources:
             detail = f": {parsed.problems[0].where}: {parsed.problems[0].message}" if (
                 parsed.problems

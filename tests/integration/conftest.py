@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -225,3 +227,29 @@ def unique_name() -> Callable[[str], str]:
         return f"{stem}-{uuid.uuid4().hex[:8]}"
 
     return make
+
+
+def _report_build(component: str, message: str) -> None:
+    print(f"[testenv] {component}: {message}", file=sys.stderr)
+
+
+@pytest.fixture(scope="session")
+def renderers() -> dict[str, Path]:
+    """The pinned helm and kustomize of the test environment (built once into its cache by
+    `make testenv`, or here when missing; never skipped)."""
+    from testenv import build
+    from testenv import config as testenv_config
+
+    cache = testenv_config.cache_dir()
+    logs = testenv_config.state_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return {"helm": build.helm(cache, logs, _report_build),
+            "kustomize": build.kustomize(cache, logs, _report_build)}
+
+
+def run_tool(argv: list[str], cwd: Path | None = None) -> str:
+    """Run a binary the test trusts; its failure fails the test with its stderr."""
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -440,7 +440,7 @@ async def test_unreadable_files_are_reported(session: FrozenSession, workdir: Pa
     (workdir / "soma-gitops" / "broken.yaml").write_text("kind: [unclosed\n")
     async with make_app(session).run_test(size=SIZE) as pilot:
         main = await scanned(pilot)
-        assert any(n.startswith("Source problems: 1 file(s) could not be read: broken.yaml:2")
+        assert any(n.startswith("Source problems: 1 source(s) could not be read: broken.yaml:2")
                    for n in notifications(pilot))
         assert main.results["ops.manifests-parse"].status is Status.FAIL
         main.select_check("ops.manifests-parse")

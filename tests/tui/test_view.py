@@ -85,3 +85,16 @@ def test_target_label_is_relative_inside_the_working_directory(tmp_path: Path) -
     assert target_label("directory", str(inside), tmp_path) == "directory soma-gitops"
     assert target_label("directory", "/srv/gitops", tmp_path) == "directory /srv/gitops"
     assert target_label("kafka", "kafka:9092", tmp_path) == "kafka kafka:9092"
+
+
+def test_check_detail_names_the_template_and_the_rendering() -> None:
+    from soma_audit.tui.widgets.check_detail import CheckDetail
+
+    evidence = Evidence("Deployment/soma-dev/gateway-api", "privileged=true",
+                        "k8s/helm/soma/templates/deployment.yaml",
+                        "helm k8s/helm/soma (release soma-dev; Application/argocd/soma-dev)")
+    check = CHECKS[0]
+    text = CheckDetail.describe(check, Result(check, Status.FAIL, (evidence,)), False).plain
+    assert ("Deployment/soma-dev/gateway-api: privileged=true  "
+            "(k8s/helm/soma/templates/deployment.yaml)\n    rendered by helm k8s/helm/soma "
+            "(release soma-dev; Application/argocd/soma-dev)") in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -123,7 +124,12 @@ def test_demo_is_partly_ready_in_every_format(tmp_path: Path) -> None:
     assert report["source"]["kind"] == "manifests"
     summary = report["summary"]
     assert summary["pass"] >= 10 and summary["fail"] >= 10
-    assert summary["error"] == 0, [c for c in report["checks"] if c["status"] == "error"]
+    errors = {c["id"]: c["evidence"] for c in report["checks"] if c["status"] == "error"}
+    if shutil.which("helm"):  # the demo's chart renders: nothing left unevaluated
+        assert not errors, errors
+    else:  # its HorizontalPodAutoscalers are unknown: said so, with the install hint
+        assert set(errors) == {"ops.manifests-parse", "ops.cost-controls"}, errors
+        assert "install Helm v4" in errors["ops.manifests-parse"][0]["message"]
     assert summary["skip"] >= 10  # the live-only checks
     for fmt in ("markdown", "junit", "sarif", "table"):
         out = tmp_path / f"report.{fmt}"

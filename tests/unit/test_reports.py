@@ -116,3 +116,40 @@ def test_table_lists_gaps_first_with_the_headline(report: Report) -> None:
     assert first_row < passing
     assert "ready " in lines[-1] and "P1 " in lines[-1]
     assert "\x1b[" not in text  # no colour codes unless asked
+
+
+def test_rendered_sources_and_origins_in_json_markdown_and_sarif() -> None:
+    """The sources list and where a rendered object came from, in every format that has
+    room for them (additive to the JSON contract)."""
+    from soma_audit.kube.inventory import SourceEntry
+
+    check = next(c for c in load_catalog() if c.id == "pss.no-privileged")
+    how = ("helm k8s/helm/soma (release soma-dev, namespace soma-dev, values values.yaml, "
+           "k8s/helm/soma/values-dev.yaml; Application/argocd/soma-dev)")
+    evidence = Evidence("Deployment/soma-dev/gateway-api", "privileged=true",
+                        "k8s/helm/soma/templates/deployment.yaml", how)
+    sources = [
+        SourceEntry("files", ".", "read", "3 files read as manifests", objects=5),
+        SourceEntry("helm", "k8s/helm/soma", "rendered", how, "Application/argocd/soma-dev", 6),
+        SourceEntry("kustomize", "k8s/base", "skipped", "base of k8s/overlays/dev"),
+    ]
+    report = Report(SourceInfo("manifests", "/tmp/repo"),
+                    [Result(check, Status.FAIL, (evidence,))], sources=sources)
+    data = json.loads(render(report, "json"))
+    assert data["sources"][1] == {"kind": "helm", "path": "k8s/helm/soma",
+                                  "status": "rendered", "via": "Application/argocd/soma-dev",
+                                  "objects": 6, "detail": how}
+    assert data["checks"][0]["evidence"] == [{
+        "object": "Deployment/soma-dev/gateway-api", "message": "privileged=true",
+        "origin": "k8s/helm/soma/templates/deployment.yaml", "rendered": how}]
+    markdown = render(report, "markdown")
+    assert "## Sources" in markdown
+    assert "Rendered: helm 1 rendered · kustomize 1 skipped." in markdown
+    assert ("- helm `k8s/helm/soma` — **rendered** via Application/argocd/soma-dev, 6 objects"
+            in markdown)
+    assert f"(from `k8s/helm/soma/templates/deployment.yaml`, {how})" in markdown
+    (result,) = json.loads(render(report, "sarif"))["runs"][0]["results"]
+    location = result["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"] == "k8s/helm/soma/templates/deployment.yaml"
+    assert "region" not in location
+    assert result["properties"] == {"rendered": how}

@@ -48,12 +48,9 @@ def test_broken_files_are_reported_with_file_and_line_and_the_rest_is_read(tmp_p
     root = _tree(tmp_path, {
         "good.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\n",
         "bad.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: [\n",
-        "bad.json": "{\"kind\": ",
+        "bad.json": "{\"apiVersion\": \"v1\", \"kind\": ",
         "binary.yaml": b"\x00\x01\x02",
         "latin1.yaml": "name: caf\xe9\n".encode("latin-1"),
-        "chart/Chart.yaml": "apiVersion: v2\nname: c\n",
-        "chart/templates/d.yaml": "kind: {{ .Values.kind }}\n",
-        "kustomization.yaml": "resources: [good.yaml]\n",
     })
     inventory = ManifestsSource(root).load(ALL)
     assert [r.ref for r in inventory] == ["Namespace/ok"]
@@ -62,10 +59,31 @@ def test_broken_files_are_reported_with_file_and_line_and_the_rest_is_read(tmp_p
     assert "invalid JSON" in problems["bad.json"].message
     assert "binary file" in problems["binary.yaml"].message
     assert "not UTF-8" in problems["latin1.yaml"].message
-    assert problems["chart/templates/d.yaml"].skipped
-    assert "Helm template" in problems["chart/templates/d.yaml"].message
-    assert problems["kustomization.yaml"].skipped
 
+
+def test_documents_without_apiversion_and_kind_are_ignored_and_counted(tmp_path: Path) -> None:
+    """Not manifests, not errors: package.json, JSON with comments, compose, a workflow,
+    Helm-style values, an OpenAPI spec; a broken file that does look like one still is."""
+    root = _tree(tmp_path, {
+        "web/package.json": '{"name": "web", "version": "1.0.0"}\n',
+        "web/tsconfig.json": '{\n  // JSONC\n  "compilerOptions": {"strict": true,},\n}\n',
+        "docker-compose.yml": "services:\n  web:\n    image: nginx\n",
+        ".github/workflows/ci.yml": "on: [push]\njobs:\n  t: {runs-on: x, steps: []}\n",
+        "values.yaml": "replicaCount: 2\nimage: {tag: '1'}\n",
+        "api/openapi.yaml": "openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths: {}\n",
+        "broken-compose.yaml": "services: [\n",
+        "ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\n",
+        "bad-manifest.json": '{"apiVersion": "v1",\n "kind": "Namespace", // no\n}',
+    })
+    inventory = ManifestsSource(root).load(ALL)
+    assert [r.ref for r in inventory] == ["Namespace/ok"]
+    assert [(p.where, p.message) for p in inventory.problems] == [
+        ("bad-manifest.json:2", "invalid JSON: Expecting property name enclosed in double quotes")]
+    (files,) = inventory.sources
+    assert files.kind == "files" and files.objects == 1
+    assert "7 files without Kubernetes objects ignored" in files.detail
+    for name in ("web/tsconfig.json", "docker-compose.yml", "broken-compose.yaml"):
+        assert name in files.detail
 
 def test_missing_or_empty_directory_cannot_be_audited(tmp_path: Path) -> None:
     with pytest.raises(AuditError, match="not found"):
@@ -129,3 +147,25 @@ def test_deeply_nested_input_is_a_problem_not_a_crash(text: str, name: str) -> N
     parsed = parse_text(text, name)
     assert not parsed.resources
     assert "nest" in parsed.problems[0].message
+
+
+def test_fifos_and_links_out_of_the_repository_are_never_opened(tmp_path: Path) -> None:
+    import os
+
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: secret-place}\n")
+    root = _tree(tmp_path / "repo", {
+        "ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\n"})
+    os.mkfifo(root / "pipe.yaml")
+    (root / "escape.yaml").symlink_to(outside)
+    os.mkfifo(root / "chart-pipe.yaml")
+    (root / "chart").mkdir()
+    os.mkfifo(root / "chart" / "Chart.yaml")  # a chart whose Chart.yaml blocks a read
+    inventory = ManifestsSource(root, config=None).load(ALL)
+    assert [r.ref for r in inventory] == ["Namespace/ok"]
+    problems = {p.where: p.message for p in inventory.problems}
+    assert problems["pipe.yaml"] == "cannot read: not a regular file"
+    assert problems["escape.yaml"] == \
+        "cannot read: a symbolic link leading out of the repository"
+    chart_problems = [p for p in inventory.problems if p.where == "chart"]
+    assert not chart_problems, "a Chart.yaml that is a FIFO makes no chart"

@@ -198,9 +198,9 @@ class MainScreen(Screen[None]):
         self.report = report
         self.results = {r.check.id: r for r in report.results}
         self.query_one(AuditHeader).show_report(report)
-        unreadable = [p for p in report.problems if not p.skipped]
+        unreadable = report.problems
         if unreadable:
-            self.notify(f"{len(unreadable)} file(s) could not be read: "
+            self.notify(f"{len(unreadable)} source(s) could not be read: "
                         f"{', '.join(p.where for p in unreadable[:3])}",
                         title="Source problems", severity="warning")
         self._refresh_rows()

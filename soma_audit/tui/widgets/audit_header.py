@@ -42,13 +42,20 @@ class AuditHeader(Horizontal):
         self._source = source
         self._state = Text("not scanned yet", style="dim")
         self._scores: list[Text] = []
+        #: What the repository source rendered (``helm 1 rendered · kustomize …``).
+        self._rendered = ""
 
     def compose(self) -> ComposeResult:
+        yield Static(self._left(), id="header-source")
+        yield Static(self._right(), id="header-score")
+
+    def _left(self) -> Text:
         label = self._source.label or self._source.ref
         left = Text.assemble((" soma-audit", "bold"), "  ", label, (f" ({self._source.kind})",
                                                                      "dim"))
-        yield Static(left, id="header-source")
-        yield Static(self._right(), id="header-score")
+        if self._rendered:
+            left.append(f"  {self._rendered}", style="dim")
+        return left
 
     def _right(self) -> Text:
         """Time and scores; narrow terminals get them tighter, to keep the source label."""
@@ -83,6 +90,10 @@ class AuditHeader(Horizontal):
     def show_report(self, report: Report) -> None:
         when = report.started.astimezone().strftime("%H:%M:%S")
         self._state = Text(f"scanned {when}", style="dim")
+        if report.sources_summary() != self._rendered:
+            self._rendered = report.sources_summary()
+            if self.is_mounted:
+                self.query_one("#header-source", Static).update(self._left())
         self._scores = [Text.assemble(("ready ", "bold"), (percent(report.overall_score),
                                       f"bold {score_style(report.overall_score)}"))]
         for phase in PHASES:
@@ -100,4 +111,6 @@ class AuditHeader(Horizontal):
         """The header as plain text (what a reader of the screen sees)."""
         label = self._source.label or self._source.ref
         scores = "  ".join(part.plain for part in self._scores)
-        return f"soma-audit  {label} ({self._source.kind})  {self._state.plain}   {scores}"
+        rendered = f"  {self._rendered}" if self._rendered else ""
+        return (f"soma-audit  {label} ({self._source.kind}){rendered}  {self._state.plain}"
+                f"   {scores}")

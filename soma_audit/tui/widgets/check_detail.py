@@ -76,6 +76,8 @@ class CheckDetail(VerticalScroll):
                 text.append(evidence.message)
                 if evidence.location and evidence.location != evidence.object:
                     text.append(f"  ({evidence.location})", style="dim")
+                if evidence.rendered:
+                    text.append(f"\n    rendered by {evidence.rendered}", style="dim")
                 text.append("\n")
         text.append("\n")
         text.append_text(_footer(check, result, recipe))
