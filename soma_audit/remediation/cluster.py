@@ -68,6 +68,8 @@ OWNER_VERSIONS = {"ReplicaSet": "apps/v1", "Deployment": "apps/v1", "StatefulSet
 #: manifest a bare Pod is recreated with.
 _POD_RUNTIME_FIELDS = ("nodeName",)
 Progress = Callable[[int, int], None]
+#: Owners named one by one in the notes; the rest are counted.
+OWNER_NOTES = 20
 
 
 def _group(api_version: str) -> str:
@@ -282,9 +284,12 @@ class ClusterTarget:
                 return planned[key]
             if key not in cache:
                 version = OWNER_VERSIONS.get(kind)
-                cache[key] = self._live(self.path({"apiVersion": version, "kind": kind,
-                                        "metadata": {"name": name, "namespace": namespace}})
-                                        ) if version else None
+                try:
+                    cache[key] = self._live(self.path({
+                        "apiVersion": version, "kind": kind,
+                        "metadata": {"name": name, "namespace": namespace}})) if version else None
+                except RemediationError:
+                    cache[key] = None  # an owner kind this cluster does not serve
             return cache[key]
 
         kept, made_by = [], {}
@@ -294,8 +299,11 @@ class ClusterTarget:
                 made_by.setdefault(owner, []).append(obj)
             else:
                 kept.append(obj)
-        notes = []
+        notes: list[str] = []
         for owner, made in sorted(made_by.items()):
+            if len(notes) == OWNER_NOTES:
+                notes.append(f"… and {len(made_by) - OWNER_NOTES} more owners")
+                break
             counts = ", ".join(f"{n} {kind}" for kind, n in sorted(
                 Counter(str(o.get("kind")) for o in made).items()))
             if owner in planned:
