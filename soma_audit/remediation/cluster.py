@@ -234,7 +234,8 @@ class ClusterTarget:
             if obj.get("kind") == "Secret":
                 raise RemediationError(f"{ref(obj)}: soma-audit never reads Secrets, so it "
                                        "cannot back one up; apply it another way")
-        objects = [strip_server_fields(copy.deepcopy(o)) or {} for o in objects]
+        # strip_server_fields copies what it changes; nothing below changes the rest.
+        objects = [strip_server_fields(o) or {} for o in objects]
         objects, left_out = self._scoped(objects)
         notes += left_out
         objects, owner_notes = self._owners(objects)
@@ -355,17 +356,17 @@ class ClusterTarget:
                           note="its namespace is created by this apply, so the server "
                           "cannot dry-run it; shown as rendered", payload=body, token=None)
         managed = gitops_owner(body, applications) if not self.patch_managed else None
+        if managed is not None:
+            return Change("managed", where, None, None, "", note=managed.note(), payload=body)
+        if body.get("kind") == "Pod":
+            # A bare Pod from the inventory: it exists, and its spec cannot change.
+            after = to_yaml(_manifest(body))
+            return Change("recreate", where, None, after, unified(None, after, where),
+                          note="a Pod's spec cannot be changed: recreate it with this "
+                          "manifest (or run it from a Deployment)", payload=body)
         path = self.path(body)
         live = self._live(path)
         before = to_yaml(strip_server_fields(live)) if live is not None else None
-        if managed is not None and live is not None:
-            return Change("managed", where, before, None, "", note=managed.note(),
-                          payload=body)
-        if body.get("kind") == "Pod" and live is not None:
-            after = to_yaml(_manifest(body))
-            return Change("recreate", where, before, after, unified(before, after, where),
-                          note="a Pod's spec cannot be changed: recreate it with this "
-                          "manifest (or run it from a Deployment)", payload=body)
         token = (live.get("metadata") or {}).get("resourceVersion") if live else None
         ours = owned_by(live, FIELD_MANAGER) if live else set()
         sent = apply_configuration(self.transform, body, live, ours)

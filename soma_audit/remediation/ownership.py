@@ -28,6 +28,8 @@ ARGO_INSTANCE_LABEL = "app.kubernetes.io/instance"
 HELM_MANAGED_BY = "app.kubernetes.io/managed-by"
 HELM_RELEASE_ANNOTATION = "meta.helm.sh/release-name"
 HELM_NAMESPACE_ANNOTATION = "meta.helm.sh/release-namespace"
+#: Namespaces the scope line names one by one; the rest are counted.
+SCOPE_NAMES = 5
 
 
 def ref_of(kind: str, namespace: str | None, name: str) -> str:
@@ -255,7 +257,10 @@ class Scope:
     def describe(self) -> str:
         if self.namespaces is None:
             return "every namespace but the system and exempt ones"
-        return ", ".join(sorted(self.namespaces - self.exempt)) or "no namespace"
+        names = sorted(self.namespaces - self.exempt)
+        shown = ", ".join(names[:SCOPE_NAMES]) or "no namespace"
+        return shown + (f" and {len(names) - SCOPE_NAMES} more" if len(names) > SCOPE_NAMES
+                        else "")
 
 
 def team_scope(app_namespace: str, configured: Iterable[str], exempt: Iterable[str],

@@ -209,7 +209,9 @@ def test_hardening_fixes_owners_in_scope_and_keeps_other_managers_fields(
     assert "takes over from kubectl-client-side-apply" in legacy.note
     assert "securityContext.privileged" in legacy.note
     recreate = changes[f"Pod/{ns}/debug"]
-    assert "+    allowPrivilegeEscalation: false" in recreate.diff
+    assert "allowPrivilegeEscalation: false" in (recreate.after or "")
+    assert any(line.lstrip("+ ").startswith("allowPrivilegeEscalation")
+               for line in recreate.diff.splitlines() if line.startswith("+"))
     assert "Go" not in text and "core.PodSpec" not in text
 
     # What is sent: identity and the owned fields only.
