@@ -269,3 +269,29 @@ def test_pod_security_warnings_count_the_violating_pods() -> None:
                 "db-0: runAsNonRoot != true"]
     assert pod_security_violations(warnings) == ("restricted:latest", 4, warnings[1:])
     assert pod_security_violations(["something else"]) is None
+
+
+def test_a_live_preview_starts_with_its_scope_and_names_owners() -> None:
+    from soma_audit.remediation.plan import Change, Plan
+    from soma_audit.remediation.targets import DirectoryTarget
+
+    changes = [Change("managed", "Deployment/team/billing", None, None, "",
+                      note="managed by Helm release team/billing"),
+               Change("recreate", "Pod/team/debug", None, "kind: Pod\n",
+                      "+kind: Pod\n", note="a Pod's spec cannot be changed")]
+    plan = Plan("pss-hardening", DirectoryTarget("."), changes,
+                scope="2 objects in 1 namespaces (scope: team)")
+    text = plan.render_diff()
+    assert text.splitlines()[:3] == [
+        "# 2 objects in 1 namespaces (scope: team)",
+        "# not patched live: Deployment/team/billing: managed by Helm release team/billing",
+        "# recreate Pod/team/debug (a Pod's spec cannot be changed)"]
+    assert plan.pending == [] and plan.blocked == []
+    assert plan.summary().endswith("1 bare Pods to recreate, 1 managed by GitOps (nothing to do)")
+
+
+def test_the_scope_line_names_five_namespaces_and_counts_the_rest() -> None:
+    scope = team_scope("a", ["b", "c", "d", "e", "f", "g"], [])
+    assert scope.describe() == "a, b, c, d, e and 2 more"
+    assert team_scope("a", [], [], everything=True).describe() == \
+        "every namespace but the system and exempt ones"

@@ -223,6 +223,7 @@ def test_hardening_fixes_owners_in_scope_and_keeps_other_managers_fields(
 
     path = f"{_deployments(ns)}/web"
     before = live.get(path)
+    legacy_before = live.get(f"{_deployments(ns)}/legacy")
     result = apply_plan(plan, live.store)
     assert result.backup is not None and len(result.written) == 3
     after = live.get(path)
@@ -243,6 +244,8 @@ def test_hardening_fixes_owners_in_scope_and_keeps_other_managers_fields(
 
     assert rollback(live.store.load(result.backup.id), plan.target, live.store) == []
     assert strip_server_fields(live.get(path)) == strip_server_fields(before)
+    assert strip_server_fields(live.get(f"{_deployments(ns)}/legacy")) == \
+        strip_server_fields(legacy_before)
 
 
 def test_a_controllers_field_is_a_named_conflict_never_forced(kube_env: Any,
