@@ -26,6 +26,7 @@ from soma_audit.remediation.ownership import LiveOptions
 from soma_audit.remediation.plan import Plan, strip_server_fields
 from soma_audit.session import AuditSession
 from soma_audit.sources.cluster import ClusterSource
+from tests.tui.scenario import pilot_test, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -301,3 +302,31 @@ def test_namespace_labels_keep_enforce_where_existing_pods_would_violate(
     assert rollback(live.store.load(result.backup.id), plan.target, live.store) == []
     assert "pod-security.kubernetes.io/warn" not in (
         live.get(f"/api/v1/namespaces/{busy}")["metadata"].get("labels") or {})
+
+
+@pilot_test
+async def test_the_tui_diff_shows_the_scope_line_and_the_owner_notes(workloads: Live) -> None:
+    from textual.app import App
+    from textual.widgets import Static
+
+    from soma_audit.remediation.recipes import get_recipe
+    from soma_audit.tui.screens import DiffScreen
+
+    check = next(c for c in workloads.session.checks if c.id == "pss.no-privileged")
+    screen = DiffScreen(workloads.session, get_recipe("pss-hardening"), check)
+
+    class Host(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(screen)
+
+    async with Host().run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: screen.plan is not None or bool(screen.error),
+                         timeout=120, what="the live plan")
+        await pilot.pause()
+        assert screen.error == ""
+        status = str(screen.query_one("#diff-status", Static).content)
+        assert status.startswith("5 objects in 1 namespaces"), status
+        text = screen.text
+        assert f"Deployment/{workloads.ns}/web: fixed in its template" in text
+        assert f"managed Deployment/{workloads.ns}/tracked" in text
+        assert f"recreate Pod/{workloads.ns}/debug" in text
