@@ -393,7 +393,9 @@ def _apply(args: argparse.Namespace, session: AuditSession, plan: Plan) -> int:
         raise RemediationError("the API server rejects some objects (shown above); nothing "
                                "was applied")
     if not plan.pending:
-        print("nothing to apply: the target already matches")
+        elsewhere = [c for c in plan.changes if c.kind in ("recreate", "managed")]
+        print(f"nothing to apply live: {len(elsewhere)} object(s) are fixed elsewhere "
+              "(shown above)" if elsewhere else "nothing to apply: the target already matches")
         return 0
     store = BackupStore()
     _offer_interrupted(store, args)
