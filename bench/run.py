@@ -10,7 +10,9 @@ controller-manager), then per size measures, medians of several repetitions:
   API server's own request count (``apiserver_request_total`` diffed around one run);
 - the peers, Polaris (``polaris audit``) and Popeye, built from their Go modules at pinned
   versions into ``~/.cache/soma-audit-bench`` (a build failure is recorded, never faked);
-- cold start: ``--version``, ``--demo --ci`` and the TUI's first complete frame on the demo.
+- cold start: ``--version``, ``--demo --ci`` and the TUI's first complete frame on the demo;
+- live diff: ``soma-audit diff pss-hardening`` scoped (``--namespace``) to enough bench
+  namespaces for about 1,500 objects: the read, the render and every server-side dry-run.
 
 Nothing here asserts a time (benchmarks are not tests). Only loopback traffic; every loop is
 bounded by a count and every request and child by a timeout.
@@ -595,6 +597,45 @@ def cold_start(reps: int, log: Callable[[str], None] = print) -> dict[str, Any]:
     return result
 
 
+# -- live diff --------------------------------------------------------------------------
+LIVE_DIFF_OBJECTS = 1_500
+LIVE_DIFF_RECIPE = "pss-hardening"
+#: The kinds pss-hardening patches (a bench namespace's bare Pods included).
+_HARDENED_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
+_SCOPE_LINE = re.compile(r"^# (\d+) objects in (\d+) namespaces")
+
+
+def live_diff(api: Api, reps: int, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Time ``soma-audit diff pss-hardening`` over about :data:`LIVE_DIFF_OBJECTS` objects:
+    the bench namespaces it needs are seeded, then named with ``--namespace``."""
+    import testenv
+
+    per_namespace = sum(n for kind, n in kind_counts(namespace_objects(0)).items()
+                        if kind in _HARDENED_KINDS)
+    namespaces = math.ceil(LIVE_DIFF_OBJECTS / per_namespace)
+    seed(api, namespaces, log)
+    kubeconfig = Path(testenv.state()["kube"]["admin_kubeconfig"])
+    scope = [arg for i in range(namespaces) for arg in ("--namespace", f"{NS_PREFIX}{i:04d}")]
+    cmd = [soma_audit_bin(), "diff", LIVE_DIFF_RECIPE, "--kubeconfig", str(kubeconfig), *scope]
+    scratch = Path(tempfile.mkdtemp(prefix="soma-bench-diff-"))
+    out = scratch / "diff.txt"
+    env = clean_env(kubeconfig)
+    samples = []
+    objects = planned = 0
+    for rep in range(reps + 1):  # rep 0 warms the caches, not timed
+        sample = run_child(cmd, env, stdout=out)
+        text = out.read_text(errors="replace")
+        found = _SCOPE_LINE.match(text)
+        objects = int(found.group(1)) if found else 0
+        planned = text.count("\n# update ")
+        if rep:
+            samples.append(sample)
+            log(f"live diff rep {rep}/{reps}: {sample.wall_s:.2f}s, {objects} objects "
+                f"({planned} updates), exit {sample.rc}")
+    return {"recipe": LIVE_DIFF_RECIPE, "namespaces": namespaces, "objects": objects,
+            "updates": planned, "load_average": os.getloadavg()[0], "summary": summarize(samples)}
+
+
 # -- one size ---------------------------------------------------------------------------
 @dataclass
 class SizeResult:
@@ -769,6 +810,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="timed repetitions per size")
     parser.add_argument("--no-peers", action="store_true", help="skip Polaris and Popeye")
     parser.add_argument("--no-cold-start", action="store_true")
+    parser.add_argument("--no-live-diff", action="store_true")
+    parser.add_argument("--only-live-diff", action="store_true",
+                        help="only time the live diff of pss-hardening (about 1,500 objects)")
     parser.add_argument("--readonly-variant", action="store_true",
                         help="also time soma-audit with the read-only ServiceAccount")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -782,6 +826,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     today = dt.date.today().isoformat()
     api = testenv_api()
+    if args.only_live_diff:
+        sizes = []
+        args.no_peers = args.no_cold_start = True
     peers = {} if args.no_peers else {name: ensure_peer(name) for name in PEERS}
     for name, info in peers.items():
         if info.get("error"):
@@ -797,6 +844,11 @@ def main(argv: list[str] | None = None) -> int:
         cold = cold_start(args.reps)
         path = args.out / f"{today}-coldstart.json"
         path.write_text(json.dumps(cold, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {path}")
+    if not args.no_live_diff:
+        data = live_diff(api, args.reps)
+        path = args.out / f"{today}-livediff.json"
+        path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
         print(f"wrote {path}")
     if written:
         print(markdown_rows(written))

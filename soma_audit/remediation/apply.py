@@ -64,7 +64,8 @@ def apply_plan(plan: Plan, store: BackupStore) -> ApplyResult:
     if plan.conflicts:
         where = ", ".join(c.where for c in plan.conflicts)
         raise RemediationError(f"field-manager conflicts on {where}; nothing was applied "
-                               "(see the diff; --force-conflicts takes the fields over)")
+                               "(see the diff: fix those fields where their controller "
+                               "takes them from)")
     if plan.blocked:
         where = ", ".join(c.where for c in plan.blocked)
         raise RemediationError(f"the API server rejects {where}; nothing was applied "

@@ -19,6 +19,7 @@ from soma_audit.remediation.plan import RemediationError
 if TYPE_CHECKING:
     from soma_audit.engine.session import AuditSession
     from soma_audit.remediation.backup import Backup, BackupStore
+    from soma_audit.remediation.ownership import LiveOptions
     from soma_audit.remediation.plan import Plan
     from soma_audit.remediation.recipes import Recipe
     from soma_audit.remediation.render import RenderedFile
@@ -52,9 +53,40 @@ def add_parsers(commands: Any, source_options: Any) -> None:
                             "uses OpenFGA/Kafka for their recipes)")
     for parser in (diff, apply):
         parser.add_argument("--force-conflicts", action="store_true", default=False,
-                            help="take over fields another field manager owns (cluster)")
+                            help="take over fields a controller owns (cluster; it will "
+                            "likely set them back)")
+        _add_scope_options(parser)
     for parser in (render, diff, apply, rollback):
         source_options(parser)
+
+
+def _add_scope_options(parser: argparse.ArgumentParser) -> None:
+    """How far a live fix reaches (default: the app namespace and the configured ones)."""
+    parser.add_argument("--namespace", dest="live_namespaces", metavar="NS",
+                        action="append", default=[],
+                        help="also fix namespace NS (cluster; repeatable)")
+    parser.add_argument("--all-namespaces", action="store_true", default=False,
+                        help="fix every namespace but the system and exempt ones (cluster)")
+    parser.add_argument("--enforce-namespace", dest="enforce_namespaces", metavar="NS",
+                        action="append", default=[],
+                        help="set the enforce label on NS even though existing pods would "
+                        "violate it (cluster; repeatable)")
+    parser.add_argument("--patch-managed", action="store_true", default=False,
+                        help="patch objects Argo CD or Helm deploy, too (cluster; their "
+                        "next sync reverts it)")
+
+
+def _live_options(args: argparse.Namespace) -> LiveOptions:
+    from soma_audit.remediation.ownership import LiveOptions
+
+    progress = None
+    if sys.stderr.isatty():
+        def progress(done: int, total: int) -> None:
+            end = "\n" if done == total else ""
+            sys.stderr.write(f"\rserver-side dry-run: {done}/{total} objects{end}")
+            sys.stderr.flush()
+    return LiveOptions(tuple(args.live_namespaces), args.all_namespaces,
+                       tuple(args.enforce_namespaces), args.patch_managed, progress)
 
 
 def run(args: argparse.Namespace, build_session: Any) -> int:
@@ -68,7 +100,8 @@ def run(args: argparse.Namespace, build_session: Any) -> int:
     session = build_session(args)
     if args.command == "render":
         return _render(args, session)
-    plan = prepare(session, args.remediation, args.target, args.force_conflicts)
+    plan = prepare(session, args.remediation, args.target, args.force_conflicts,
+                   _live_options(args))
     _print_plan(plan)
     if args.command == "diff":
         return 0
@@ -157,8 +190,9 @@ def _serves_strimzi(cluster: Any) -> bool:
 
 
 def prepare(session: AuditSession, recipe_id: str, wanted: str = "auto",
-            force_conflicts: bool = False) -> Plan:
-    """Render ``recipe_id`` for the session's source and plan it against its target."""
+            force_conflicts: bool = False, live: LiveOptions | None = None) -> Plan:
+    """Render ``recipe_id`` for the session's source and plan it against its target
+    (a cluster within the team's scope, widened by ``live``)."""
     from soma_audit.remediation.plan import Plan
     from soma_audit.remediation.recipes import get_recipe
 
@@ -167,13 +201,22 @@ def prepare(session: AuditSession, recipe_id: str, wanted: str = "auto",
     api_versions = None
     if session.source.info.kind == "cluster" and wanted in ("auto", "cluster", "kafka"):
         from soma_audit.remediation.cluster import ClusterTarget
+        from soma_audit.remediation.ownership import LiveOptions
 
-        cluster = ClusterTarget(session.source, force_conflicts)  # type: ignore[arg-type]
+        live = live or LiveOptions()
+        config = session.config
+        cluster = ClusterTarget(
+            session.source, force_conflicts,  # type: ignore[arg-type]
+            scope=live.scope(config.namespace, config.namespaces,
+                             config.pss_exempt_namespaces),
+            transform=recipe.transform, patch_managed=live.patch_managed,
+            workers=config.cluster.workers, progress=live.progress)
         api_versions = cluster.served_versions()
     files = rendered(session, recipe, api_versions)
     target = choose_target(session, recipe, files, wanted, force_conflicts, cluster)
     changes, notes = target.plan(files)
-    return Plan(recipe.id, target, changes, notes, list(recipe.fixes))
+    return Plan(recipe.id, target, changes, notes, list(recipe.fixes),
+                scope=getattr(target, "scope_line", ""))
 
 
 def confirmation_name(session: AuditSession) -> str:
@@ -343,14 +386,16 @@ def _apply(args: argparse.Namespace, session: AuditSession, plan: Plan) -> int:
     from soma_audit.remediation.backup import BackupStore
 
     if plan.conflicts:
-        raise RemediationError("field-manager conflicts (shown above); nothing was applied. "
-                               "Resolve them, or re-run with --force-conflicts to take the "
-                               "fields over")
+        raise RemediationError("field-manager conflicts with controllers (shown above); "
+                               "nothing was applied. Fix those fields where the controller "
+                               "takes them from (its repository or chart values)")
     if plan.blocked:
         raise RemediationError("the API server rejects some objects (shown above); nothing "
                                "was applied")
     if not plan.pending:
-        print("nothing to apply: the target already matches")
+        elsewhere = [c for c in plan.changes if c.kind in ("recreate", "managed")]
+        print(f"nothing to apply live: {len(elsewhere)} object(s) are fixed elsewhere "
+              "(shown above)" if elsewhere else "nothing to apply: the target already matches")
         return 0
     store = BackupStore()
     _offer_interrupted(store, args)

@@ -16,8 +16,14 @@ if TYPE_CHECKING:
     from soma_audit.remediation.targets import Target
 
 #: ``conflict``: another field manager owns a field we would change; ``rejected``: the API
-#: server's dry-run refused the object. Both block the apply.
-ChangeKind = Literal["create", "update", "unchanged", "conflict", "rejected"]
+#: server's dry-run refused the object. Both block the apply. ``recreate``: a bare Pod,
+#: whose spec cannot change (the diff is the manifest to recreate it with); ``managed``:
+#: Argo CD or Helm deploys it, so it is fixed in their repository. Neither is written.
+ChangeKind = Literal["create", "update", "unchanged", "conflict", "rejected", "recreate",
+                     "managed"]
+#: Every kind, in the order a summary counts them.
+CHANGE_KINDS: tuple[ChangeKind, ...] = ("create", "update", "unchanged", "conflict",
+                                        "rejected", "recreate", "managed")
 
 #: Metadata the API server sets; never part of a diff, never sent back.
 SERVER_FIELDS = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation",
@@ -61,6 +67,8 @@ class Plan:
     #: Things the user should know that are not changes (files a cluster cannot hold ...).
     notes: list[str] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)
+    #: What a live plan covers ("N objects in M namespaces"); shown first.
+    scope: str = ""
 
     @property
     def pending(self) -> list[Change]:
@@ -76,9 +84,9 @@ class Plan:
         return [c for c in self.changes if c.kind in ("conflict", "rejected")]
 
     def summary(self) -> str:
-        counts = {k: sum(c.kind == k for c in self.changes)
-                  for k in ("create", "update", "unchanged", "conflict", "rejected")}
-        parts = [f"{n} to {k}" if k in ("create", "update") else f"{n} {k}"
+        counts = {k: sum(c.kind == k for c in self.changes) for k in CHANGE_KINDS}
+        names = {"recreate": "bare Pods to recreate", "managed": "managed by GitOps"}
+        parts = [f"{n} to {k}" if k in ("create", "update") else f"{n} {names.get(k, k)}"
                  for k, n in counts.items() if n]
         tail = "" if self.pending or self.blocked else " (nothing to do)"
         return f"{self.recipe} on {self.target.kind} {self.target.ref}: " + (
@@ -86,9 +94,13 @@ class Plan:
 
     def render_diff(self) -> str:
         """The preview: every pending change's unified diff, conflicts, then notes."""
-        chunks = []
+        chunks = [f"# {self.scope}\n"] if self.scope else []
         for change in self.changes:
-            if change.kind == "conflict":
+            if change.kind == "managed":
+                chunks.append(f"# not patched live: {change.where}: {change.note}\n")
+            elif change.kind == "recreate":
+                chunks.append(f"# recreate {change.where} ({change.note})\n{change.diff}")
+            elif change.kind == "conflict":
                 chunks.append(f"!! conflict on {change.where}: {change.note}\n")
             elif change.kind == "rejected":
                 chunks.append(f"!! rejected by the API server: {change.where}: {change.note}\n")
@@ -129,7 +141,10 @@ def strip_server_fields(obj: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def to_yaml(obj: Any) -> str:
-    """Stable YAML for diffs: block style, keys sorted, unicode kept."""
+    """Stable YAML for diffs: block style, keys sorted, unicode kept. libyaml's emitter
+    when present (a live plan dumps every object twice; same text, a quarter the time)."""
     import yaml  # lazily: the CLI imports this module while building its parser
 
-    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False, allow_unicode=True)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(obj, Dumper=dumper, sort_keys=True, default_flow_style=False,
+                     allow_unicode=True)

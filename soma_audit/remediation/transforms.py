@@ -180,7 +180,10 @@ def _harden_security(container: dict[str, Any], level: PssLevel) -> None:
     """Every level: not privileged, no privilege escalation, read-only root, no
     Unconfined seccomp, only baseline capabilities. Restricted adds non-root and drop ALL."""
     security = container.setdefault("securityContext", {})
-    security.pop("privileged", None)
+    if "privileged" in security:
+        # Explicitly false (not dropped): a live apply cannot remove a field another
+        # manager set, and the API server refuses privileged with no privilege escalation.
+        security["privileged"] = False
     security["allowPrivilegeEscalation"] = False
     security["readOnlyRootFilesystem"] = True
     _no_unconfined(security)

@@ -159,7 +159,7 @@ def test_hardened_pod_meets_restricted_per_the_pss_evaluator() -> None:
     harden_pod(pod, "restricted")
     assert list(evaluate(pod, {}, "restricted", template=True)) == []
     container = pod["containers"][0]
-    assert "privileged" not in container["securityContext"]
+    assert container["securityContext"]["privileged"] is False  # set, not dropped (SSA)
     assert container["securityContext"]["runAsUser"] != 0
     assert container["resources"]["limits"] == {"cpu": "500m", "memory": "512Mi"}
     assert pod["initContainers"][0]["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
@@ -211,8 +211,8 @@ def test_baseline_namespaces_get_hardening_without_restricted_only_controls() ->
         "privileged": True, "capabilities": {"add": ["NET_ADMIN", "CHOWN"]}}}]}
     harden_pod(pod, "baseline")
     security = pod["containers"][0]["securityContext"]
-    assert security == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                        "capabilities": {"add": ["CHOWN"]}}
+    assert security == {"privileged": False, "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True, "capabilities": {"add": ["CHOWN"]}}
     assert "securityContext" not in pod
     assert list(evaluate(pod, {}, "baseline", template=True)) == []
 

@@ -19,12 +19,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, LoadingIndicator, OptionList, Static
+from textual.widgets import Footer, LoadingIndicator, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
 from soma_audit.core.errors import AuditError
 from soma_audit.remediation.commands import prepare
+from soma_audit.remediation.ownership import LiveOptions
 from soma_audit.remediation.plan import Change, Plan
 from soma_audit.tui.view import apply_refusal, target_label
 
@@ -40,6 +41,8 @@ MARKS = {
     "unchanged": ("=", "dim"),
     "conflict": ("!", "bold red"),
     "rejected": ("!", "bold red"),
+    "recreate": ("^", "magenta"),
+    "managed": ("-", "cyan"),
 }
 
 
@@ -74,6 +77,7 @@ class DiffScreen(Screen["Plan | None"]):
             yield Static(Text(self.recipe.description, style="italic"), id="diff-about")
             yield Static(id="diff-status")
             yield LoadingIndicator(id="diff-loading")
+            yield ProgressBar(id="diff-progress", show_eta=False)
             yield OptionList(id="diff-changes")
             yield VerticalScroll(id="diff-text")
         yield Footer()
@@ -81,11 +85,23 @@ class DiffScreen(Screen["Plan | None"]):
     def on_mount(self) -> None:
         self.query_one("#diff-changes").display = False
         self.query_one("#diff-text").display = False
+        self.query_one("#diff-progress").display = False
         self._status(Text.assemble(
             "Rendering ", (self.recipe.id, "bold"), " from the config and comparing it with "
             "the audited target (a cluster is asked for a server-side dry-run)…"))
-        self._worker = self.run_worker(partial(prepare, self.session, self.recipe.id),
+        live = LiveOptions(progress=self._progress_from_thread)
+        self._worker = self.run_worker(partial(prepare, self.session, self.recipe.id,
+                                               live=live),
                                        name="plan", thread=True, exit_on_error=False)
+
+    def _progress_from_thread(self, done: int, total: int) -> None:
+        """The cluster's dry-runs, counted by the plan's workers."""
+        self.app.call_from_thread(self._progress, done, total)
+
+    def _progress(self, done: int, total: int) -> None:
+        bar = self.query_one("#diff-progress", ProgressBar)
+        bar.display = done < total
+        bar.update(total=total, progress=done)
 
     # -- the plan arrives -------------------------------------------------------------
 
@@ -93,6 +109,7 @@ class DiffScreen(Screen["Plan | None"]):
         if event.worker is not self._worker or not event.worker.is_finished:
             return
         self.query_one("#diff-loading").display = False
+        self.query_one("#diff-progress").display = False
         result = event.worker.result
         if event.state is WorkerState.SUCCESS and isinstance(result, Plan):
             self._show(result)
@@ -122,10 +139,12 @@ class DiffScreen(Screen["Plan | None"]):
         changes.add_options([Option(Text(f"note: {note}", style="italic"), disabled=True)
                              for note in plan.notes])
         refusal = apply_refusal(plan)
-        self._status(Text(refusal, style="bold red" if plan.blocked else "dim") if refusal
-                     else Text.assemble(f"{len(plan.pending)} change(s) to apply. Press ",
-                                        ("a", "bold cyan"), " to apply them (a backup is "
-                                        "saved first), esc to go back."))
+        status = (Text(refusal, style="bold red" if plan.blocked else "dim") if refusal
+                  else Text.assemble(f"{len(plan.pending)} change(s) to apply. Press ",
+                                     ("a", "bold cyan"), " to apply them (a backup is "
+                                     "saved first), esc to go back."))
+        self._status(Text.assemble((plan.scope, "bold"), "\n", status) if plan.scope
+                     else status)
         diff = self.query_one("#diff-text", VerticalScroll)
         diff.border_title = "Diff"
         diff.mount_all(self._sections(plan))
@@ -153,7 +172,7 @@ class DiffScreen(Screen["Plan | None"]):
             if change.note:
                 head.append(f"  ({change.note})", style="dim")
             sections.append(Static(head, id=f"section-change-{index}", classes="heading"))
-            if change.pending:
+            if change.pending or change.kind == "recreate":
                 sections.append(Static(_highlight(change.diff), classes="patch"))
             else:
                 sections.append(Static(Text(change.note, style="red"), classes="patch"))

@@ -114,7 +114,7 @@ class Cluster:
                 o.get("metadata", {}).get("name") if o.get("kind") == "Namespace" else None)]
             if objects:
                 scoped.append(RenderedFile(item.path, item.text, objects))
-        target = ClusterTarget(self.source, force)
+        target = ClusterTarget(self.source, force, transform=get_recipe(recipe).transform)
         changes, notes = target.plan(scoped)
         return Plan(recipe, target, changes, notes, list(get_recipe(recipe).fixes))
 
