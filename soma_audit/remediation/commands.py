@@ -9,6 +9,7 @@ A snapshot is never a target: it can be rendered from, not applied to.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,12 @@ def add_parsers(commands: Any, source_options: Any) -> None:
     render.add_argument("remediation", metavar="REMEDIATION")
     render.add_argument("-o", "--output-dir", dest="render_output", metavar="DIR", default="",
                         help="write the files under DIR (default: print them)")
-    diff = commands.add_parser("diff", help="preview what applying a remediation changes")
+    diff = commands.add_parser(
+        "diff", help="preview what applying a remediation changes (exit 0: nothing to do, "
+        "1: changes pending, 2: error)",
+        description="Lists per object and field what the remediation adds, changes and "
+        "removes, then the minimal unified diff. Exit code: 0 nothing to do, 1 changes "
+        "pending (like diff(1)), 2 error (including a change that is refused).")
     diff.add_argument("remediation", metavar="REMEDIATION")
     apply = commands.add_parser("apply", help="apply a remediation (backup first)")
     apply.add_argument("remediation", metavar="REMEDIATION")
@@ -46,6 +52,8 @@ def add_parsers(commands: Any, source_options: Any) -> None:
     rollback.add_argument("backup", metavar="BACKUP", nargs="?", default="")
     rollback.add_argument("--yes", "-y", action="store_true", default=False,
                           help="restore without asking (the preview is still printed)")
+    rollback.add_argument("--force", action="store_true", default=False,
+                          help="restore files even if they changed after the apply")
     for parser in (render, diff, apply):
         parser.add_argument("--target", choices=TARGETS, default="auto",
                             help="where to apply (default: the audited source; a cluster "
@@ -53,6 +61,8 @@ def add_parsers(commands: Any, source_options: Any) -> None:
     for parser in (diff, apply):
         parser.add_argument("--force-conflicts", action="store_true", default=False,
                             help="take over fields another field manager owns (cluster)")
+        parser.add_argument("--allow-removals", action="store_true", default=False,
+                            help="allow removing content that no check's evidence flagged")
     for parser in (render, diff, apply, rollback):
         source_options(parser)
 
@@ -68,10 +78,13 @@ def run(args: argparse.Namespace, build_session: Any) -> int:
     session = build_session(args)
     if args.command == "render":
         return _render(args, session)
-    plan = prepare(session, args.remediation, args.target, args.force_conflicts)
+    plan = prepare(session, args.remediation, args.target, args.force_conflicts,
+                   args.allow_removals)
     _print_plan(plan)
     if args.command == "diff":
-        return 0
+        if plan.blocked:
+            raise RemediationError("some changes are blocked (shown above with !!)")
+        return 1 if plan.pending else 0
     return _apply(args, session, plan)
 
 
@@ -157,10 +170,11 @@ def _serves_strimzi(cluster: Any) -> bool:
 
 
 def prepare(session: AuditSession, recipe_id: str, wanted: str = "auto",
-            force_conflicts: bool = False) -> Plan:
+            force_conflicts: bool = False, allow_removals: bool = False) -> Plan:
     """Render ``recipe_id`` for the session's source and plan it against its target."""
     from soma_audit.remediation.plan import Plan
     from soma_audit.remediation.recipes import get_recipe
+    from soma_audit.remediation.targets import DirectoryTarget
 
     recipe = get_recipe(recipe_id)
     cluster = None
@@ -172,8 +186,48 @@ def prepare(session: AuditSession, recipe_id: str, wanted: str = "auto",
         api_versions = cluster.served_versions()
     files = rendered(session, recipe, api_versions)
     target = choose_target(session, recipe, files, wanted, force_conflicts, cluster)
+    if isinstance(target, DirectoryTarget):
+        target.allow_removals = allow_removals
+        target.rendered_elsewhere = _rendered_elsewhere(session, target)
+        target.flagged = flagged_objects(session, recipe)
     changes, notes = target.plan(files)
     return Plan(recipe.id, target, changes, notes, list(recipe.fixes))
+
+
+_OBJECT_REF = re.compile(r"\b[A-Z][A-Za-z]+/[a-z0-9][a-z0-9.-]*(?:/[a-z0-9][a-z0-9.-]*)?\b")
+
+
+def flagged_objects(session: AuditSession, recipe: Recipe) -> dict[str, set[str]]:
+    """The objects each check the recipe removes for names in its failing evidence (the
+    evidence's object and the objects its message names): what justifies a removal."""
+    checks = {rule.check for rule in recipe.removes}
+    if not checks or not any(c.id in checks for c in session.checks):
+        return {}
+    report = session.scan(only=checks)
+    flagged: dict[str, set[str]] = {}
+    for result in report.results:
+        if result.check.id in checks and result.status.value == "fail":
+            names = flagged.setdefault(result.check.id, set())
+            for evidence in result.evidence:
+                names.update(_OBJECT_REF.findall(f"{evidence.object} {evidence.message}"))
+    return flagged
+
+
+def _rendered_elsewhere(session: AuditSession, target: Any) -> dict[Any, str]:
+    """Objects the audit read from something other than a plain YAML file of the target
+    (a chart or an overlay): identity → origin. They are never edited or re-created."""
+    from soma_audit.remediation.repository import identity
+
+    found: dict[Any, str] = {}
+    if session.source.info.kind != "manifests":
+        return found
+    for resource in _inventory(session):
+        path, sep, line = resource.origin.rpartition(":")
+        plain = bool(sep and line.isdigit() and path.endswith((".yaml", ".yml"))
+                     and (target.root / path).is_file())
+        if resource.origin and not plain:
+            found[identity(resource.body)] = resource.origin
+    return found
 
 
 def confirmation_name(session: AuditSession) -> str:
@@ -347,8 +401,9 @@ def _apply(args: argparse.Namespace, session: AuditSession, plan: Plan) -> int:
                                "Resolve them, or re-run with --force-conflicts to take the "
                                "fields over")
     if plan.blocked:
-        raise RemediationError("the API server rejects some objects (shown above); nothing "
-                               "was applied")
+        raise RemediationError("some changes are blocked (shown above with !!: rejected by "
+                               "the API server, or removals no check flagged — "
+                               "--allow-removals); nothing was applied")
     if not plan.pending:
         print("nothing to apply: the target already matches")
         return 0
@@ -387,7 +442,7 @@ def _target_of(backup: Backup, args: argparse.Namespace) -> Target:
     described = backup.target
     kind = described.get("kind")
     if kind == "directory":
-        return DirectoryTarget(str(described["root"]))
+        return DirectoryTarget(str(described["root"]), force=getattr(args, "force", False))
     if kind == "cluster":
         from soma_audit.remediation.cluster import ClusterTarget
         from soma_audit.sources.cluster import ClusterSource
@@ -448,7 +503,9 @@ def _restore(args: argparse.Namespace, backup: Backup, store: BackupStore, yes: 
     target = _target_of(backup, args)
     preview = restore_preview(backup, target)
     for change in preview:
-        if change.pending:
+        if change.kind == "conflict":
+            sys.stdout.write(f"!! {change.where}: {change.note}\n")
+        elif change.pending:
             note = f" ({change.note})" if change.note else ""
             sys.stdout.write(f"# restore {change.where}{note}\n{change.diff}")
     pending = sum(c.pending for c in preview)

@@ -15,9 +15,10 @@ from soma_audit.errors import AuditError
 if TYPE_CHECKING:
     from soma_audit.remediation.targets import Target
 
-#: ``conflict``: another field manager owns a field we would change; ``rejected``: the API
-#: server's dry-run refused the object. Both block the apply.
-ChangeKind = Literal["create", "update", "unchanged", "conflict", "rejected"]
+#: ``conflict``: another field manager owns a field we would change (or, for a rollback, the
+#: file changed after the apply); ``rejected``: the API server's dry-run refused the object;
+#: ``refused``: it would remove what no check flagged. All three block the apply.
+ChangeKind = Literal["create", "update", "unchanged", "conflict", "rejected", "refused"]
 
 #: Metadata the API server sets; never part of a diff, never sent back.
 SERVER_FIELDS = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation",
@@ -47,6 +48,9 @@ class Change:
     payload: Any = None
     #: The state seen when planning (sha256 of a file, resourceVersion, model id ...).
     token: Any = None
+    #: Per object and field, what the change does ("update Application/argocd/x: set
+    #: spec.syncPolicy.automated.selfHeal"), listed before the diff.
+    fields: list[str] = field(default_factory=list)
 
     @property
     def pending(self) -> bool:
@@ -73,11 +77,11 @@ class Plan:
     @property
     def blocked(self) -> list[Change]:
         """Changes that stop the whole apply: conflicts and objects the server rejects."""
-        return [c for c in self.changes if c.kind in ("conflict", "rejected")]
+        return [c for c in self.changes if c.kind in ("conflict", "rejected", "refused")]
 
     def summary(self) -> str:
         counts = {k: sum(c.kind == k for c in self.changes)
-                  for k in ("create", "update", "unchanged", "conflict", "rejected")}
+                  for k in ("create", "update", "unchanged", "conflict", "rejected", "refused")}
         parts = [f"{n} to {k}" if k in ("create", "update") else f"{n} {k}"
                  for k, n in counts.items() if n]
         tail = "" if self.pending or self.blocked else " (nothing to do)"
@@ -85,17 +89,22 @@ class Plan:
             ", ".join(parts) or "no files or objects") + tail
 
     def render_diff(self) -> str:
-        """The preview: every pending change's unified diff, conflicts, then notes."""
+        """The preview: per object and field what each change does, then its minimal
+        unified diff; conflicts and refusals; then notes."""
         chunks = []
         for change in self.changes:
-            if change.kind == "conflict":
+            if change.kind == "refused":
+                chunks.append(f"!! refused: {change.where}: {change.note}\n")
+                chunks.extend(f"#   {line}\n" for line in change.fields)
+            elif change.kind == "conflict":
                 chunks.append(f"!! conflict on {change.where}: {change.note}\n")
             elif change.kind == "rejected":
                 chunks.append(f"!! rejected by the API server: {change.where}: {change.note}\n")
             elif change.pending:
                 head = f"# {change.kind} {change.where}" + (f" ({change.note})"
                                                               if change.note else "")
-                chunks.append(head + "\n" + change.diff)
+                lines = "".join(f"#   {line}\n" for line in change.fields)
+                chunks.append(head + "\n" + lines + change.diff)
         chunks.extend(f"# note: {note}\n" for note in self.notes)
         return "".join(chunks)
 
