@@ -9,7 +9,6 @@ A snapshot is never a target: it can be rendered from, not applied to.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -194,23 +193,14 @@ def prepare(session: AuditSession, recipe_id: str, wanted: str = "auto",
     return Plan(recipe.id, target, changes, notes, list(recipe.fixes))
 
 
-_OBJECT_REF = re.compile(r"\b[A-Z][A-Za-z]+/[a-z0-9][a-z0-9.-]*(?:/[a-z0-9][a-z0-9.-]*)?\b")
-
-
 def flagged_objects(session: AuditSession, recipe: Recipe) -> dict[str, set[str]]:
-    """The objects each check the recipe removes for names in its failing evidence (the
-    evidence's object and the objects its message names): what justifies a removal."""
+    """Re-run the checks whose evidence the recipe's removal rules need; what they flag."""
+    from soma_audit.remediation.repository import flagged_by
+
     checks = {rule.check for rule in recipe.removes}
     if not checks or not any(c.id in checks for c in session.checks):
         return {}
-    report = session.scan(only=checks)
-    flagged: dict[str, set[str]] = {}
-    for result in report.results:
-        if result.check.id in checks and result.status.value == "fail":
-            names = flagged.setdefault(result.check.id, set())
-            for evidence in result.evidence:
-                names.update(_OBJECT_REF.findall(f"{evidence.object} {evidence.message}"))
-    return flagged
+    return flagged_by(session.scan(only=checks).results, checks)
 
 
 def _rendered_elsewhere(session: AuditSession, target: Any) -> dict[Any, str]:

@@ -10,6 +10,7 @@ path. Other documents of a touched file keep their bytes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from soma_audit.model import Result, Status
 from soma_audit.remediation.merge import edit_object, merged_target
 from soma_audit.remediation.plan import RemediationError
 from soma_audit.remediation.render import RenderedFile, dump_objects
@@ -26,6 +28,19 @@ from soma_audit.sources.manifests import _unrenderable, _walk
 
 Identity = tuple[str, str, str | None, str]
 _YAML = (".yaml", ".yml")
+_OBJECT_REF = re.compile(r"\b[A-Z][A-Za-z]+/[a-z0-9][a-z0-9.-]*(?:/[a-z0-9][a-z0-9.-]*)?\b")
+
+
+def flagged_by(results: Iterable[Result], checks: set[str]) -> dict[str, set[str]]:
+    """Check id → the objects its failing evidence names (the evidence's object and those
+    its message mentions, such as the policy that admits an unintended flow)."""
+    flagged: dict[str, set[str]] = {}
+    for result in results:
+        if result.check.id in checks and result.status == Status.FAIL:
+            names = flagged.setdefault(result.check.id, set())
+            for evidence in result.evidence:
+                names.update(_OBJECT_REF.findall(f"{evidence.object} {evidence.message}"))
+    return flagged
 
 
 def identity(obj: dict[str, Any]) -> Identity:

@@ -155,8 +155,12 @@ class DirectoryTarget:
         planner = RepositoryPlanner(self.root, self._read_relative, self.flagged)
         changes: list[Change] = []
         notes: list[str] = []
+        seen: set[tuple[Path, bool]] = set()
         for rendered in files:
-            self.resolve(rendered.path)
+            key = (self.resolve(rendered.path), rendered.patch)
+            if key in seen:
+                raise RemediationError(f"the recipe renders {rendered.path} twice")
+            seen.add(key)
             for obj in rendered.objects:
                 origin = self.rendered_elsewhere.get(identity(obj))
                 if origin:
