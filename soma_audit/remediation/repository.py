@@ -236,5 +236,6 @@ class RepositoryPlanner:
         plan.lines.append(f"replaces {describe(wanted)} by {describe(identity(obj))} "
                           f"(justified by {rendered.replaced_because})")
 
-    def results(self) -> Iterable[FilePlan]:
-        return self.files.values()
+    def results(self) -> list[FilePlan]:
+        """Every file the plan touches, by path (a stable preview)."""
+        return [self.files[path] for path in sorted(self.files)]

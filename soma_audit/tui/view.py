@@ -170,13 +170,17 @@ def affected_checks(checks: Iterable[Check], recipe: str, fixes: Iterable[str]) 
 
 def apply_refusal(plan: Plan) -> str:
     """Why ``plan`` is not offered for apply ("" when it is): what the engine says blocks
-    it (field-manager conflicts, objects the API server rejects), or nothing to change."""
+    it (field-manager conflicts, objects the API server rejects, removals no check's
+    evidence justifies), or nothing to change."""
     if plan.blocked:
         kinds = sorted({c.kind for c in plan.blocked})
         where = ", ".join(c.where for c in plan.blocked[:3])
         more = f" and {len(plan.blocked) - 3} more" if len(plan.blocked) > 3 else ""
+        hint = (" — it removes what no check flagged; review it and run `soma-audit apply "
+                f"{plan.recipe} --allow-removals` if that is intended"
+                if "refused" in kinds else "")
         return (f"{plan.recipe} cannot be applied: {' and '.join(kinds)} on {where}{more} "
-                "(see the diff); nothing was changed")
+                f"(see the diff); nothing was changed{hint}")
     if not plan.pending:
         return f"Nothing to apply: the target already matches {plan.recipe}."
     return ""

@@ -3,8 +3,8 @@
 The remediation engine renders the recipe and plans it against the audited target
 (:func:`soma_audit.remediation.commands.prepare`, the CLI's ``diff``) in a thread worker
 — a cluster plan is a server-side dry-run of every object. The screen lists the changes
-(create, update, unchanged, conflict, rejected) and the engine's notes, and shows the
-unified diff of each file or object, syntax-highlighted.
+(create, update, unchanged, conflict, rejected, refused) and the engine's notes, and shows
+per object and field what each change does, then its minimal unified diff.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ MARKS = {
     "unchanged": ("=", "dim"),
     "conflict": ("!", "bold red"),
     "rejected": ("!", "bold red"),
+    "refused": ("!", "bold red"),
 }
 
 
@@ -153,6 +154,8 @@ class DiffScreen(Screen["Plan | None"]):
             if change.note:
                 head.append(f"  ({change.note})", style="dim")
             sections.append(Static(head, id=f"section-change-{index}", classes="heading"))
+            if change.fields:
+                sections.append(Static(Text("\n".join(change.fields)), classes="fields"))
             if change.pending:
                 sections.append(Static(_highlight(change.diff), classes="patch"))
             else:
