@@ -117,13 +117,18 @@ def _key_of(field_name: str, item: Any) -> Any:
     return None if key is None or key == ("record", None) else repr(key)
 
 
-def merge_value(current: Any, desired: Any, path: tuple[str, ...] = ()) -> Any:
-    """``desired`` merged into ``current`` (neither is modified)."""
+def merge_value(current: Any, desired: Any, path: tuple[str, ...] = (),
+                defaults: Sequence[Sequence[str]] = ()) -> Any:
+    """``desired`` merged into ``current`` (neither is modified); a path matching one of
+    ``defaults`` is only filled in when the object does not have it yet."""
     if isinstance(current, dict) and isinstance(desired, dict):
         out = dict(current)
         for key, value in desired.items():
-            out[key] = merge_value(current[key], value, (*path, str(key))) if (
-                key in current) else value
+            here = (*path, str(key))
+            if key not in current:
+                out[key] = value
+            elif not any(matches(p, here) for p in defaults):
+                out[key] = merge_value(current[key], value, here, defaults)
         return out
     if isinstance(current, list) and isinstance(desired, list):
         field_name = path[-1] if path else ""
@@ -135,7 +140,7 @@ def merge_value(current: Any, desired: Any, path: tuple[str, ...] = ()) -> Any:
             if index is not None:
                 only = ITEM_FIELDS.get(field_name)
                 wanted = {k: v for k, v in item.items() if k in only} if only else item
-                out_list[index] = merge_value(out_list[index], wanted, path)
+                out_list[index] = merge_value(out_list[index], wanted, path, defaults)
             elif item not in out_list:
                 out_list.append(item)
         return out_list
@@ -159,14 +164,17 @@ def _wildcard_acl(item: Any, desired: list[Any]) -> bool:
 
 def _unintended_pod_rule(item: Any, desired: list[Any]) -> bool:
     """A NetworkPolicy rule the recipe does not render whose peers are all pods of the
-    policy's own namespace (a lone ``podSelector``): a service-to-service flow that is not
-    intended. Rules to other namespaces, CIDRs or everything are never picked."""
+    policy's own namespace picked by one label (a lone ``podSelector`` such as
+    ``app: billing-service``): a service-to-service flow that is not intended. Rules to
+    other namespaces, CIDRs, everything, or pods picked by several labels (a Kafka
+    cluster's brokers) are never picked."""
     if not isinstance(item, dict) or item in desired:
         return False
     peers = item.get("from", item.get("to"))
     return bool(peers) and isinstance(peers, list) and all(
-        isinstance(p, dict) and set(p) == {"podSelector"} and p["podSelector"]
-        for p in peers)
+        isinstance(p, dict) and set(p) == {"podSelector"} and isinstance(
+            p["podSelector"], dict) and set(p["podSelector"]) == {"matchLabels"}
+        and len(p["podSelector"]["matchLabels"] or {}) == 1 for p in peers)
 
 
 PREDICATES: dict[str, Callable[[Any, list[Any]], bool]] = {
@@ -299,11 +307,13 @@ class Editor:
 
 def merged_target(current: dict[str, Any], desired: dict[str, Any],
                   owns: Sequence[str], rules: Sequence[RemovalRule]) -> dict[str, Any]:
-    """What an existing object becomes: its owned paths merged with ``desired``, then the
-    items a removal rule's predicate flags dropped."""
-    patterns = [parse_path(p) for p in owns]
+    """What an existing object becomes: its owned paths merged with ``desired`` (a path
+    written ``path?`` is a default, set only where the object lacks it), then the items a
+    removal rule's predicate flags dropped."""
+    patterns = [parse_path(p.rstrip("?")) for p in owns]
+    defaults = [parse_path(p.rstrip("?")) for p in owns if p.endswith("?")]
     owned = project(desired, patterns)
-    merged = merge_value(current, owned)
+    merged = merge_value(current, owned, (), defaults)
     return _drop_flagged(merged, owned, [r for r in rules if r.kind in (
         str(current.get("kind")), "*")], ())
 

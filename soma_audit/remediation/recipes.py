@@ -24,7 +24,7 @@ Target = Literal["kubernetes", "openfga", "kafka"]
 MergeStrategy = Literal["fga-model", "fga-tests", "k6-profiles", "create-only"]
 #: Predicates a removal rule may use to pick the list items it removes.
 Predicate = Literal["wildcard-acl", "unintended-pod-rule"]
-_PATH = re.compile(r"^(\*\*|[^.\[\]]+|\[[^\]]+\])(\.(\*\*|[^.\[\]]+)|\[[^\]]+\])*$")
+_PATH = re.compile(r"^(\*\*|[^.\[\]?]+|\[[^\]]+\])(\.(\*\*|[^.\[\]?]+)|\[[^\]]+\])*\??$")
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,8 @@ class Recipe:
     #: Name of a registered function in :mod:`soma_audit.remediation.transforms` that
     #: patches objects already in the inventory (hardening, migrations).
     transform: str | None = None
-    #: Per kind, the paths of an existing object the recipe may change (``*`` any kind);
-    #: a kind not listed is only ever created, never changed.
+    #: Per kind, the paths of an existing object the recipe may change (``*`` any kind;
+    #: ``path?``: only filled in where missing); a kind not listed is only ever created.
     owns: dict[str, list[str]] = field(default_factory=dict)
     #: What it may remove from existing objects, each with its justifying check.
     removes: list[RemovalRule] = field(default_factory=list)

@@ -189,7 +189,7 @@ def test_restore_of_a_file_deleted_after_apply_needs_force(repo: Path, tmp_path:
     result = apply_plan(_plan(repo, FILES), store)
     os.unlink(repo / "k8s/network/default-deny.yaml")
     assert result.backup is not None
-    with pytest.raises(RemediationError, match="default-deny.yaml changed after the apply"):
+    with pytest.raises(RemediationError, match=r"default-deny\.yaml changed after the apply"):
         rollback(store.load(result.backup.id), DirectoryTarget(repo), store)
     rollback(store.load(result.backup.id), DirectoryTarget(repo, force=True), store)
     assert _tree(repo) == before
@@ -206,7 +206,7 @@ def test_rollback_refused_after_a_later_edit_and_forced(repo: Path, tmp_path: Pa
     after_edit = _tree(repo)
     preview = restore_preview(store.load(result.backup.id), DirectoryTarget(repo))
     assert [c.kind for c in preview if c.where.endswith("default-deny.yaml")] == ["conflict"]
-    with pytest.raises(RemediationError, match="refused: k8s/network/default-deny.yaml"):
+    with pytest.raises(RemediationError, match=r"refused: k8s/network/default-deny\.yaml"):
         rollback(store.load(result.backup.id), DirectoryTarget(repo), store)
     assert _tree(repo) == after_edit
     forced = restore_preview(store.load(result.backup.id), DirectoryTarget(repo, force=True))
