@@ -44,6 +44,20 @@ class _BlockDumper(yaml.SafeDumper):
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         return super().increase_indent(flow, indentless and not self.indent_sequences)
 
+    def represent(self, data: Any) -> None:
+        self._root = data  # the value emitted is block style even when its leaves are not
+        super().represent(data)
+
+    def represent_mapping(self, tag: str, mapping: Any, flow_style: Any = None) -> Any:
+        if mapping is getattr(self, "_root", None) and self.default_flow_style is None:
+            flow_style = False
+        return super().represent_mapping(tag, mapping, flow_style)
+
+    def represent_sequence(self, tag: str, sequence: Any, flow_style: Any = None) -> Any:
+        if sequence is getattr(self, "_root", None) and self.default_flow_style is None:
+            flow_style = False
+        return super().represent_sequence(tag, sequence, flow_style)
+
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     """Multi-line text as a literal block (``|``) when it can be one; text holding template
@@ -154,15 +168,23 @@ class YamlFile:
         return documents
 
     def _refuse_templates(self) -> None:
-        """A template action in a plain (unquoted) value is a template that happens to parse
-        (``name: app-{{ .Values.x }}``); inside quotes or a block scalar it is data (an
-        alert annotation's ``{{ $labels.service }}``, a Grafana legend)."""
-        for document in self.documents:
-            for node in _walk(document):
-                if (isinstance(node, yaml.ScalarNode) and node.style is None
-                        and _TEMPLATE_ACTION.search(node.value)):
-                    raise RemediationError(f"{self.line_of(node)}: holds template syntax: a "
-                                           "Helm or other template is never edited as YAML")
+        """A template action outside quoted and block scalars is a template that happens to
+        parse (``name: {{ .Values.name }}`` is a flow mapping); inside them it is data (an
+        alert annotation's ``{{ $labels.service }}``, a Grafana legend). Comments are
+        skipped."""
+        quoted = sorted(
+            (self.offset(node.start_mark), self.offset(node.end_mark))
+            for document in self.documents for node in _walk(document)
+            if isinstance(node, yaml.ScalarNode) and node.style in ('"', "'", "|", ">"))
+        for match in _TEMPLATE_ACTION.finditer(self.source):
+            at = match.start()
+            line_start = self._line_start(at)
+            if self.source[line_start:at].lstrip().startswith("#"):
+                continue
+            if not any(start <= at < end for start, end in quoted):
+                line = self.source.count("\n", 0, at) + 1
+                raise RemediationError(f"{self.where}:{line}: holds template syntax: a Helm "
+                                       "or other template is never edited as YAML")
 
     def _shared_nodes(self) -> set[int]:
         """Nodes reachable twice (an anchor and its aliases): editing one edits all."""
