@@ -205,6 +205,14 @@ class Outcome:
 
     fields: list[str] = field(default_factory=list)
     unjustified: list[str] = field(default_factory=list)
+    #: Every path the edits touch (list indices left out), for the ownership check.
+    paths: list[tuple[str, ...]] = field(default_factory=list)
+
+    def outside(self, owns: Sequence[str]) -> list[str]:
+        """The touched paths no owned path covers (an added parent of one is covered)."""
+        patterns = [parse_path(p.rstrip("?")) for p in owns]
+        return [".".join(p) for p in self.paths
+                if not (_within(patterns, p) or _leads_to(patterns, p))]
 
 
 def _item_label(item: Any) -> str:
@@ -239,6 +247,7 @@ class Editor:
 
     def _removal(self, path: tuple[str, ...], value: Any, label: str) -> None:
         """Record a removal at ``path`` (``label`` says what, for the preview)."""
+        self.outcome.paths.append(path)
         why = self._justify(path, value)
         if why is None:
             self.outcome.unjustified.append(label)
@@ -262,6 +271,7 @@ class Editor:
                 self._removal(path, current, f"the old value of {shown}")
             self.source.set_value(parent, slot, target)
             self.outcome.fields.append(f"set {shown}")
+            self.outcome.paths.append(path)
 
     def _mapping(self, node: yaml.MappingNode, current: dict[str, Any],
                  target: dict[str, Any], path: tuple[str, ...], shown: str) -> None:
@@ -279,6 +289,7 @@ class Editor:
             else:
                 self.source.add_key(node, name, value)
                 self.outcome.fields.append(f"add {prefix}{name}")
+                self.outcome.paths.append(here)
 
     def _sequence(self, node: yaml.SequenceNode, current: list[Any], target: list[Any],
                   path: tuple[str, ...], shown: str) -> None:
@@ -300,6 +311,7 @@ class Editor:
             if index is None:
                 self.source.append_item(node, item)
                 self.outcome.fields.append(f"add {shown}[{_item_label(item)}]")
+                self.outcome.paths.append(path)
             else:
                 self.edit(node, index, node.value[index], item, path,
                           f"{shown}[{_item_label(current[index])}]")

@@ -200,16 +200,21 @@ class RepositoryPlanner:
         recipe = rendered.recipe
         rules = [r for r in (recipe.removes if recipe else [])
                  if self.is_flagged(r.check, wanted)]
+        owns = recipe.owned(wanted[1]) if recipe else []
         if rendered.patch:
             target = obj
         else:
-            owns = recipe.owned(wanted[1]) if recipe else []
             if not owns:
                 plan.lines.append(f"keep {describe(wanted)} (exists; the recipe only "
                                   "creates this kind)")
                 return
             target = merged_target(current, obj, owns, rules)
         outcome = edit_object(plan.source, parent, slot, node, target, rules)
+        outside = outcome.outside(owns)
+        if outside:
+            raise RemediationError(f"{path}: {describe(wanted)}: the recipe would change "
+                                   f"{', '.join(outside)}, which it does not own; nothing "
+                                   "planned")
         if outcome.fields:
             plan.lines.append(f"update {describe(wanted)}: " + ", ".join(outcome.fields))
         plan.unjustified += [f"{describe(wanted)}: {item}" for item in outcome.unjustified]
