@@ -94,7 +94,7 @@ class RepositoryPlanner:
             found: dict[tuple[str, str, str], list[tuple[Identity, str]]] = {}
             for path in _walk(self.root):
                 where = path.relative_to(self.root).as_posix()
-                if not where.endswith(_YAML) or _unrenderable(path, self.root):
+                if not where.endswith((*_YAML, ".json")) or _unrenderable(path, self.root):
                     continue
                 data = self.read(where)
                 if data is None:
@@ -132,7 +132,8 @@ class RepositoryPlanner:
             data = self.read(path)
             if data is not None:
                 if not path.endswith(_YAML):
-                    raise RemediationError(f"{path}: not a YAML file; not edited")
+                    raise RemediationError(f"{path}: not a YAML file (JSON is never "
+                                           "re-formatted); change it by hand")
                 try:
                     text = data.decode("utf-8")
                 except UnicodeDecodeError:

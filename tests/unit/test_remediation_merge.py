@@ -190,3 +190,21 @@ def test_recipe_ownership_is_loaded_strictly(tmp_path: Path) -> None:
         {"kind": "X", "path": "spec", "check": "a.b", "reason": "r", "when": "typo"}]}))
     with pytest.raises(ConfigError):
         _read(path)
+
+
+def test_an_object_in_a_json_file_is_found_and_refused(tmp_path: Path) -> None:
+    (tmp_path / "user.json").write_text('{"apiVersion": "kafka.strimzi.io/v1", '
+                                        '"kind": "KafkaUser", "metadata": '
+                                        '{"name": "svc", "namespace": "ns"}}')
+    with pytest.raises(RemediationError, match=r"user\.json: not a YAML file"):
+        _plan(tmp_path, _recipe({"KafkaUser": ["spec"]}), [_user([])], {})
+
+
+def test_an_object_rendered_from_a_chart_is_never_written(tmp_path: Path) -> None:
+    target = DirectoryTarget(tmp_path)
+    target.rendered_elsewhere = {("kafka.strimzi.io", "KafkaUser", "ns", "svc"):
+                                 "helm:charts/kafka-users"}
+    rendered = RenderedFile("k8s/users.yaml", "", [_user([])], recipe=_recipe({}))
+    with pytest.raises(RemediationError, match="comes from helm:charts/kafka-users"):
+        target.plan([rendered])
+    assert list(tmp_path.iterdir()) == []
