@@ -7,10 +7,14 @@ from pathlib import Path
 import pytest
 
 from soma_audit.model import Evidence, Result, Severity, Status
+from soma_audit.remediation.plan import Change, Plan
+from soma_audit.remediation.targets import DirectoryTarget
 from soma_audit.tui.view import (
     Filter,
     Scope,
+    apply_refusal,
     next_gap,
+    only_unjustified_removals,
     phases_and_areas,
     tally,
     target_label,
@@ -85,3 +89,15 @@ def test_target_label_is_relative_inside_the_working_directory(tmp_path: Path) -
     assert target_label("directory", str(inside), tmp_path) == "directory soma-gitops"
     assert target_label("directory", "/srv/gitops", tmp_path) == "directory /srv/gitops"
     assert target_label("kafka", "kafka:9092", tmp_path) == "kafka kafka:9092"
+
+
+def test_unjustified_removals_alone_may_be_allowed_by_typing(tmp_path: Path) -> None:
+    target = DirectoryTarget(tmp_path)
+    refused = Change("refused", "k8s/x.yaml", "a", "b", "", note="removes what no check "
+                     "flagged: X (--allow-removals to allow)")
+    plan = Plan("r", target, [refused])
+    assert only_unjustified_removals(plan)
+    assert "allow them with a typed confirmation" in apply_refusal(plan)
+    conflict = Change("conflict", "Namespace/x", None, None, "", note="kubectl")
+    assert not only_unjustified_removals(Plan("r", target, [refused, conflict]))
+    assert not only_unjustified_removals(Plan("r", target, []))

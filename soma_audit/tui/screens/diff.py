@@ -26,7 +26,7 @@ from textual.worker import Worker, WorkerState
 from soma_audit.errors import AuditError
 from soma_audit.remediation.commands import prepare
 from soma_audit.remediation.plan import Change, Plan
-from soma_audit.tui.view import apply_refusal, target_label
+from soma_audit.tui.view import apply_refusal, only_unjustified_removals, target_label
 
 if TYPE_CHECKING:
     from soma_audit.model import Check
@@ -195,10 +195,10 @@ class DiffScreen(Screen["Plan | None"]):
                         severity="error" if self.error else "warning")
             return
         refusal = apply_refusal(self.plan)
-        if refusal:
+        if refusal and not only_unjustified_removals(self.plan):
             self.notify(refusal, severity="error" if self.plan.blocked else "information")
             return
-        self.dismiss(self.plan)
+        self.dismiss(self.plan)  # removals no check flagged: the apply flow asks to type
 
 
 def _highlight(diff: str) -> Syntax:
