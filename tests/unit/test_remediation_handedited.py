@@ -134,3 +134,24 @@ def test_hand_edited_repository(name: str, tmp_path: Path, state: Path,
 def test_every_recipe_has_a_hand_edited_case() -> None:
     covered = {_case(p.name)["recipe"] for p in CASES.iterdir() if p.is_dir()}
     assert covered == set(RECIPES)
+
+
+def test_rollback_after_a_later_edit_needs_force(tmp_path: Path, state: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "repo"
+    build_repo("kafka-users", root)
+    before = tree(root)
+    assert cli("apply", "kafka-users", "--manifests", str(root), "--yes") == 0
+    users = root / "k8s" / "kafka" / "users.yaml"
+    users.write_text(users.read_text() + "# edited after the apply\n")
+    edited = tree(root)
+    (backup,) = BackupStore(state / "backups").list()
+    capsys.readouterr()
+    assert cli("rollback", backup.id, "--yes") == 2
+    captured = capsys.readouterr()
+    assert "!! k8s/kafka/users.yaml: changed after the apply" in captured.out
+    assert "refused: k8s/kafka/users.yaml changed after the apply" in captured.err
+    assert tree(root) == edited
+    assert cli("rollback", backup.id, "--yes", "--force") == 0
+    assert "--force: overwrites changes made after the apply" in capsys.readouterr().out
+    assert tree(root) == before
