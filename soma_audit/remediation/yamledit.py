@@ -26,6 +26,8 @@ from soma_audit.sources.documents import _Loader, check_expansion
 _BOM = "\ufeff"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _FLOW_INDICATORS = re.compile(r"[,\[\]{}#]")
+#: Orders insertions at one position: a deeper (further indented) node's text comes first.
+_DEEPER = 1000
 #: Go-template (Helm) actions: such a file is a template, never edited as YAML. A Grafana
 #: legend such as ``{{service}}`` inside a string is not one.
 _TEMPLATE_ACTION = re.compile(
@@ -115,13 +117,6 @@ def _walk(node: yaml.Node) -> Iterator[yaml.Node]:
         seen.add(id(current))
         yield current
         stack.extend(_children(current))
-
-
-def is_empty(node: yaml.Node) -> bool:
-    """``{}``, ``[]``, ``null``, ``~`` or nothing at all."""
-    if isinstance(node, yaml.ScalarNode):
-        return node.tag == "tag:yaml.org,2002:null"
-    return not node.value
 
 
 class YamlFile:
@@ -357,7 +352,8 @@ class YamlFile:
             self._splice(self.offset(node.start_mark), self.offset(node.end_mark),
                          self._scalar(value, node.style, bool(parent.flow_style)), depth)
             return
-        empty = is_empty(node) and isinstance(node, yaml.ScalarNode) and not node.value
+        #: ``key:`` with nothing after it: the value is inserted after the colon
+        empty = isinstance(node, yaml.ScalarNode) and node.value == "" and not node.style
         end = self.content_end(node)
         if parent.flow_style:
             self._splice(self.offset(node.start_mark), end, self._flow(value), depth)
@@ -406,7 +402,7 @@ class YamlFile:
     def add_key(self, mapping: yaml.MappingNode, key: str, value: Any) -> None:
         """Add ``key: value`` after the mapping's last entry, at its indentation."""
         self._check_editable(mapping, "the mapping")
-        depth = mapping.start_mark.line + 1000 * self._depth_hint(mapping)
+        depth = mapping.start_mark.line + _DEEPER * mapping.start_mark.column
         if mapping.flow_style:
             pair = self._flow({key: value})[1:-1]
             if not mapping.value:
@@ -421,14 +417,10 @@ class YamlFile:
         self._splice(pos, pos, self._needs_newline(pos)
                      + self._lines(self._block({key: value}), column), depth)
 
-    def _depth_hint(self, node: yaml.Node) -> int:
-        """Deeper nodes have larger start columns; used to order insertions at one spot."""
-        return node.start_mark.column
-
     def append_item(self, sequence: yaml.SequenceNode, value: Any) -> None:
         """Append ``value`` after the sequence's last item, with the siblings' dash column."""
         self._check_editable(sequence, "the list")
-        depth = 1000 * self._depth_hint(sequence)
+        depth = _DEEPER * sequence.start_mark.column
         if sequence.flow_style:
             if not sequence.value:
                 self._splice(self.offset(sequence.start_mark), self.offset(sequence.end_mark),
