@@ -201,13 +201,15 @@ class DirectoryTarget:
             return Change("create", where, None, after, unified(None, after, where),
                           payload=after, token=None)
         before = _text(current)
-        if rendered.merge is None or rendered.merge == "create-only":
+        if rendered.merge is None:
             if before != after:
                 notes.append(f"{where} exists and is the team's: not overwritten")
             return Change("unchanged", where, before, before, "", token=sha256(current))
         from soma_audit.remediation.textmerge import merge_text
 
-        merged = merge_text(rendered.merge, where, before or "", after)
+        result = merge_text(rendered.merge, where, before or "", after)
+        notes.extend(result.notes)
+        merged = result.text
         if merged == before:
             return Change("unchanged", where, before, before, "", token=sha256(current))
         return Change("update", where, before, merged, unified(before, merged, where),
