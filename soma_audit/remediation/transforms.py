@@ -188,7 +188,8 @@ def _harden_security(container: dict[str, Any], level: PssLevel) -> None:
     """Every level: not privileged, no privilege escalation, read-only root, no
     Unconfined seccomp, only baseline capabilities. Restricted adds non-root and drop ALL."""
     security = container.setdefault("securityContext", {})
-    security.pop("privileged", None)
+    if security.get("privileged"):  # an explicit `privileged: false` is the team's, and fine
+        security.pop("privileged")
     security["allowPrivilegeEscalation"] = False
     security["readOnlyRootFilesystem"] = True
     _no_unconfined(security)

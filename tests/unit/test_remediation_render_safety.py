@@ -223,3 +223,12 @@ def test_a_flow_the_policies_cannot_express_fails_only_the_netpol_recipe() -> No
     with pytest.raises(RenderError, match="set `port:`"):
         render(RECIPES["netpol-services"], config, Inventory())
     assert render(RECIPES["kafka-topics"], config, Inventory())
+
+
+def test_hardening_keeps_an_explicit_privileged_false() -> None:
+    """Only a privileged container loses the field (what pss.no-privileged flags)."""
+    pod = {"containers": [{"name": "a", "image": "i",
+                           "securityContext": {"privileged": False}}]}
+    harden_pod(pod, "restricted")
+    assert pod["containers"][0]["securityContext"]["privileged"] is False
+    assert list(evaluate(pod, {}, "restricted", template=True)) == []
