@@ -117,6 +117,12 @@ def _key_of(field_name: str, item: Any) -> Any:
     return None if key is None or key == ("record", None) else repr(key)
 
 
+def _same_item(field_name: str, old: Any, new: Any) -> bool:
+    """The same list item: equal, or with the same identity (a container's name ...)."""
+    key = _key_of(field_name, new)
+    return old == new or (key is not None and _key_of(field_name, old) == key)
+
+
 def merge_value(current: Any, desired: Any, path: tuple[str, ...] = (),
                 defaults: Sequence[Sequence[str]] = ()) -> Any:
     """``desired`` merged into ``current`` (neither is modified); a path matching one of
@@ -262,10 +268,21 @@ class Editor:
         current = value_of(node)
         if current == target and type(current) is type(target):
             return
-        if isinstance(target, dict) and isinstance(node, yaml.MappingNode) and target:
+        if (isinstance(target, dict) and isinstance(node, yaml.MappingNode) and target
+                and set(map(str, current)) & set(map(str, target))):
             self._mapping(node, current, target, path, shown)
-        elif isinstance(target, list) and isinstance(node, yaml.SequenceNode) and target:
+        elif isinstance(target, list) and isinstance(node, yaml.SequenceNode) and any(
+                _same_item(path[-1] if path else "", old, item)
+                for item in target for old in current):
             self._sequence(node, current, target, path, shown)
+        elif isinstance(target, dict) and isinstance(current, dict) and current:
+            # nothing of the mapping stays: it is written anew, each key's removal recorded
+            for name, value in current.items():
+                if name not in target:
+                    self._removal((*path, str(name)), value, f"{shown}.{name}")
+            self.source.set_value(parent, slot, target)
+            self.outcome.fields.append(f"set {shown}")
+            self.outcome.paths.append(path)
         else:
             if isinstance(current, dict | list) and current:
                 self._removal(path, current, f"the old value of {shown}")
@@ -297,9 +314,8 @@ class Editor:
         used: set[int] = set()
         pairs: list[tuple[int | None, Any]] = []
         for item in target:
-            key = _key_of(field_name, item)
-            index = next((i for i, old in enumerate(current) if i not in used and (
-                old == item or (key is not None and _key_of(field_name, old) == key))), None)
+            index = next((i for i, old in enumerate(current)
+                          if i not in used and _same_item(field_name, old, item)), None)
             if index is not None:
                 used.add(index)
             pairs.append((index, item))

@@ -355,7 +355,10 @@ class YamlFile:
         #: ``key:`` with nothing after it: the value is inserted after the colon
         empty = isinstance(node, yaml.ScalarNode) and node.value == "" and not node.style
         end = self.content_end(node)
-        if parent.flow_style:
+        if parent.flow_style or (not isinstance(node, yaml.ScalarNode) and node.flow_style
+                                 and node.value and isinstance(value, dict | list)):
+            # inside a flow collection, or a written flow collection replaced: flow again
+            # (an empty ``{}`` / ``[]`` placeholder becomes block in a block context)
             self._splice(self.offset(node.start_mark), end, self._flow(value), depth)
             return
         simple = not isinstance(value, dict | list) or not value

@@ -208,3 +208,15 @@ def test_an_object_rendered_from_a_chart_is_never_written(tmp_path: Path) -> Non
     with pytest.raises(RemediationError, match="comes from helm:charts/kafka-users"):
         target.plan([rendered])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_flow_mapping_whose_keys_all_change_is_written_anew(tmp_path: Path) -> None:
+    """Removing its only key and adding another would edit one span twice."""
+    root = _repo(tmp_path, USERS.split("---\n")[0].replace(
+        "    type: simple\n", "    type: simple\n    extra: {old: 1}\n"))
+    body = yaml.safe_load((root / "k8s" / "users.yaml").read_text())
+    body["spec"]["authorization"]["extra"] = {"new": 2}
+    (change,) = _plan(root, _recipe({"KafkaUser": ["spec"]}), [body], {}, allow=True,
+                      patch=True, path="k8s/users.yaml")
+    assert "    extra: {new: 2}\n" in change.after
+    assert "removes spec.authorization.extra.old (no flagged evidence)" in change.fields[0]
