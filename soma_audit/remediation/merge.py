@@ -245,16 +245,23 @@ class Editor:
         self.rules = [r for r in rules if r.kind in (kind, "*")]
         self.outcome = outcome
 
-    def _justify(self, path: tuple[str, ...], value: Any) -> str | None:
+    def _justify(self, path: tuple[str, ...], value: Any, whole: bool = False
+                 ) -> str | None:
+        """The rule that justifies removing ``value`` at ``path`` (``whole``: a list
+        replaced as a whole, each of its items must be removable), or None."""
         for rule in self.rules:
-            if matches(parse_path(rule.path), path):
+            if not matches(parse_path(rule.path), path):
+                continue
+            items = value if whole and isinstance(value, list) else [value]
+            if rule.when is None or all(PREDICATES[rule.when](i, []) for i in items):
                 return f"{rule.check}: {rule.reason}"
         return None
 
-    def _removal(self, path: tuple[str, ...], value: Any, label: str) -> None:
+    def _removal(self, path: tuple[str, ...], value: Any, label: str,
+                 whole: bool = False) -> None:
         """Record a removal at ``path`` (``label`` says what, for the preview)."""
         self.outcome.paths.append(path)
-        why = self._justify(path, value)
+        why = self._justify(path, value, whole)
         if why is None:
             self.outcome.unjustified.append(label)
             self.outcome.fields.append(f"removes {label} (no flagged evidence)")
@@ -284,7 +291,13 @@ class Editor:
             self.outcome.fields.append(f"set {shown}")
             self.outcome.paths.append(path)
         else:
-            if isinstance(current, dict | list) and current:
+            if isinstance(current, list) and current:
+                gone = [item for item in current if item not in target] if isinstance(
+                    target, list) else current
+                if gone:
+                    self._removal(path, gone, f"{shown}[{', '.join(map(_item_label, gone))}]",
+                                  whole=True)
+            elif isinstance(current, dict) and current:
                 self._removal(path, current, f"the old value of {shown}")
             self.source.set_value(parent, slot, target)
             self.outcome.fields.append(f"set {shown}")

@@ -370,6 +370,8 @@ class YamlFile:
                               else self._scalar(value, None, False))
             else:
                 indent = key.start_mark.column + self._step()
+                if isinstance(value, list) and not self._indented_sequences():
+                    indent = key.start_mark.column  # ``key:`` then ``- item`` below it
                 text = self.newline + self._lines(self._block(value), indent).rstrip("\r\n")
             self._splice(start, end, text, depth)
             return

@@ -214,3 +214,12 @@ def test_random_edits_change_only_their_spans(document: dict[str, Any], flow: bo
     kept = sum(block.size for block in matcher.get_matching_blocks())
     changed_flow_lines = 1 if node.flow_style else 0  # a flow collection grows in place
     assert kept >= len(before_lines) - changed_flow_lines
+
+
+def test_a_list_replaced_under_a_key_keeps_the_files_sequence_style() -> None:
+    text = "spec:\n  ingress:\n  - from: [a]\n  other: 1\n"
+    source = YamlFile("f.yaml", text)
+    spec = _at(source.documents[0], "spec")
+    source.set_value(spec, 0, [{"from": ["b"]}])
+    # dash under the key (the file's style), leaves in flow style (the file's style)
+    assert source.text() == "spec:\n  ingress:\n  - from: [b]\n  other: 1\n"
