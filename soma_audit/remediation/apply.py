@@ -67,9 +67,8 @@ def apply_plan(plan: Plan, store: BackupStore) -> ApplyResult:
                                "(see the diff: fix those fields where their controller "
                                "takes them from)")
     if plan.blocked:
-        where = ", ".join(c.where for c in plan.blocked)
-        raise RemediationError(f"the API server rejects {where}; nothing was applied "
-                               "(see the diff)")
+        where = ", ".join(f"{c.where} ({c.kind})" for c in plan.blocked)
+        raise RemediationError(f"blocked: {where}; nothing was applied (see the diff)")
     pending = plan.pending
     if not pending:
         return ApplyResult(None, [])
@@ -116,6 +115,10 @@ def rollback(backup: Backup, target: Target, store: BackupStore) -> list[str]:
     if backup.status == FAILED:
         raise RemediationError(f"backup {backup.id} belongs to a failed apply that was "
                                "already rolled back automatically")
+    changed = [c.where for c in restore_preview(backup, target) if c.kind == "conflict"]
+    if changed:
+        raise RemediationError(f"rollback {backup.id} refused: {', '.join(changed)} changed "
+                               "after the apply (--force restores the backup anyway)")
     with store.lock():
         problems = _restore_all(target, backup.items)
         if problems:

@@ -37,7 +37,12 @@ def add_parsers(commands: Any, source_options: Any) -> None:
     render.add_argument("remediation", metavar="REMEDIATION")
     render.add_argument("-o", "--output-dir", dest="render_output", metavar="DIR", default="",
                         help="write the files under DIR (default: print them)")
-    diff = commands.add_parser("diff", help="preview what applying a remediation changes")
+    diff = commands.add_parser(
+        "diff", help="preview what applying a remediation changes (exit 0: nothing to do, "
+        "1: changes pending, 2: error)",
+        description="Lists per object and field what the remediation adds, changes and "
+        "removes, then the minimal unified diff. Exit code: 0 nothing to do, 1 changes "
+        "pending (like diff(1)), 2 error (including a change that is refused).")
     diff.add_argument("remediation", metavar="REMEDIATION")
     apply = commands.add_parser("apply", help="apply a remediation (backup first)")
     apply.add_argument("remediation", metavar="REMEDIATION")
@@ -47,6 +52,8 @@ def add_parsers(commands: Any, source_options: Any) -> None:
     rollback.add_argument("backup", metavar="BACKUP", nargs="?", default="")
     rollback.add_argument("--yes", "-y", action="store_true", default=False,
                           help="restore without asking (the preview is still printed)")
+    rollback.add_argument("--force", action="store_true", default=False,
+                          help="restore files even if they changed after the apply")
     for parser in (render, diff, apply):
         parser.add_argument("--target", choices=TARGETS, default="auto",
                             help="where to apply (default: the audited source; a cluster "
@@ -55,6 +62,8 @@ def add_parsers(commands: Any, source_options: Any) -> None:
         parser.add_argument("--force-conflicts", action="store_true", default=False,
                             help="take over fields a controller owns (cluster; it will "
                             "likely set them back)")
+        parser.add_argument("--allow-removals", action="store_true", default=False,
+                            help="allow removing content that no check's evidence flagged")
         _add_scope_options(parser)
     for parser in (render, diff, apply, rollback):
         source_options(parser)
@@ -101,10 +110,12 @@ def run(args: argparse.Namespace, build_session: Any) -> int:
     if args.command == "render":
         return _render(args, session)
     plan = prepare(session, args.remediation, args.target, args.force_conflicts,
-                   _live_options(args))
+                   _live_options(args), args.allow_removals)
     _print_plan(plan)
     if args.command == "diff":
-        return 0
+        if plan.blocked:
+            raise RemediationError("some changes are blocked (shown above with !!)")
+        return 1 if plan.pending else 0
     return _apply(args, session, plan)
 
 
@@ -190,11 +201,14 @@ def _serves_strimzi(cluster: Any) -> bool:
 
 
 def prepare(session: AuditSession, recipe_id: str, wanted: str = "auto",
-            force_conflicts: bool = False, live: LiveOptions | None = None) -> Plan:
+            force_conflicts: bool = False, live: LiveOptions | None = None,
+            allow_removals: bool = False) -> Plan:
     """Render ``recipe_id`` for the session's source and plan it against its target
-    (a cluster within the team's scope, widened by ``live``)."""
+    (a cluster within the team's scope, widened by ``live``; a directory allows removals
+    no check flagged only with ``allow_removals``)."""
     from soma_audit.remediation.plan import Plan
     from soma_audit.remediation.recipes import get_recipe
+    from soma_audit.remediation.targets import DirectoryTarget
 
     recipe = get_recipe(recipe_id)
     cluster = None
@@ -214,9 +228,34 @@ def prepare(session: AuditSession, recipe_id: str, wanted: str = "auto",
         api_versions = cluster.served_versions()
     files = rendered(session, recipe, api_versions)
     target = choose_target(session, recipe, files, wanted, force_conflicts, cluster)
+    if isinstance(target, DirectoryTarget):
+        target.allow_removals = allow_removals
+        target.rendered_elsewhere = _rendered_elsewhere(session)
+        target.flagged = flagged_objects(session, recipe)
     changes, notes = target.plan(files)
     return Plan(recipe.id, target, changes, notes, list(recipe.fixes),
                 scope=getattr(target, "scope_line", ""))
+
+
+def flagged_objects(session: AuditSession, recipe: Recipe) -> dict[str, set[str]]:
+    """Re-run the checks whose evidence the recipe's removal rules need; what they flag."""
+    from soma_audit.remediation.repository import flagged_by
+
+    checks = {rule.check for rule in recipe.removes}
+    if not checks or not any(c.id in checks for c in session.checks):
+        return {}
+    return flagged_by(session.scan(only=checks).results, checks)
+
+
+def _rendered_elsewhere(session: AuditSession) -> dict[Any, str]:
+    """Objects the audit rendered from a Helm chart or a Kustomize overlay: identity →
+    where they come from. They are never edited or re-created in the repository."""
+    from soma_audit.remediation.repository import identity
+
+    if session.source.info.kind != "manifests":
+        return {}
+    return {identity(resource.body): resource.rendered.describe()
+            for resource in _inventory(session) if resource.rendered is not None}
 
 
 def confirmation_name(session: AuditSession) -> str:
@@ -390,8 +429,9 @@ def _apply(args: argparse.Namespace, session: AuditSession, plan: Plan) -> int:
                                "nothing was applied. Fix those fields where the controller "
                                "takes them from (its repository or chart values)")
     if plan.blocked:
-        raise RemediationError("the API server rejects some objects (shown above); nothing "
-                               "was applied")
+        raise RemediationError("some changes are blocked (shown above with !!: rejected by "
+                               "the API server, or removals no check flagged — "
+                               "--allow-removals); nothing was applied")
     if not plan.pending:
         elsewhere = [c for c in plan.changes if c.kind in ("recreate", "managed")]
         print(f"nothing to apply live: {len(elsewhere)} object(s) are fixed elsewhere "
@@ -432,7 +472,7 @@ def _target_of(backup: Backup, args: argparse.Namespace) -> Target:
     described = backup.target
     kind = described.get("kind")
     if kind == "directory":
-        return DirectoryTarget(str(described["root"]))
+        return DirectoryTarget(str(described["root"]), force=getattr(args, "force", False))
     if kind == "cluster":
         from soma_audit.remediation.cluster import ClusterTarget
         from soma_audit.sources.cluster import ClusterSource
@@ -493,7 +533,9 @@ def _restore(args: argparse.Namespace, backup: Backup, store: BackupStore, yes: 
     target = _target_of(backup, args)
     preview = restore_preview(backup, target)
     for change in preview:
-        if change.pending:
+        if change.kind == "conflict":
+            sys.stdout.write(f"!! {change.where}: {change.note}\n")
+        elif change.pending:
             note = f" ({change.note})" if change.note else ""
             sys.stdout.write(f"# restore {change.where}{note}\n{change.diff}")
     pending = sum(c.pending for c in preview)

@@ -15,15 +15,19 @@ from soma_audit.core.errors import AuditError
 if TYPE_CHECKING:
     from soma_audit.remediation.targets import Target
 
-#: ``conflict``: another field manager owns a field we would change; ``rejected``: the API
-#: server's dry-run refused the object. Both block the apply. ``recreate``: a bare Pod,
-#: whose spec cannot change (the diff is the manifest to recreate it with); ``managed``:
-#: Argo CD or Helm deploys it, so it is fixed in their repository. Neither is written.
-ChangeKind = Literal["create", "update", "unchanged", "conflict", "rejected", "recreate",
-                     "managed"]
+#: ``conflict``: another field manager owns a field we would change (or, for a rollback, the
+#: file changed after the apply); ``rejected``: the API server's dry-run refused the object;
+#: ``refused``: it would remove what no check flagged. All three block the apply.
+#: ``recreate``: a bare Pod, whose spec cannot change (the diff is the manifest to recreate
+#: it with); ``managed``: Argo CD or Helm deploys it, so it is fixed in their repository.
+#: Neither is written.
+ChangeKind = Literal["create", "update", "unchanged", "conflict", "rejected", "refused",
+                     "recreate", "managed"]
 #: Every kind, in the order a summary counts them.
 CHANGE_KINDS: tuple[ChangeKind, ...] = ("create", "update", "unchanged", "conflict",
-                                        "rejected", "recreate", "managed")
+                                        "rejected", "refused", "recreate", "managed")
+#: Kinds that stop the whole apply.
+BLOCKING_KINDS: tuple[ChangeKind, ...] = ("conflict", "rejected", "refused")
 
 #: Metadata the API server sets; never part of a diff, never sent back.
 SERVER_FIELDS = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation",
@@ -53,6 +57,9 @@ class Change:
     payload: Any = None
     #: The state seen when planning (sha256 of a file, resourceVersion, model id ...).
     token: Any = None
+    #: Per object and field, what the change does ("update Application/argocd/x: set
+    #: spec.syncPolicy.automated.selfHeal"), listed before the diff.
+    fields: list[str] = field(default_factory=list)
 
     @property
     def pending(self) -> bool:
@@ -80,8 +87,9 @@ class Plan:
 
     @property
     def blocked(self) -> list[Change]:
-        """Changes that stop the whole apply: conflicts and objects the server rejects."""
-        return [c for c in self.changes if c.kind in ("conflict", "rejected")]
+        """Changes that stop the whole apply: conflicts, objects the server rejects and
+        removals no check justifies."""
+        return [c for c in self.changes if c.kind in BLOCKING_KINDS]
 
     def summary(self) -> str:
         counts = {k: sum(c.kind == k for c in self.changes) for k in CHANGE_KINDS}
@@ -93,10 +101,14 @@ class Plan:
             ", ".join(parts) or "no files or objects") + tail
 
     def render_diff(self) -> str:
-        """The preview: every pending change's unified diff, conflicts, then notes."""
+        """The preview: per object and field what each change does, then its minimal
+        unified diff; conflicts and refusals; then notes."""
         chunks = [f"# {self.scope}\n"] if self.scope else []
         for change in self.changes:
-            if change.kind == "managed":
+            if change.kind == "refused":
+                chunks.append(f"!! refused: {change.where}: {change.note}\n")
+                chunks.extend(f"#   {line}\n" for line in change.fields)
+            elif change.kind == "managed":
                 chunks.append(f"# not patched live: {change.where}: {change.note}\n")
             elif change.kind == "recreate":
                 chunks.append(f"# recreate {change.where} ({change.note})\n{change.diff}")
@@ -107,7 +119,8 @@ class Plan:
             elif change.pending:
                 head = f"# {change.kind} {change.where}" + (f" ({change.note})"
                                                               if change.note else "")
-                chunks.append(head + "\n" + change.diff)
+                lines = "".join(f"#   {line}\n" for line in change.fields)
+                chunks.append(head + "\n" + lines + change.diff)
         chunks.extend(f"# note: {note}\n" for note in self.notes)
         return "".join(chunks)
 

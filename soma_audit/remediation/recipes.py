@@ -7,6 +7,7 @@ one clear :class:`ConfigError`, never a half-rendered remediation.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -18,6 +19,12 @@ from soma_audit.core.paths import data_path
 from soma_audit.core.typed import build
 
 Target = Literal["kubernetes", "openfga", "kafka"]
+#: How an existing non-Kubernetes file is merged with what the recipe renders
+#: (:mod:`soma_audit.remediation.textmerge`); ``create-only`` writes a missing file only.
+MergeStrategy = Literal["fga-model", "fga-tests", "k6-profiles", "create-only"]
+#: Predicates a removal rule may use to pick the list items it removes.
+Predicate = Literal["wildcard-acl", "unintended-pod-rule"]
+_PATH = re.compile(r"^(\*\*|[^.\[\]?]+|\[[^\]]+\])(\.(\*\*|[^.\[\]?]+)|\[[^\]]+\])*\??$")
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,20 @@ class TemplateSpec:
     path: str
     #: Render once per element of this list (a context key such as ``services``).
     for_each: str | None = None
+    #: How to merge into an existing non-Kubernetes file; without it such a file is kept.
+    merge: MergeStrategy | None = None
+
+
+@dataclass(frozen=True)
+class RemovalRule:
+    """What a recipe may remove from an existing object, and the check whose evidence
+    justifies it (``when``: only the list items this predicate flags)."""
+
+    kind: str
+    path: str
+    check: str
+    reason: str
+    when: Predicate | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +64,14 @@ class Recipe:
     #: Name of a registered function in :mod:`soma_audit.remediation.transforms` that
     #: patches objects already in the inventory (hardening, migrations).
     transform: str | None = None
+    #: Per kind, the paths of an existing object the recipe may change (``*`` any kind;
+    #: ``path?``: only filled in where missing); a kind not listed is only ever created.
+    owns: dict[str, list[str]] = field(default_factory=dict)
+    #: What it may remove from existing objects, each with its justifying check.
+    removes: list[RemovalRule] = field(default_factory=list)
+
+    def owned(self, kind: str) -> list[str]:
+        return [*self.owns.get(kind, []), *self.owns.get("*", [])]
 
 
 def _read(path: Path) -> Recipe:
@@ -57,6 +86,16 @@ def _read(path: Path) -> Recipe:
         raise ConfigError(f"recipe {path.name}: id {recipe.id!r} must match the file name")
     if not recipe.templates and recipe.transform is None:
         raise ConfigError(f"recipe {path.name}: needs templates or a transform")
+    for kind, paths in recipe.owns.items():
+        for path_text in paths:
+            if not _PATH.match(path_text):
+                raise ConfigError(f"recipe {path.name}: owns.{kind}: bad path {path_text!r}")
+    for rule in recipe.removes:
+        if not _PATH.match(rule.path):
+            raise ConfigError(f"recipe {path.name}: removes: bad path {rule.path!r}")
+        if rule.check not in recipe.fixes:
+            raise ConfigError(f"recipe {path.name}: removes: {rule.check!r} is not one of "
+                              "the checks it fixes")
     if not recipe.fixes:
         raise ConfigError(f"recipe {path.name}: fixes is empty (which checks does it repair?)")
     return recipe

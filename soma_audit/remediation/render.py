@@ -8,6 +8,7 @@ empty field), and every output path is normalised and confined to the repository
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import posixpath
 import re
@@ -56,6 +57,17 @@ class RenderedFile:
     text: str
     #: The Kubernetes objects in the file (empty for .fga, .js, plain data files).
     objects: list[dict[str, Any]] = field(default_factory=list)
+    #: How to merge into an existing non-Kubernetes file (a recipe's ``merge:``).
+    merge: str | None = None
+    #: The objects are existing ones as a transform rewrote them: diffed exactly (each
+    #: removal still needs a recipe rule), not desired state merged into owned paths.
+    patch: bool = False
+    #: Object index → (kind, namespace, name) of the existing object it replaces (a
+    #: migration to another kind, justified by the check named in ``replaced_because``).
+    replaces: dict[int, tuple[str, str | None, str]] = field(default_factory=dict)
+    replaced_because: str = ""
+    #: The recipe that rendered it: what it owns and may remove in existing objects.
+    recipe: Recipe | None = None
 
 
 def safe_path(path: str) -> str:
@@ -186,7 +198,8 @@ def render(recipe: Recipe, config: Config, inventory: Inventory,
                 scope = {**context, "item": item}
                 path = safe_path(path_template.render(scope))
                 text = template.render(scope)
-                files.append(RenderedFile(path, text, parse_output(path, text)))
+                files.append(RenderedFile(path, text, parse_output(path, text),
+                                          merge=spec.merge))
         except (TemplateError, ctx.ContextError) as exc:
             raise RenderError(f"remediation {recipe.id}: template {spec.template}: "
                               f"{exc}") from None
@@ -196,9 +209,11 @@ def render(recipe: Recipe, config: Config, inventory: Inventory,
             raise RenderError(f"remediation {recipe.id}: unknown transform "
                               f"{recipe.transform!r}")
         files += function(config, inventory)
-    seen: set[str] = set()
+    files = [dataclasses.replace(f, recipe=recipe) for f in files]
+    seen: set[tuple[str, bool]] = set()
     for rendered in files:
-        if rendered.path in seen:
+        key = (rendered.path, rendered.patch)
+        if key in seen:
             raise RenderError(f"remediation {recipe.id}: two outputs write {rendered.path}")
-        seen.add(rendered.path)
+        seen.add(key)
     return files

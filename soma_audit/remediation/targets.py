@@ -17,8 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol
 
-from soma_audit.core.fileio import write_atomically
-from soma_audit.remediation.plan import Change, RemediationError, StaleError, unified
+from soma_audit.remediation.plan import (
+    Change,
+    ChangeKind,
+    RemediationError,
+    StaleError,
+    unified,
+)
 
 if TYPE_CHECKING:
     from soma_audit.remediation.render import RenderedFile
@@ -96,7 +101,16 @@ class DirectoryTarget:
 
     kind = "directory"
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], allow_removals: bool = False,
+                 force: bool = False) -> None:
+        #: Plan removals that no check's evidence justifies (``--allow-removals``).
+        self.allow_removals = allow_removals
+        #: Roll back files even when they changed after the apply (``--force``).
+        self.force = force
+        #: Identity → origin of objects the audit saw rendered from a chart or overlay.
+        self.rendered_elsewhere: dict[Any, str] = {}
+        #: Check id → objects its evidence flags (what justifies a removal); None: unknown.
+        self.flagged: dict[str, set[str]] | None = None
         path = Path(root)
         if not path.is_dir():
             raise RemediationError(f"target directory not found: {path}")
@@ -130,25 +144,77 @@ class DirectoryTarget:
         except OSError as exc:
             raise RemediationError(f"cannot read {path}: {exc.strerror}") from None
 
+    def _read_relative(self, relative: str) -> bytes | None:
+        return self._read(self.resolve(relative))
+
     def plan(self, files: Sequence[RenderedFile]) -> tuple[list[Change], list[str]]:
+        """Kubernetes objects are found by identity and edited in place (owned paths only);
+        other files are created, merged by their recipe's strategy, or left alone."""
+        from soma_audit.remediation.repository import RepositoryPlanner, identity
+
+        planner = RepositoryPlanner(self.root, self._read_relative, self.flagged)
         changes: list[Change] = []
-        seen: set[Path] = set()
+        notes: list[str] = []
+        seen: set[tuple[Path, bool]] = set()
         for rendered in files:
-            path = self.resolve(rendered.path)
-            if path in seen:
+            key = (self.resolve(rendered.path), rendered.patch)
+            if key in seen:
                 raise RemediationError(f"the recipe renders {rendered.path} twice")
-            seen.add(path)
-            where = path.relative_to(self.root).as_posix()
-            current = self._read(path)
-            after = rendered.text
-            if current is not None and current == after.encode("utf-8"):
-                changes.append(Change("unchanged", where, after, after, "", token=sha256(current)))
-                continue
+            seen.add(key)
+            for obj in rendered.objects:
+                origin = self.rendered_elsewhere.get(identity(obj))
+                if origin:
+                    raise RemediationError(
+                        f"{rendered.path}: {obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+                        f" comes from {origin}, not from a plain YAML file: it is never "
+                        "written into rendered output or templates; change it at its source")
+            if rendered.objects or rendered.patch:
+                planner.plan(rendered)
+            else:
+                changes.append(self._plain_file(rendered, notes))
+        for plan in planner.results():
+            where = plan.path
+            current = self._read(self.resolve(where))
             before = _text(current)
-            changes.append(Change(
-                "create" if current is None else "update", where, before, after,
-                unified(before, after, where), payload=after, token=sha256(current)))
-        return changes, []
+            after = plan.source.text() if plan.source is not None else plan.new_text
+            if (plan.source is not None and not plan.source.changed) or after == before:
+                changes.append(Change("unchanged", where, before, before, "",
+                                      token=sha256(current), fields=plan.lines))
+                continue
+            kind: ChangeKind = "create" if current is None else "update"
+            note = ""
+            if plan.unjustified and not self.allow_removals:
+                kind = "refused"
+                note = ("removes what no check flagged: " + "; ".join(plan.unjustified)
+                        + " (--allow-removals to allow)")
+            changes.append(Change(kind, where, before, after, unified(before, after, where),
+                                  note=note, payload=after, token=sha256(current),
+                                  fields=plan.lines))
+        return changes, notes
+
+    def _plain_file(self, rendered: RenderedFile, notes: list[str]) -> Change:
+        """A file that holds no Kubernetes object (FGA model, k6 script, data)."""
+        where = self.resolve(rendered.path).relative_to(self.root).as_posix()
+        current = self._read(self.resolve(where))
+        after = rendered.text
+        if current is None:
+            return Change("create", where, None, after, unified(None, after, where),
+                          payload=after, token=None)
+        before = _text(current)
+        if rendered.merge is None:
+            if before != after:
+                notes.append(f"{where} exists and is the team's: not overwritten")
+            return Change("unchanged", where, before, before, "", token=sha256(current))
+        from soma_audit.remediation.textmerge import merge_text
+
+        result = merge_text(rendered.merge, where, before or "", after)
+        notes.extend(result.notes)
+        merged = result.text
+        if merged == before:
+            return Change("unchanged", where, before, before, "", token=sha256(current))
+        return Change("update", where, before, merged, unified(before, merged, where),
+                      payload=merged, token=sha256(current),
+                      fields=[f"merge {where} ({rendered.merge}: adds what is missing)"])
 
     def capture(self, change: Change) -> BackupItem:
         path = self.resolve(change.where)
@@ -160,11 +226,13 @@ class DirectoryTarget:
         while parent != self.root and not parent.exists():
             created_dirs.append(parent.relative_to(self.root).as_posix())
             parent = parent.parent
+        written = sha256(str(change.payload).encode("utf-8"))
         if current is None:
-            return BackupItem(change.where, False, {"created_dirs": created_dirs})
+            return BackupItem(change.where, False, {"created_dirs": created_dirs,
+                                                    "written_sha256": written})
         mode = stat.S_IMODE(path.stat().st_mode)
-        return BackupItem(change.where, True, {"mode": mode, "sha256": sha256(current)},
-                          blob=current)
+        return BackupItem(change.where, True, {"mode": mode, "sha256": sha256(current),
+                                               "written_sha256": written}, blob=current)
 
     def write(self, change: Change) -> None:
         path = self.resolve(change.where)
@@ -173,8 +241,8 @@ class DirectoryTarget:
         except FileNotFoundError:
             mode = _default_mode()
         try:
-            write_atomically(path, str(change.payload))
-            os.chmod(path, mode)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomically(path, str(change.payload).encode("utf-8"), mode)
         except OSError as exc:
             raise RemediationError(f"cannot write {change.where}: {exc.strerror}") from None
 
@@ -210,8 +278,18 @@ class DirectoryTarget:
         saved = item.blob if item.existed else None
         if current == saved:
             return Change("unchanged", item.where, _text(current), _text(saved), "")
+        written = item.state.get("written_sha256")
+        if written and sha256(current) != written:
+            if not self.force:
+                return Change("conflict", item.where, _text(current), _text(saved), "",
+                              note="changed after the apply; rollback refused "
+                              "(--force restores the backup over those changes)")
+            forced = "--force: overwrites changes made after the apply"
+        else:
+            forced = ""
         before, after = _text(current), _text(saved)
         kind = "update" if current is not None else "create"
         note = "" if saved is not None else "delete: the apply created it"
+        note = "; ".join(n for n in (note, forced) if n)
         return Change(kind, item.where, before, after, unified(before, after, item.where),
                       note=note)

@@ -2,13 +2,14 @@
 
 A template can create what is missing, but hardening a Deployment or migrating a Chaos
 Mesh 1.x experiment must change the object the team already has, in the file it lives in
-(directory mode) or in place (cluster). Each transform returns whole files: the patched
-objects plus the other documents of their file, unchanged and in order.
+(directory mode) or in place (cluster). Each transform returns the rewritten objects as
+patches grouped by their file; the directory target edits only what differs, in place.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -58,29 +59,24 @@ def _fallback_path(body: dict[str, Any]) -> str:
     return "patches/" + "-".join(str(p) for p in parts if p) + ".yaml"
 
 
-def write_files(inventory: Inventory, patched: dict[int, dict[str, Any]],
-                extra: dict[str, list[dict[str, Any]]] | None = None) -> list[RenderedFile]:
-    """Files holding the ``patched`` objects (keyed by ``id(resource)``) with the rest of
-    their file unchanged and in order, plus ``extra`` objects appended per path."""
-    by_path: dict[str, list[tuple[int, int, Resource]]] = {}
-    loose: list[dict[str, Any]] = []
-    for order, resource in enumerate(inventory):
-        path, line = _split_origin(resource)
-        if path is None:
-            if id(resource) in patched:
-                loose.append(patched[id(resource)])
-            continue
-        by_path.setdefault(path, []).append((line, order, resource))
-    extra = extra or {}
-    files: list[RenderedFile] = []
-    touched = {path for path, entries in by_path.items()
-               if any(id(r) in patched for _, _, r in entries)} | set(extra)
-    for path in sorted(touched):
-        entries = sorted(by_path.get(path, []), key=lambda e: (e[0], e[1]))
-        objects = [patched.get(id(r), r.body) for _, _, r in entries] + extra.get(path, [])
-        files.append(RenderedFile(safe_path(path), dump_objects(objects), objects))
-    for body in loose:
-        files.append(RenderedFile(safe_path(_fallback_path(body)), dump_objects([body]), [body]))
+def patched_files(patched: list[tuple[Resource, dict[str, Any]]],
+                  replaced_because: str = "") -> list[RenderedFile]:
+    """The ``(existing object, rewritten body)`` pairs grouped by the file each came from,
+    as patches: the directory target diffs each object in place and leaves the rest of its
+    file byte for byte. A body of another kind replaces its object (a migration)."""
+    by_path: dict[str, list[tuple[Resource, dict[str, Any]]]] = {}
+    for resource, body in patched:
+        path, _ = _split_origin(resource)
+        by_path.setdefault(safe_path(path or _fallback_path(body)), []).append((resource, body))
+    files = []
+    for path, pairs in sorted(by_path.items()):
+        objects = [body for _, body in pairs]
+        replaces = {index: (resource.kind, resource.namespace, resource.name)
+                    for index, (resource, body) in enumerate(pairs)
+                    if body.get("kind") != resource.kind}
+        files.append(RenderedFile(path, dump_objects(objects), objects, patch=True,
+                                  replaces=replaces,
+                                  replaced_because=replaced_because if replaces else ""))
     return files
 
 
@@ -123,11 +119,20 @@ def _levels_for(config: Config, inventory: Inventory, name: str) -> NamespaceLev
     return NamespaceLevels(**levels)
 
 
-def namespace_labels(levels: NamespaceLevels) -> dict[str, str]:
+#: A policy version label PodSecurity admission accepts: ``latest`` or ``v1.<minor>``.
+_VALID_VERSION = re.compile(r"^(latest|v1\.[0-9]+)$")
+
+
+def namespace_labels(levels: NamespaceLevels,
+                     current: dict[str, str] | None = None) -> dict[str, str]:
+    """The PSS labels for ``levels``; a valid ``-version`` label already set (a pinned
+    policy version) is kept, a missing or invalid one becomes ``latest``."""
     labels = {}
     for mode in MODES:
         labels[f"{LABEL_PREFIX}{mode}"] = getattr(levels, mode)
-        labels[f"{LABEL_PREFIX}{mode}-version"] = "latest"
+        version = str((current or {}).get(f"{LABEL_PREFIX}{mode}-version", ""))
+        labels[f"{LABEL_PREFIX}{mode}-version"] = (
+            version if _VALID_VERSION.match(version) else "latest")
     return labels
 
 
@@ -142,11 +147,12 @@ def _in_scope(config: Config, inventory: Inventory) -> list[str]:
 def pss_namespaces(config: Config, inventory: Inventory) -> list[RenderedFile]:
     """Label every namespace for Pod Security Admission; declare the missing ones."""
     objects = {r.name: r for r in inventory.of_kind("Namespace")}
-    patched: dict[int, dict[str, Any]] = {}
+    patched: list[tuple[Resource, dict[str, Any]]] = []
     created: list[dict[str, Any]] = []
     for name in _in_scope(config, inventory):
         existing = objects.get(name)
-        labels = namespace_labels(_levels_for(config, inventory, name))
+        labels = namespace_labels(_levels_for(config, inventory, name),
+                                  existing.labels if existing is not None else None)
         if existing is None:
             created.append({"apiVersion": "v1", "kind": "Namespace",
                             "metadata": {"name": name, "labels": {
@@ -156,9 +162,11 @@ def pss_namespaces(config: Config, inventory: Inventory) -> list[RenderedFile]:
         meta = body.setdefault("metadata", {})
         meta["labels"] = {**(meta.get("labels") or {}), **labels}
         if body != existing.body:
-            patched[id(existing)] = body
-    extra = {NEW_NAMESPACES_FILE: created} if created else {}
-    return write_files(inventory, patched, extra)
+            patched.append((existing, body))
+    files = patched_files(patched)
+    if created:
+        files.append(RenderedFile(NEW_NAMESPACES_FILE, dump_objects(created), created))
+    return files
 
 
 # ------------------------------------------------------------------------- PSS hardening
@@ -192,7 +200,8 @@ def _harden_security(container: dict[str, Any], level: PssLevel) -> None:
     allowed = _BASELINE_ADD
     if level == "restricted":
         allowed = _RESTRICTED_ADD
-        capabilities["drop"] = ["ALL"]
+        dropped = [c for c in capabilities.get("drop") or [] if str(c) != "ALL"]
+        capabilities["drop"] = [*dropped, "ALL"]
         if security.get("runAsUser") == 0:
             security["runAsUser"] = NON_ROOT_UID
         if security.get("runAsNonRoot") is False:
@@ -286,7 +295,7 @@ def _workloads(config: Config, inventory: Inventory) -> Iterable[Resource]:
 @transform("pss_harden")
 def pss_harden(config: Config, inventory: Inventory) -> list[RenderedFile]:
     """Harden every workload outside the exempt namespaces, in the file it came from."""
-    patched: dict[int, dict[str, Any]] = {}
+    patched: list[tuple[Resource, dict[str, Any]]] = []
     for resource in _workloads(config, inventory):
         body = copy.deepcopy(resource.body)
         pod = _pod_spec(body, resource.kind)
@@ -294,8 +303,8 @@ def pss_harden(config: Config, inventory: Inventory) -> list[RenderedFile]:
             continue
         harden_pod(pod, _enforce(config, inventory, resource.namespace))
         if body != resource.body:
-            patched[id(resource)] = body
-    return write_files(inventory, patched)
+            patched.append((resource, body))
+    return patched_files(patched)
 
 
 # ----------------------------------------------------------------- Chaos Mesh migration
@@ -314,7 +323,7 @@ def _cron_of(legacy: dict[str, Any]) -> str:
 def chaos_legacy(config: Config, inventory: Inventory) -> list[RenderedFile]:
     """Rewrite each 1.x experiment with ``spec.scheduler`` as the equivalent 2.x Schedule
     (same name and namespace), and drop a stray ``scheduler`` inside a Schedule."""
-    patched: dict[int, dict[str, Any]] = {}
+    patched: list[tuple[Resource, dict[str, Any]]] = []
     for resource in inventory.of_kind(*chaosmesh.EXPERIMENT_KINDS):
         if resource.group != chaosmesh.GROUP:
             continue
@@ -325,13 +334,13 @@ def chaos_legacy(config: Config, inventory: Inventory) -> list[RenderedFile]:
         key = chaosmesh.TEMPLATE_KEYS[resource.kind]
         meta = {k: v for k, v in resource.metadata.items()
                 if k in ("name", "namespace", "labels", "annotations")}
-        patched[id(resource)] = {
+        patched.append((resource, {
             "apiVersion": resource.api_version,
             "kind": "Schedule",
             "metadata": meta,
             "spec": {"schedule": _cron_of(legacy), "type": resource.kind, "historyLimit": 5,
                      "concurrencyPolicy": "Forbid", "startingDeadlineSeconds": 600, key: spec},
-        }
+        }))
     for resource in inventory.of_kind("Schedule"):
         if resource.group != chaosmesh.GROUP:
             continue
@@ -340,5 +349,6 @@ def chaos_legacy(config: Config, inventory: Inventory) -> list[RenderedFile]:
         if isinstance(inline, dict) and "scheduler" in inline:
             body = copy.deepcopy(resource.body)
             body["spec"][key].pop("scheduler")
-            patched[id(resource)] = body
-    return write_files(inventory, patched)
+            patched.append((resource, body))
+    return patched_files(patched, "chaos.no-legacy-scheduler: the removed Chaos Mesh 1.x "
+                         "scheduler field")

@@ -46,7 +46,7 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def _check_expansion(root: yaml.Node, budget: int = MAX_ALIAS_NODES) -> None:
+def check_expansion(root: yaml.Node, budget: int = MAX_ALIAS_NODES) -> None:
     """Raise :class:`UnsafeYAMLError` when aliases expand ``root`` by more than ``budget``
     nodes or refer to themselves; linear in the distinct nodes (iterative, no recursion)."""
     sizes: dict[int, int] = {}
@@ -84,7 +84,7 @@ def safe_load(text: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        _check_expansion(node)
+        check_expansion(node)
         return loader.construct_document(node)
     except RecursionError:
         raise UnsafeYAMLError(problem="nested too deep") from None

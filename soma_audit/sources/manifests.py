@@ -45,7 +45,7 @@ _SHOWN_IGNORED = 8
 
 
 @dataclass
-class _Survey:
+class Survey:
     """One walk of the tree: charts, kustomizations and the plain files."""
 
     charts: list[Path] = field(default_factory=list)
@@ -54,24 +54,26 @@ class _Survey:
     files: list[tuple[Path, bool]] = field(default_factory=list)
 
 
-def _survey(root: Path) -> _Survey:
-    survey = _Survey()
+def survey(root: Path) -> Survey:
+    """Charts, kustomizations and the plain YAML/JSON files under ``root`` (the
+    remediation finds objects to edit in the same files the audit reads)."""
+    found = Survey()
     kustomized: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
         if CHART_FILE in filenames and regular_file_size(here / CHART_FILE) is not None:
-            survey.charts.append(here)
+            found.charts.append(here)
             dirnames[:] = []  # templates, values and subcharts reach us only rendered
             continue
         if any(name in filenames for name in KUSTOMIZATION_FILES):
-            survey.kustomizations.append(here)
+            found.kustomizations.append(here)
             kustomized.append(here)
         below = any(k == here or k in here.parents for k in kustomized)
         for name in sorted(filenames):
             if name.endswith(_SUFFIXES) and name not in KUSTOMIZATION_FILES:
-                survey.files.append((here / name, below))
-    return survey
+                found.files.append((here / name, below))
+    return found
 
 
 def _identity(resource: Resource) -> tuple[str, str, str | None, str]:
@@ -100,18 +102,18 @@ class ManifestsSource:
         if not any(self.root.iterdir()):
             raise AuditError(f"manifests directory is empty: {self.root}")
         inventory = Inventory()
-        survey = _survey(self.root)
-        plain, applications, ignored = self._read_files(survey, inventory)
+        tree = survey(self.root)
+        plain, applications, ignored = self._read_files(tree, inventory)
         renderer = Renderer(self.root, self.config)
-        rendered = self._render(renderer, survey, applications, inventory)
+        rendered = self._render(renderer, tree, applications, inventory)
         seen = {_identity(r) for r in rendered}
         kept = [r for r in plain if _identity(r) not in seen]
         inventory.add_all(rendered)
         inventory.add_all(kept)
-        inventory.sources.insert(0, self._files_entry(survey, plain, kept, ignored))
+        inventory.sources.insert(0, self._files_entry(tree, plain, kept, ignored))
         return inventory
 
-    def _read_files(self, survey: _Survey, inventory: Inventory
+    def _read_files(self, survey: Survey, inventory: Inventory
                     ) -> tuple[list[Resource], list[Resource], list[str]]:
         """(plain objects, Argo CD Applications anywhere, files without any object)."""
         plain: list[Resource] = []
@@ -146,7 +148,7 @@ class ManifestsSource:
             raise OSError(0, f"larger than {MAX_FILE_BYTES} bytes, not read")
         return path.read_bytes()
 
-    def _files_entry(self, survey: _Survey, plain: list[Resource], kept: list[Resource],
+    def _files_entry(self, survey: Survey, plain: list[Resource], kept: list[Resource],
                      ignored: list[str]) -> SourceEntry:
         read = sum(not below for _, below in survey.files) - len(ignored)
         detail = f"{read} files read as manifests"
@@ -161,7 +163,7 @@ class ManifestsSource:
                        "overlay, reported once, from the rendering")
         return SourceEntry("files", ".", "read", detail, objects=len(kept))
 
-    def _plan(self, renderer: Renderer, survey: _Survey, applications: list[Resource],
+    def _plan(self, renderer: Renderer, survey: Survey, applications: list[Resource],
               inventory: Inventory) -> list[HelmInputs | KustomizeInputs]:
         """Which renderings to run, in order: charts, then kustomizations."""
         charts = {c.resolve(): c for c in survey.charts}
@@ -245,7 +247,7 @@ class ManifestsSource:
             return None
         return target
 
-    def _render(self, renderer: Renderer, survey: _Survey, applications: list[Resource],
+    def _render(self, renderer: Renderer, survey: Survey, applications: list[Resource],
                 inventory: Inventory) -> list[Resource]:
         rendered: list[Resource] = []
         seen: set[tuple[str, str, str | None, str]] = set()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.text import Text
@@ -34,7 +35,12 @@ from soma_audit.remediation.commands import (
 )
 from soma_audit.tui.screens.confirm import ConfirmScreen, WorkingScreen
 from soma_audit.tui.screens.diff import MARKS, DiffScreen
-from soma_audit.tui.view import affected_checks, apply_refusal, target_label
+from soma_audit.tui.view import (
+    affected_checks,
+    apply_refusal,
+    only_unjustified_removals,
+    target_label,
+)
 from soma_audit.tui.widgets._style import status_icon
 
 if TYPE_CHECKING:
@@ -49,6 +55,8 @@ T = TypeVar("T")
 
 #: Changes listed by name in a confirmation; the rest are counted.
 LISTED = 8
+#: What must be typed to allow removals no check's evidence justifies.
+REMOVE_WORD = "remove"
 
 
 class Remedies:
@@ -111,12 +119,19 @@ class Remedies:
         if plan is None:
             plan = await self._work(f"Planning {recipe.id} against the audited target…",
                                     prepare, session, recipe.id)
+        target = target_label(plan.target.kind, plan.target.ref)
+        if only_unjustified_removals(plan):
+            if not await self._allow_removals(recipe, target, plan):
+                self.screen.notify(f"{recipe.id} was not applied.")
+                return
+            plan = await self._work(f"Planning {recipe.id} again, removals allowed…",
+                                    partial(prepare, allow_removals=True), session,
+                                    recipe.id)
         refusal = apply_refusal(plan)
         if refusal:
             self.screen.notify(refusal, severity="error" if plan.blocked else "information",
                                timeout=10, markup=False)
             return
-        target = target_label(plan.target.kind, plan.target.ref)
         lines = [_change_line(c, c.kind) for c in plan.pending[:LISTED]]
         if len(plan.pending) > LISTED:
             lines.append(Text(f"… and {len(plan.pending) - LISTED} more", style="dim"))
@@ -198,6 +213,19 @@ class Remedies:
         guard = confirmation_name(session)
         dialog = ConfirmScreen(title, target, lines, action=action, guard=guard,
                                pattern=session.config.production_pattern)
+        return bool(await self.screen.app.push_screen_wait(dialog))
+
+    async def _allow_removals(self, recipe: Recipe, target: str, plan: Plan) -> bool:
+        """A typed confirmation before removing what no check's evidence flagged."""
+        lines: list[Text | str] = []
+        for change in plan.blocked[:LISTED]:
+            lines.append(Text.assemble(("! ", "bold red"), change.where))
+            lines += [Text(f"  {line}", style="dim") for line in change.fields
+                      if "no flagged evidence" in line]
+        dialog = ConfirmScreen(f"Allow removals by {recipe.id}", target, lines,
+                               action="Allow", guard=REMOVE_WORD,
+                               reason="These removals are not justified by any check's "
+                               "evidence: the team may need what they delete.")
         return bool(await self.screen.app.push_screen_wait(dialog))
 
     async def _rescan(self, recipe: str, fixes: list[str], also: str = "") -> None:

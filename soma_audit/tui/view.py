@@ -168,15 +168,24 @@ def affected_checks(checks: Iterable[Check], recipe: str, fixes: Iterable[str]) 
     return {c.id for c in checks if c.id in fixed or c.remediation == recipe}
 
 
+def only_unjustified_removals(plan: Plan) -> bool:
+    """Whether the only thing blocking ``plan`` is removals no check's evidence justifies
+    (a typed confirmation may allow them)."""
+    return bool(plan.blocked) and all(c.kind == "refused" for c in plan.blocked)
+
+
 def apply_refusal(plan: Plan) -> str:
     """Why ``plan`` is not offered for apply ("" when it is): what the engine says blocks
-    it (field-manager conflicts, objects the API server rejects), or nothing to change."""
+    it (field-manager conflicts, objects the API server rejects, removals no check's
+    evidence justifies), or nothing to change."""
     if plan.blocked:
         kinds = sorted({c.kind for c in plan.blocked})
         where = ", ".join(c.where for c in plan.blocked[:3])
         more = f" and {len(plan.blocked) - 3} more" if len(plan.blocked) > 3 else ""
+        hint = (" — it removes what no check flagged; press a to review the removals and "
+                "allow them with a typed confirmation" if "refused" in kinds else "")
         return (f"{plan.recipe} cannot be applied: {' and '.join(kinds)} on {where}{more} "
-                "(see the diff); nothing was changed")
+                f"(see the diff); nothing was changed{hint}")
     if not plan.pending:
         return f"Nothing to apply: the target already matches {plan.recipe}."
     return ""

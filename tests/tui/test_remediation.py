@@ -426,3 +426,35 @@ async def test_an_interrupted_apply_is_refused_then_rolled_back_with_u(
         await pilot.press("y")
         await wait_until(pilot, lambda: not main.remedies.busy and not main.scanning)
     assert tree_bytes(tree) == before
+
+
+@pilot_test
+async def test_removals_no_check_flagged_need_a_typed_confirmation(
+        session: FrozenSession, workdir: Path) -> None:
+    """pss-hardening drops a capability the level forbids; the catalog has no check that
+    flags it, so the plan is refused until `remove` is typed, then planned again."""
+    deployment = workdir / TREE / "apps" / "gateway-api.yaml"
+    deployment.write_text(deployment.read_text() + "          securityContext:\n"
+                          "            capabilities: {add: [SYS_ADMIN]}\n")
+    async with make_app(session).run_test(size=SIZE) as pilot:
+        main = await scanned(pilot)
+        main.select_check("pss.no-privileged")
+        await pilot.press("d")
+        screen = await diff_ready(pilot)
+        assert screen.plan is not None
+        assert [c.kind for c in screen.plan.blocked] == ["refused"]
+        assert "typed confirmation" in str(screen.query_one("#diff-status", Static).content)
+        assert "(no flagged evidence)" in screen.text
+        await pilot.press("a")
+        confirm = await on_screen(pilot, ConfirmScreen)
+        assert isinstance(confirm, ConfirmScreen) and confirm.guard == "remove"
+        assert "Allow removals by pss-hardening" in confirm.text
+        assert "securityContext.capabilities.add (no flagged evidence)" in confirm.text
+        await pilot.press(*"remove", "enter")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen)
+                         and pilot.app.screen is not confirm, what="the apply confirmation")
+        assert "Apply pss-hardening" in pilot.app.screen.text
+        await pilot.press("y")
+        await wait_until(pilot, lambda: not main.remedies.busy, what="the apply")
+        assert "SYS_ADMIN" not in deployment.read_text()
+        assert "image: soma/gateway-api:1.0" in deployment.read_text()

@@ -7,10 +7,14 @@ from pathlib import Path
 import pytest
 
 from soma_audit.core.model import Evidence, Result, Severity, Status
+from soma_audit.remediation.plan import Change, Plan
+from soma_audit.remediation.targets import DirectoryTarget
 from soma_audit.tui.view import (
     Filter,
     Scope,
+    apply_refusal,
     next_gap,
+    only_unjustified_removals,
     phases_and_areas,
     tally,
     target_label,
@@ -98,3 +102,15 @@ def test_check_detail_names_the_template_and_the_rendering() -> None:
     assert ("Deployment/soma-dev/gateway-api: privileged=true  "
             "(k8s/helm/soma/templates/deployment.yaml)\n    rendered by helm k8s/helm/soma "
             "(release soma-dev; Application/argocd/soma-dev)") in text
+
+
+def test_unjustified_removals_alone_may_be_allowed_by_typing(tmp_path: Path) -> None:
+    target = DirectoryTarget(tmp_path)
+    refused = Change("refused", "k8s/x.yaml", "a", "b", "", note="removes what no check "
+                     "flagged: X (--allow-removals to allow)")
+    plan = Plan("r", target, [refused])
+    assert only_unjustified_removals(plan)
+    assert "allow them with a typed confirmation" in apply_refusal(plan)
+    conflict = Change("conflict", "Namespace/x", None, None, "", note="kubectl")
+    assert not only_unjustified_removals(Plan("r", target, [refused, conflict]))
+    assert not only_unjustified_removals(Plan("r", target, []))

@@ -18,7 +18,7 @@ from soma_audit.remediation.apply import (
 from soma_audit.remediation.backup import BackupStore
 from soma_audit.remediation.plan import Change, Plan, RemediationError, StaleError
 from soma_audit.remediation.render import RenderedFile
-from soma_audit.remediation.targets import DirectoryTarget
+from soma_audit.remediation.targets import DirectoryTarget, sha256
 
 ODD_BYTES = b"# kept exactly\r\nkey: \xe9t\xe9\r\n\tno final newline"
 
@@ -45,10 +45,24 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
+def _overwrite(target: DirectoryTarget, files: dict[str, str]) -> list[Change]:
+    """Changes that replace whole files. Planning never does that to a team's file any
+    more; these tests are about apply and rollback, which must not depend on planning."""
+    changes = []
+    for where, text in files.items():
+        path = target.resolve(where)
+        current = path.read_bytes() if path.is_file() else None
+        if current == text.encode():
+            changes.append(Change("unchanged", where, text, text, "", token=sha256(current)))
+            continue
+        changes.append(Change("create" if current is None else "update", where, None, text,
+                              "", payload=text, token=sha256(current)))
+    return changes
+
+
 def _plan(root: Path, files: dict[str, str], recipe: str = "netpol-baseline") -> Plan:
     target = DirectoryTarget(root)
-    changes, notes = target.plan([RenderedFile(p, t) for p, t in files.items()])
-    return Plan(recipe, target, changes, notes)
+    return Plan(recipe, target, _overwrite(target, files))
 
 
 FILES = {"k8s/network/default-deny.yaml": "kind: NetworkPolicy\n",
@@ -100,7 +114,7 @@ def test_failure_mid_way_leaves_nothing_half_applied(repo: Path, tmp_path: Path)
     before = _tree(repo)
     store = BackupStore(tmp_path / "state")
     target = _FailingSecond(repo, RemediationError("cannot write: No space left on device"))
-    changes, _ = target.plan([RenderedFile(p, t) for p, t in FILES.items()])
+    changes = _overwrite(target, FILES)
     with pytest.raises(ApplyFailed, match=r"failed at k8s/network/dns/allow-dns-egress.yaml: "
                        r"cannot write: No space.*rolled back") as info:
         apply_plan(Plan("r", target, changes), store)
@@ -114,13 +128,13 @@ def test_failure_mid_way_leaves_nothing_half_applied(repo: Path, tmp_path: Path)
 def test_a_file_in_the_way_is_found_by_the_preview(repo: Path) -> None:
     (repo / "blocked").write_text("a file, not a folder\n")
     with pytest.raises(RemediationError, match="Not a directory"):
-        _plan(repo, {"blocked/x.yaml": "x: 1\n"})
+        DirectoryTarget(repo).plan([RenderedFile("blocked/x.yaml", "x: 1\n")])
 
 
 def test_interrupt_mid_way_rolls_back_and_propagates(repo: Path, tmp_path: Path) -> None:
     before = _tree(repo)
     target = _FailingSecond(repo, KeyboardInterrupt())
-    changes, _ = target.plan([RenderedFile(p, t) for p, t in FILES.items()])
+    changes = _overwrite(target, FILES)
     with pytest.raises(KeyboardInterrupt):
         apply_plan(Plan("r", target, changes), BackupStore(tmp_path / "state"))
     assert _tree(repo) == before
@@ -169,13 +183,36 @@ def test_conflicts_stop_the_apply(repo: Path, tmp_path: Path) -> None:
         apply_plan(plan, BackupStore(tmp_path / "state"))
 
 
-def test_restore_of_a_file_deleted_after_apply(repo: Path, tmp_path: Path) -> None:
+def test_restore_of_a_file_deleted_after_apply_needs_force(repo: Path, tmp_path: Path) -> None:
     store = BackupStore(tmp_path / "state")
     before = _tree(repo)
     result = apply_plan(_plan(repo, FILES), store)
     os.unlink(repo / "k8s/network/default-deny.yaml")
     assert result.backup is not None
-    rollback(store.load(result.backup.id), DirectoryTarget(repo), store)
+    with pytest.raises(RemediationError, match=r"default-deny\.yaml changed after the apply"):
+        rollback(store.load(result.backup.id), DirectoryTarget(repo), store)
+    rollback(store.load(result.backup.id), DirectoryTarget(repo, force=True), store)
+    assert _tree(repo) == before
+
+
+def test_rollback_refused_after_a_later_edit_and_forced(repo: Path, tmp_path: Path) -> None:
+    """The file was edited after the apply: rollback names it and restores nothing;
+    --force restores the backup over the edit, and the preview says so."""
+    store = BackupStore(tmp_path / "state")
+    before = _tree(repo)
+    result = apply_plan(_plan(repo, FILES), store)
+    assert result.backup is not None
+    (repo / "k8s/network/default-deny.yaml").write_text("kind: NetworkPolicy\n# mine\n")
+    after_edit = _tree(repo)
+    preview = restore_preview(store.load(result.backup.id), DirectoryTarget(repo))
+    assert [c.kind for c in preview if c.where.endswith("default-deny.yaml")] == ["conflict"]
+    with pytest.raises(RemediationError, match=r"refused: k8s/network/default-deny\.yaml"):
+        rollback(store.load(result.backup.id), DirectoryTarget(repo), store)
+    assert _tree(repo) == after_edit
+    forced = restore_preview(store.load(result.backup.id), DirectoryTarget(repo, force=True))
+    assert any("--force" in c.note for c in forced)
+    assert rollback(store.load(result.backup.id), DirectoryTarget(repo, force=True),
+                    store) == []
     assert _tree(repo) == before
 
 
@@ -184,9 +221,8 @@ import sys, time
 from pathlib import Path
 from soma_audit.remediation.apply import apply_plan
 from soma_audit.remediation.backup import BackupStore
-from soma_audit.remediation.plan import Plan
-from soma_audit.remediation.render import RenderedFile
-from soma_audit.remediation.targets import DirectoryTarget
+from soma_audit.remediation.plan import Change, Plan
+from soma_audit.remediation.targets import DirectoryTarget, sha256
 
 class Slow(DirectoryTarget):
     def write(self, change):
@@ -196,9 +232,13 @@ class Slow(DirectoryTarget):
 
 root, state = Path(sys.argv[1]), Path(sys.argv[2])
 target = Slow(root)
-files = [RenderedFile("k8s/network/default-deny.yaml", "kind: NetworkPolicy\\n"),
-         RenderedFile("k8s/network/dns/allow-dns-egress.yaml", "kind: NetworkPolicy\\n")]
-changes, _ = target.plan(files)
+changes = []
+for where in ("k8s/network/default-deny.yaml", "k8s/network/dns/allow-dns-egress.yaml"):
+    path = target.resolve(where)
+    current = path.read_bytes() if path.is_file() else None
+    changes.append(Change("update" if current else "create", where, None,
+                          "kind: NetworkPolicy\\n", "", payload="kind: NetworkPolicy\\n",
+                          token=sha256(current)))
 apply_plan(Plan("netpol-baseline", target, changes), BackupStore(state / "backups"))
 """
 

@@ -63,7 +63,7 @@ def test_demo_loop_diff_apply_reaudit_rollback(cli: Run, failing_demo: Path) -> 
     assert _statuses(cli, failing_demo) == dict.fromkeys(BASELINE, "fail")
 
     diff = cli("--manifests", str(failing_demo), "diff", "netpol-baseline")
-    assert diff.returncode == 0, diff.stderr
+    assert diff.returncode == 1, diff.stderr  # like diff(1): changes pending
     assert "# create k8s/network/default-deny.yaml" in diff.stdout
     assert "+++ b/k8s/network/allow-dns-egress.yaml" in diff.stdout
     assert "2 to create" in diff.stdout
@@ -90,6 +90,7 @@ def test_demo_loop_diff_apply_reaudit_rollback(cli: Run, failing_demo: Path) -> 
 
     again = cli("--manifests", str(failing_demo), "diff", "netpol-baseline")
     assert "nothing to do" in again.stdout
+    assert again.returncode == 0
 
     restored = cli("rollback", backup_id, "--yes")
     assert restored.returncode == 0, restored.stderr

@@ -28,16 +28,15 @@ def test_plan_create_update_unchanged(tmp_path: Path) -> None:
     files = [RenderedFile("k8s/same.yaml", "a: 1\n"), RenderedFile("k8s/old.yaml", "a: 2\n"),
              RenderedFile("k8s/new/x.yaml", "b: 1\n")]
     changes, notes = target.plan(files)
+    # a file holding no Kubernetes object and no merge strategy is the team's: kept
     assert [(c.kind, c.where) for c in changes] == [
-        ("unchanged", "k8s/same.yaml"), ("update", "k8s/old.yaml"), ("create", "k8s/new/x.yaml")]
-    assert notes == []
-    assert "-a: 1\n+a: 2\n" in changes[1].diff
-    assert changes[1].diff.startswith("--- a/k8s/old.yaml\n+++ b/k8s/old.yaml\n")
+        ("unchanged", "k8s/same.yaml"), ("unchanged", "k8s/old.yaml"),
+        ("create", "k8s/new/x.yaml")]
+    assert notes == ["k8s/old.yaml exists and is the team's: not overwritten"]
     assert changes[2].diff.startswith("--- /dev/null\n+++ b/k8s/new/x.yaml\n")
     plan = Plan("demo", target, changes)
-    assert [c.where for c in plan.pending] == ["k8s/old.yaml", "k8s/new/x.yaml"]
-    assert plan.summary() == (f"demo on directory {target.ref}: 1 to create, 1 to update, "
-                              "1 unchanged")
+    assert [c.where for c in plan.pending] == ["k8s/new/x.yaml"]
+    assert plan.summary() == (f"demo on directory {target.ref}: 1 to create, 2 unchanged")
     assert "# create k8s/new/x.yaml" in plan.render_diff()
     assert "same.yaml" not in plan.render_diff()
 

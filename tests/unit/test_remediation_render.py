@@ -19,6 +19,8 @@ from soma_audit.config import load_config
 from soma_audit.core.model import Status
 from soma_audit.remediation.recipes import Recipe, load_recipes
 from soma_audit.remediation.render import RenderedFile, render
+from soma_audit.remediation.repository import flagged_by
+from soma_audit.remediation.targets import DirectoryTarget
 from soma_audit.sources.manifests import ManifestsSource
 from tests.helpers import REPO, audit_dir
 
@@ -107,20 +109,26 @@ def _custom_tree(root: Path) -> Path:
     return root
 
 
-def write(root: Path, files: list[RenderedFile]) -> None:
-    """What the directory target does: each rendered file replaces the one at its path."""
-    for rendered in files:
-        target = root / rendered.path
-        assert root.resolve() in target.resolve().parents
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(rendered.text, encoding="utf-8")
+def write(root: Path, recipe: Recipe, files: list[RenderedFile],
+          overrides: dict[str, Any]) -> list[str]:
+    """What ``apply`` does: plan on the directory target, with the evidence of the checks
+    that justify the recipe's removals, and write every pending change; the paths."""
+    target = DirectoryTarget(root)
+    checks = {rule.check for rule in recipe.removes}
+    target.flagged = flagged_by(audit_dir(root, sorted(checks), overrides).results, checks)
+    changes, _ = target.plan(files)
+    assert not [c for c in changes if c.kind == "refused"], [c.note for c in changes]
+    for change in changes:
+        if change.pending:
+            target.write(change)
+    return [c.where for c in changes if c.pending]
 
 
 def apply_recipe(recipe: Recipe, root: Path, overrides: dict[str, Any]) -> list[RenderedFile]:
     config = load_config(**overrides)
     inventory = ManifestsSource(root).load(frozenset())
     files = render(recipe, config, inventory)
-    write(root, files)
+    write(root, recipe, files, overrides)
     return files
 
 
@@ -178,7 +186,7 @@ def test_all_recipes_together_fix_every_remediated_check(tmp_path: Path) -> None
 
 
 def test_rendering_twice_is_stable(tmp_path: Path) -> None:
-    """Idempotent: a second render over the fixed tree changes nothing."""
+    """Idempotent: a second apply over the fixed tree changes nothing."""
     root = tmp_path / "repo"
     shutil.copytree(DEMO, root)
     for recipe in RECIPES.values():
@@ -186,8 +194,8 @@ def test_rendering_twice_is_stable(tmp_path: Path) -> None:
     inventory = ManifestsSource(root).load(frozenset())
     config = load_config()
     for recipe in RECIPES.values():
-        for rendered in render(recipe, config, inventory):
-            assert (root / rendered.path).read_text() == rendered.text, rendered.path
+        changes, _ = DirectoryTarget(root).plan(render(recipe, config, inventory))
+        assert [c.where for c in changes if c.pending] == [], recipe.id
 
 
 def test_topics_declared_one_per_file_are_fixed_in_place(tmp_path: Path) -> None:

@@ -132,7 +132,7 @@ def _resource(body: dict[str, object], origin: str) -> Resource:
     return Resource(body, origin)
 
 
-def test_legacy_chaos_is_migrated_in_its_file_keeping_other_documents() -> None:
+def test_legacy_chaos_is_migrated_as_a_replacement_in_its_file() -> None:
     legacy = {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos",
               "metadata": {"name": "lat", "namespace": "x"},
               "spec": {"action": "delay", "mode": "all", "delay": {"latency": "100ms"},
@@ -141,9 +141,10 @@ def test_legacy_chaos_is_migrated_in_its_file_keeping_other_documents() -> None:
     inventory = Inventory.of([_resource(other, "k8s/chaos.yaml:1"),
                               _resource(legacy, "k8s/chaos.yaml:5")])
     (rendered,) = chaos_legacy(load_config(), inventory)
-    assert rendered.path == "k8s/chaos.yaml"
-    first, second = rendered.objects
-    assert first == other
+    assert rendered.path == "k8s/chaos.yaml" and rendered.patch
+    (second,) = rendered.objects  # the ConfigMap is not part of the patch: it stays as is
+    assert rendered.replaces == {0: ("NetworkChaos", "x", "lat")}
+    assert rendered.replaced_because.startswith("chaos.no-legacy-scheduler")
     assert second["kind"] == "Schedule"
     assert second["spec"]["schedule"] == "@every 12h"
     assert second["spec"]["type"] == "NetworkChaos"
@@ -222,3 +223,12 @@ def test_a_flow_the_policies_cannot_express_fails_only_the_netpol_recipe() -> No
     with pytest.raises(RenderError, match="set `port:`"):
         render(RECIPES["netpol-services"], config, Inventory())
     assert render(RECIPES["kafka-topics"], config, Inventory())
+
+
+def test_hardening_keeps_an_explicit_privileged_false() -> None:
+    """Only a privileged container loses the field (what pss.no-privileged flags)."""
+    pod = {"containers": [{"name": "a", "image": "i",
+                           "securityContext": {"privileged": False}}]}
+    harden_pod(pod, "restricted")
+    assert pod["containers"][0]["securityContext"]["privileged"] is False
+    assert list(evaluate(pod, {}, "restricted", template=True)) == []

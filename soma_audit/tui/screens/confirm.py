@@ -33,8 +33,11 @@ class ConfirmScreen(ModalScreen[bool]):
     ]
 
     def __init__(self, title: str, target: str, lines: Iterable[Text | str], *,
-                 action: str = "Apply", guard: str = "", pattern: str = "") -> None:
+                 action: str = "Apply", guard: str = "", pattern: str = "",
+                 reason: str = "") -> None:
         super().__init__()
+        #: Why ``guard`` must be typed, when it is not the production pattern.
+        self.reason = reason
         self.title_text = title
         self.target = target
         self.lines = list(lines)
@@ -50,11 +53,15 @@ class ConfirmScreen(ModalScreen[bool]):
                          id="target")
             yield Static(Text("\n").join(Text(line) if isinstance(line, str) else line
                                          for line in self.lines), id="changes")
-            if self.guard:
+            if self.guard and self.reason:
+                yield Static(Text.assemble(self.reason, " Type ", (self.guard, "bold"),
+                                           " to confirm."), classes="warning")
+            elif self.guard:
                 yield Static(Text.assemble(
                     (self.guard, "bold"), " matches the production pattern ",
                     (self.pattern, "bold"), ". Type its name to confirm.",
                 ), classes="warning")
+            if self.guard:
                 with Horizontal(classes="field"):
                     yield Label("Name")
                     yield Input(placeholder=self.guard, id="name", compact=True)

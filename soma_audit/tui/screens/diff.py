@@ -3,8 +3,8 @@
 The remediation engine renders the recipe and plans it against the audited target
 (:func:`soma_audit.remediation.commands.prepare`, the CLI's ``diff``) in a thread worker
 — a cluster plan is a server-side dry-run of every object. The screen lists the changes
-(create, update, unchanged, conflict, rejected) and the engine's notes, and shows the
-unified diff of each file or object, syntax-highlighted.
+(create, update, unchanged, conflict, rejected, refused) and the engine's notes, and shows
+per object and field what each change does, then its minimal unified diff.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from soma_audit.core.errors import AuditError
 from soma_audit.remediation.commands import prepare
 from soma_audit.remediation.ownership import LiveOptions
 from soma_audit.remediation.plan import Change, Plan
-from soma_audit.tui.view import apply_refusal, target_label
+from soma_audit.tui.view import apply_refusal, only_unjustified_removals, target_label
 
 if TYPE_CHECKING:
     from soma_audit.core.model import Check
@@ -41,6 +41,7 @@ MARKS = {
     "unchanged": ("=", "dim"),
     "conflict": ("!", "bold red"),
     "rejected": ("!", "bold red"),
+    "refused": ("!", "bold red"),
     "recreate": ("^", "magenta"),
     "managed": ("-", "cyan"),
 }
@@ -172,6 +173,8 @@ class DiffScreen(Screen["Plan | None"]):
             if change.note:
                 head.append(f"  ({change.note})", style="dim")
             sections.append(Static(head, id=f"section-change-{index}", classes="heading"))
+            if change.fields:
+                sections.append(Static(Text("\n".join(change.fields)), classes="fields"))
             if change.pending or change.kind == "recreate":
                 sections.append(Static(_highlight(change.diff), classes="patch"))
             else:
@@ -211,10 +214,10 @@ class DiffScreen(Screen["Plan | None"]):
                         severity="error" if self.error else "warning")
             return
         refusal = apply_refusal(self.plan)
-        if refusal:
+        if refusal and not only_unjustified_removals(self.plan):
             self.notify(refusal, severity="error" if self.plan.blocked else "information")
             return
-        self.dismiss(self.plan)
+        self.dismiss(self.plan)  # removals no check flagged: the apply flow asks to type
 
 
 def _highlight(diff: str) -> Syntax:
