@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from soma_audit import __version__
+from soma_audit.escape import visible
 
 if TYPE_CHECKING:
     from soma_audit.fleet import FleetReport
@@ -73,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--ci", action="store_true", default=None,
                      help="no TUI: print a report and set the exit code")
     out.add_argument("--format", choices=FORMATS, help="report format (default: table)")
-    out.add_argument("--output", "-o", metavar="FILE", help="write the report here")
+    out.add_argument("--output", "-o", metavar="FILE",
+                     help="write the report here: a file is replaced atomically (a symlink's "
+                     "target), a FIFO or a device is streamed to, `-` is stdout")
     out.add_argument("--fail-on", choices=SEVERITIES,
                      help="only failures at or above this severity make exit code 1")
     out.add_argument("--only", metavar="PATTERN", action="append",
@@ -262,12 +265,14 @@ def _emit(args: argparse.Namespace, render: Callable[[str, bool], str]) -> None:
 
 
 def _write_file(path: str, text: str, what: str) -> None:
-    """Replace ``path`` atomically; an unwritable place is one clear error (exit 2)."""
+    """Write to ``path`` as :func:`~soma_audit.fileio.write_output` does (a file replaced
+    atomically, a FIFO or device streamed to, ``-`` stdout); an unwritable place is one
+    clear error (exit 2)."""
     from soma_audit.errors import AuditError
-    from soma_audit.fileio import write_atomically
+    from soma_audit.fileio import write_output
 
     try:
-        write_atomically(Path(path), text)
+        write_output(path, text)
     except OSError as exc:
         raise AuditError(f"cannot write the {what} to {path}: {exc.strerror or exc}") from None
 
@@ -317,8 +322,8 @@ def _run_fleet(args: argparse.Namespace, contexts: list[str]) -> int:
     fleet = audit_fleet(contexts, _session_opener(args))
     _write_metrics(args, fleet)
     for scan in fleet.failed:
-        print(f"soma-audit: error: context {scan.cluster!r} not audited: {scan.error}",
-              file=sys.stderr)
+        print(f"soma-audit: error: context {visible(scan.cluster)!r} not audited: "
+              f"{visible(scan.error)}", file=sys.stderr)
     fail_on = Severity(args.fail_on or "low")
     _emit(args, lambda fmt, color: table.render_fleet(fleet, fail_on, color) if fmt == "table"
           else render_fleet(fleet, fmt, fail_on))
@@ -378,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         session = _build_session(args)
         return _run_ci(args, session) if args.ci else _run_tui(session)
     except AuditError as exc:
-        print(f"soma-audit: error: {exc}", file=sys.stderr)
+        print(f"soma-audit: error: {visible(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("soma-audit: interrupted", file=sys.stderr)

@@ -16,8 +16,9 @@ from typing import Any, Literal
 import yaml
 
 from soma_audit.errors import ConfigError
+from soma_audit.fileio import UnreadableFile, read_text
 from soma_audit.paths import data_path
-from soma_audit.sources.documents import safe_load
+from soma_audit.sources.documents import describe_error, safe_load
 from soma_audit.typed import build
 
 PssLevel = Literal["privileged", "baseline", "restricted"]
@@ -241,19 +242,16 @@ class Config:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_text(path)
+    except UnreadableFile as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     try:
         data = safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"config file {path}{line}: {problem}") from None
+        raise ConfigError(f"config file {path} {describe_error(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

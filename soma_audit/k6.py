@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from soma_audit.sources.documents import describe_error, safe_load
+
 #: k6 1.x executors (https://grafana.com/docs/k6/latest/using-k6/scenarios/executors/).
 EXECUTORS = frozenset(
     {
@@ -39,11 +41,9 @@ class ProfilesError(ValueError):
 def read_profiles(text: str) -> list[Any]:
     """The entries of a profiles file: ``profiles: [...]`` or a bare list."""
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark else ""
-        raise ProfilesError(f"{line}invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        raise ProfilesError(f"invalid YAML: {describe_error(exc)}") from None
     entries = data.get("profiles") if isinstance(data, dict) else data
     if not isinstance(entries, list):
         raise ProfilesError("expected `profiles:` with a list of load profiles")

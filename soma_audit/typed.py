@@ -38,8 +38,14 @@ def build(cls: type[T], data: Any, where: str) -> T:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    """The value's type, and the value itself only when it is a number or a boolean: a
+    string may be a line of a file read by mistake (credentials), so it is never quoted."""
+    if value is None or isinstance(value, bool | int | float):
+        text = repr(value)
+        return text if len(text) <= 40 else f"a number of {len(text)} digits"
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    return {dict: "a mapping", list: "a list"}.get(type(value), type(value).__name__)
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:

@@ -22,6 +22,7 @@ from soma_audit.probes import (
     probe,
     verdict,
 )
+from soma_audit.sources.documents import safe_load
 from soma_audit.targets import selector_text, service_workloads
 from soma_audit.workloads import WORKLOAD_KINDS, Workload
 
@@ -72,7 +73,7 @@ def _tested_model(repo: Path, tests: Path, model: Path) -> str | None:
     """Why the test file does not exercise the repository model, or None when it does
     (or cannot be read: then ``fga model test`` reports the problem itself)."""
     try:
-        spec: Any = yaml.safe_load(repofiles.read_text(repo, tests))
+        spec: Any = safe_load(repofiles.read_text(repo, tests))
     except yaml.YAMLError:
         return None
     if not isinstance(spec, dict):

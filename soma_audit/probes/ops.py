@@ -20,6 +20,7 @@ from soma_audit.probes import (
     verdict,
 )
 from soma_audit.runbooks import alert_rules, resolve, runbook_url
+from soma_audit.sources.documents import load_json
 from soma_audit.targets import selector_text, service_workloads
 from soma_audit.workloads import WORKLOAD_KINDS
 
@@ -76,9 +77,11 @@ def runbooks(ctx: ProbeContext, params: Params) -> Outcome:
 def _baseline(repo: Path, path: Path) -> tuple[dict[str, float] | None, str]:
     """(http_req_duration statistics, or None and why) of one summary export."""
     try:
-        summary = json.loads(repofiles.read_text(repo, path))
+        summary = load_json(repofiles.read_text(repo, path))
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON at line {exc.lineno}: {exc.msg}"
+    except ValueError as exc:
+        return None, f"invalid JSON: {exc}"
     stats = duration_stats(summary)
     if stats is None:
         return None, "no metrics.http_req_duration: not a k6 summary export"

@@ -46,6 +46,7 @@ from soma_audit.slo import (
     records_of,
     rules_of,
 )
+from soma_audit.sources.documents import load_json, safe_load, safe_load_all
 
 RULE_KIND = "PrometheusRule"
 #: Grafana template variables that stand for a rate window (``[$__rate_interval]``).
@@ -464,7 +465,7 @@ def _trees(ctx: ProbeContext, params: Params) -> tuple[list[tuple[alertmanager.T
                 continue
             where = cm.ref
             try:
-                tree = alertmanager.from_alertmanager_yaml(yaml.safe_load(str(text)), where)
+                tree = alertmanager.from_alertmanager_yaml(safe_load(str(text)), where)
             except yaml.YAMLError as exc:
                 notes.append(ev(cm.ref, f"data.{key}: invalid YAML ({exc.__class__.__name__})"))
                 continue
@@ -485,7 +486,7 @@ def _repo_trees(ctx: ProbeContext, folder: str, notes: list[Evidence]
     for path in repofiles.walk(root, (".yml", ".yaml")):
         where = repofiles.relative(ctx.source.repo, path)
         try:
-            docs = list(yaml.safe_load_all(repofiles.read_text(ctx.source.repo, path)))
+            docs = safe_load_all(repofiles.read_text(ctx.source.repo, path))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             notes.append(ev(f"{where}:{mark.line + 1}" if mark else where, "invalid YAML"))
@@ -613,10 +614,13 @@ def dashboard(ctx: ProbeContext, params: Params) -> Outcome:
                  if str(k).endswith(".json")}
         for key, text in files.items():
             try:
-                board = json.loads(str(text))
+                board = load_json(str(text))
             except json.JSONDecodeError as exc:
                 broken.append(ev(cm.ref, f"data.{key}: invalid JSON at line {exc.lineno} "
                                          f"column {exc.colno}: {exc.msg}"))
+                continue
+            except ValueError as exc:
+                broken.append(ev(cm.ref, f"data.{key}: invalid JSON: {exc}"))
                 continue
             if isinstance(board, dict) and isinstance(board.get("dashboard"), dict):
                 board = board["dashboard"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from soma_audit.escape import markdown, markdown_code
 from soma_audit.fleet import FleetReport
 from soma_audit.model import PHASES, Result, Severity, Status
 from soma_audit.plan import PlanItem, load_plan
@@ -15,7 +16,7 @@ def _note(result: Result) -> str:
     """Why a done check is done when it is not a plain pass (attested, waived)."""
     first = result.evidence[0].message if result.evidence else ""
     if result.status is Status.WAIVED or (result.check.manual and result.status is Status.PASS):
-        return f" ({first})"
+        return f" ({markdown(first)})"
     return ""
 
 
@@ -36,8 +37,8 @@ def _item_lines(item: PlanItem, results: dict[str, Result], report: Report) -> l
         lines.append(f"  - `{result.check.id}`: **{result.status.value}**")
         shown = result.evidence[:MAX_EVIDENCE]
         for evidence in shown:
-            where = f"{evidence.object}: " if evidence.object else ""
-            lines.append(f"    - {where}{evidence.message}")
+            where = f"{markdown(evidence.object)}: " if evidence.object else ""
+            lines.append(f"    - {where}{markdown(evidence.message)}")
         if len(result.evidence) > len(shown):
             lines.append(f"    - … and {len(result.evidence) - len(shown)} more")
     return lines
@@ -55,11 +56,12 @@ def render(report: Report, heading_level: int = 1) -> str:
     )
     counts = ", ".join(f"{n} {s}" for s, n in report.summary().items())
     lines = [
-        f"{deeper}# Production readiness — {plan.title} ({source}), {when}",
+        f"{deeper}# Production readiness — {plan.title} ({markdown(source)}), {when}",
         "",
         f"Ready: {percent(report.overall_score)} · {phases}",
         "",
-        f"Source: {report.source.kind} `{report.source.ref}` · {len(report.results)} checks: "
+        f"Source: {report.source.kind} `{markdown_code(report.source.ref)}` · "
+        f"{len(report.results)} checks: "
         f"{counts}. A box is ticked only when every check behind it passed, was attested "
         "or was waived; skipped checks (need live access) leave it open.",
     ]
@@ -71,7 +73,7 @@ def render(report: Report, heading_level: int = 1) -> str:
                 lines += _item_lines(item, results, report)
     if report.problems:
         lines += ["", f"{deeper}## Files the audit could not read", ""]
-        lines += [f"- `{p.where}`: {p.message}" for p in report.problems]
+        lines += [f"- `{markdown_code(p.where)}`: {markdown(p.message)}" for p in report.problems]
     return "\n".join(lines) + "\n"
 
 
@@ -92,15 +94,18 @@ def render_fleet(fleet: FleetReport, fail_on: Severity = Severity.LOW) -> str:
         exit_code = int(scan.exit_code(fail_on))
         if scan.report is None:
             empty = " | ".join("—" for _ in Status)
-            lines.append(f"| `{scan.cluster}` | not audited | {empty} | {exit_code} |")
+            lines.append(f"| `{markdown_code(scan.cluster)}` | not audited | {empty} "
+                         f"| {exit_code} |")
             continue
         counts = " | ".join(str(n) for n in scan.report.summary().values())
-        lines.append(f"| `{scan.cluster}` | {percent(scan.report.overall_score)} | {counts} "
+        lines.append(f"| `{markdown_code(scan.cluster)}` | {percent(scan.report.overall_score)} "
+                     f"| {counts} "
                      f"| {exit_code} |")
     for scan in fleet.clusters:
         lines.append("")
         if scan.report is None:
-            lines += [f"## `{scan.cluster}` — not audited", "", f"> {scan.error}"]
+            lines += [f"## `{markdown_code(scan.cluster)}` — not audited", "",
+                      f"> {markdown(scan.error)}"]
         else:
             lines.append(render(scan.report, heading_level=2).rstrip("\n"))
     return "\n".join(lines) + "\n"

@@ -13,16 +13,24 @@ from typing import Any
 
 import yaml
 
+from soma_audit.fileio import MAX_FILE_BYTES
 from soma_audit.inventory import Resource, SourceProblem
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DOC_START = re.compile(r"^---(?=\s|$)", re.MULTILINE)
 
-#: Files above this size are not parsed (a GitOps manifest is never this large).
-MAX_FILE_BYTES = 32 * 1024 * 1024
 #: Nodes that aliases (``*a``, ``<<: *a``) may add to a document once expanded: far above
 #: any real manifest, far below a "billion laughs" document.
 MAX_ALIAS_NODES = 1_000_000
+#: Collections nested deeper than this are refused (a CRD schema nests about 30 deep).
+MAX_DEPTH = 200
+#: The only tags a document may carry: plain data. ``!!binary``, ``!!set``, ``!!omap`` and
+#: any custom tag are refused (no Kubernetes object uses them, and they build other types).
+_CORE = "tag:yaml.org,2002:"
+SAFE_TAGS = frozenset(_CORE + t for t in (
+    "null", "bool", "int", "float", "str", "timestamp", "seq", "map", "merge", "value"))
+#: Keys with a meaning in the mapping (``<<``, ``=``), not values built on their own.
+_STRUCTURAL = frozenset({_CORE + "merge", _CORE + "value"})
 
 
 class UnsafeYAMLError(yaml.MarkedYAMLError):
@@ -38,14 +46,28 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def _check_expansion(root: yaml.Node, budget: int = MAX_ALIAS_NODES) -> None:
+def _check_scalar(loader: Any, node: yaml.ScalarNode) -> None:
+    """Build one scalar now, so a value its tag cannot hold (``2024-13-45``, ``!!int abc``,
+    an integer of more than 4,300 digits) is a marked error; the result is cached for
+    :meth:`construct_document`."""
+    try:
+        loader.construct_object(node)
+    except Exception:  # PyYAML's constructors fail in many ways (ValueError, AttributeError)
+        kind = node.tag.removeprefix(_CORE)
+        raise UnsafeYAMLError(problem=f"a value that is not a valid {kind}",
+                              problem_mark=node.start_mark) from None
+
+
+def _check_graph(root: yaml.Node, loader: Any, budget: int = MAX_ALIAS_NODES) -> None:
     """Raise :class:`UnsafeYAMLError` when aliases expand ``root`` by more than ``budget``
-    nodes or refer to themselves; linear in the distinct nodes (iterative, no recursion)."""
+    nodes or refer to themselves, when it nests deeper than :data:`MAX_DEPTH`, carries a
+    tag outside :data:`SAFE_TAGS` or a scalar its tag cannot hold (built with ``loader``);
+    linear in the distinct nodes (iterative, no recursion)."""
     sizes: dict[int, int] = {}
     on_path: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    stack: list[tuple[yaml.Node, bool, int]] = [(root, False, 0)]
     while stack:
-        node, done = stack.pop()
+        node, done, depth = stack.pop()
         key = id(node)
         if done:
             on_path.discard(key)
@@ -58,14 +80,22 @@ def _check_expansion(root: yaml.Node, budget: int = MAX_ALIAS_NODES) -> None:
             continue
         if key in sizes:
             continue
+        if depth > MAX_DEPTH:
+            raise UnsafeYAMLError(problem=f"nested more than {MAX_DEPTH} deep",
+                                  problem_mark=node.start_mark)
+        if node.tag not in SAFE_TAGS:
+            raise UnsafeYAMLError(problem="a tag outside the plain YAML types",
+                                  problem_mark=node.start_mark)
+        if isinstance(node, yaml.ScalarNode) and node.tag not in _STRUCTURAL:
+            _check_scalar(loader, node)
         on_path.add(key)
-        stack.append((node, True))
+        stack.append((node, True, depth))
         for child in _children(node):
             if id(child) in on_path:
                 raise UnsafeYAMLError(problem="recursive alias (a node that contains itself)",
                                       problem_mark=child.start_mark)
             if id(child) not in sizes:
-                stack.append((child, False))
+                stack.append((child, False, depth + 1))
 
 
 def safe_load(text: str) -> Any:
@@ -76,12 +106,56 @@ def safe_load(text: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        _check_expansion(node)
+        _check_graph(node, loader)
         return loader.construct_document(node)
+    except (ValueError, OverflowError, TypeError):
+        raise UnsafeYAMLError(problem="a value its type cannot hold") from None
     except RecursionError:
         raise UnsafeYAMLError(problem="nested too deep") from None
     finally:
         loader.dispose()
+
+
+def safe_load_all(text: str) -> list[Any]:
+    """Every document of a YAML stream, each through :func:`safe_load`'s bounds."""
+    return [safe_load(chunk) for _, chunk in _chunks(text) if chunk.strip()]
+
+
+def load_json(text: str | bytes) -> Any:
+    """``json.loads`` bounded: any refusal (syntax, a number of more than 4,300 digits,
+    nesting deeper than :data:`MAX_DEPTH`) is a ``ValueError``; a syntax error is the
+    ``json.JSONDecodeError`` with its line."""
+    try:
+        doc = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"nested more than {MAX_DEPTH} deep") from None
+    if not json_depth_ok(doc):
+        raise ValueError(f"nested more than {MAX_DEPTH} deep")
+    return doc
+
+
+def describe_error(exc: yaml.YAMLError) -> str:
+    """``line N: problem`` of a YAML error, built by us: PyYAML's own text quotes the
+    offending input (snippets, characters, tags), which may be a secret of a file read by
+    mistake, so quoted parts are left out."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or "invalid YAML"
+    problem = re.sub(r"'[^']*'|\"[^\"]*\"|`[^`]*`", "…", str(problem)).splitlines()[0]
+    return f"line {mark.line + 1}: {problem}" if mark else problem
+
+
+def json_depth_ok(doc: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether decoded JSON nests at most ``limit`` deep (iterative)."""
+    stack = [(doc, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return True
 
 
 @dataclass(frozen=True)
@@ -128,9 +202,9 @@ def _flatten(doc: Any, origin: str) -> Iterator[Resource]:
 
 
 def _yaml_error(exc: yaml.YAMLError, where: str, first_line: int) -> SourceProblem:
-    mark = getattr(exc, "problem_mark", None)
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     line = first_line + (mark.line if mark else 0)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    problem = describe_error(exc).split(": ", 1)[-1] if mark else describe_error(exc)
     return SourceProblem(f"{where}:{line}", f"invalid YAML: {problem}")
 
 
@@ -143,9 +217,14 @@ def parse_text(text: str, where: str) -> Parsed:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             problems.append(SourceProblem(f"{where}:{exc.lineno}", f"invalid JSON: {exc.msg}"))
-        except RecursionError:
-            problems.append(SourceProblem(where, "invalid JSON: nested too deep"))
+        except (RecursionError, ValueError):
+            problems.append(SourceProblem(where, "invalid JSON: nested too deep or a number "
+                                          "too large"))
         else:
+            if not json_depth_ok(doc):
+                problems.append(SourceProblem(where, f"invalid JSON: nested more than "
+                                              f"{MAX_DEPTH} deep"))
+                return Parsed(resources, problems)
             resources.extend(_flatten(doc, f"{where}:1"))
         return Parsed(resources, problems)
     for first_line, chunk in _chunks(text):

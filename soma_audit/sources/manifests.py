@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from soma_audit.errors import AuditError
+from soma_audit.fileio import UnreadableFile, read_bytes
 from soma_audit.inventory import Inventory, SourceProblem
 from soma_audit.sources import SourceInfo
 from soma_audit.sources.documents import parse_bytes
@@ -58,9 +59,9 @@ class ManifestsSource:
                 inventory.problems.append(SourceProblem(where, reason, skipped=True))
                 continue
             try:
-                data = path.read_bytes()
-            except OSError as exc:
-                inventory.problems.append(SourceProblem(where, f"cannot read: {exc.strerror}"))
+                data = read_bytes(path)
+            except UnreadableFile as exc:
+                inventory.problems.append(SourceProblem(where, str(exc)))
                 continue
             parsed = parse_bytes(data, where)
             inventory.add_all(parsed.resources)

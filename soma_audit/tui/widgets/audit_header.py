@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
+from soma_audit.escape import visible
 from soma_audit.model import PHASES
 from soma_audit.report import Report, percent
 from soma_audit.sources import SourceInfo
@@ -44,7 +45,7 @@ class AuditHeader(Horizontal):
         self._scores: list[Text] = []
 
     def compose(self) -> ComposeResult:
-        label = self._source.label or self._source.ref
+        label = visible(self._source.label or self._source.ref)
         left = Text.assemble((" soma-audit", "bold"), "  ", label, (f" ({self._source.kind})",
                                                                      "dim"))
         yield Static(left, id="header-source")
@@ -98,6 +99,6 @@ class AuditHeader(Horizontal):
     @property
     def text(self) -> str:
         """The header as plain text (what a reader of the screen sees)."""
-        label = self._source.label or self._source.ref
+        label = visible(self._source.label or self._source.ref)
         scores = "  ".join(part.plain for part in self._scores)
         return f"soma-audit  {label} ({self._source.kind})  {self._state.plain}   {scores}"
