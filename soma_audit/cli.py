@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     live.add_argument("--probe-writes", action="store_true", default=None,
                       help="allow the probes that write: the Kafka canary produce/consume and "
                       "PodSecurity's server-side dry-run of namespace labels")
+    parser.add_argument("--run-repo-code", action="store_true", default=None,
+                        help="allow running code of the audited repository: `k6 inspect` "
+                        "runs each k6 script's init code (off: scripts are only parsed; "
+                        "docs/security.md)")
     out = parser.add_argument_group("headless mode")
     out.add_argument("--ci", action="store_true", default=None,
                      help="no TUI: print a report and set the exit code")
@@ -125,7 +129,7 @@ def _apply_environment(args: argparse.Namespace) -> None:
         raw = os.environ.get(ENV_PREFIX + name.upper())
         if raw is None or (name == "all_contexts" and args.context):
             continue  # named contexts win over SOMA_AUDIT_ALL_CONTEXTS
-        if name in ("demo", "ci", "probe_writes", "debug", "all_contexts"):
+        if name in ("demo", "ci", "probe_writes", "run_repo_code", "debug", "all_contexts"):
             setattr(args, name, raw.strip().lower() in _TRUE)
         elif name in ("only", "context"):
             setattr(args, name, [p for p in raw.replace(",", " ").split() if p])
@@ -148,6 +152,8 @@ def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         put(section, key, os.environ.get(ENV_PREFIX + env))
     if args.probe_writes is not None:
         overrides["probe_writes"] = args.probe_writes
+    if args.run_repo_code is not None:
+        overrides["run_repo_code"] = args.run_repo_code
     if args.repo:
         overrides["repo"] = args.repo
     return overrides

