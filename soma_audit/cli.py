@@ -24,6 +24,9 @@ FORMATS = ("table", "json", "markdown", "junit", "sarif")
 SEVERITIES = ("low", "medium", "high", "critical")
 ENV_PREFIX = "SOMA_AUDIT_"
 _TRUE = {"1", "true", "yes", "on"}
+#: Scratch folders this process made (the demo's copy): removed at exit, and at once when
+#: the user interrupts.
+_SCRATCH: list[Path] = []
 
 #: Settings that only come from the environment (or config), never from a flag, because
 #: a flag would put credentials in the process list and shell history.
@@ -207,6 +210,7 @@ def _session_opener(args: argparse.Namespace) -> Callable[[str | None], AuditSes
         directory = prepare_demo()
         # The scratch copy lives as long as this process (the remediation commands keep
         # their own persistent demo copy).
+        _SCRATCH.append(directory.parent)
         atexit.register(shutil.rmtree, directory.parent, ignore_errors=True)
         source: Any = ManifestsSource(directory, label=f"demo: {DEMO_NAME}")
         attestations_path = attestations_path or directory / attestations.DEFAULT_FILE
@@ -355,7 +359,32 @@ def _run_tui(session: AuditSession) -> int:
     return run_tui(session)
 
 
+def _in_main_thread() -> bool:
+    """Whether this runs in the main thread (only it may install signal handlers)."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _interrupted() -> int:
+    """Ctrl-C or SIGTERM: remove the scratch folders, say so, and leave at once — worker
+    threads blocked on a silent server are not waited for; no report was written (reports
+    are written whole, at the end)."""
+    import shutil
+
+    for folder in _SCRATCH:
+        shutil.rmtree(folder, ignore_errors=True)
+    print("soma-audit: interrupted", file=sys.stderr)
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    if _in_main_thread():
+        # SIGTERM stops a scan as Ctrl-C does (a CronJob's pod being deleted).
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     args = _parser().parse_args(argv)
     _apply_environment(args)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
@@ -392,8 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soma-audit: error: {visible(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("soma-audit: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
     except BrokenPipeError:
         # The reader went away (`soma-audit checks | head`): not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

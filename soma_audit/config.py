@@ -198,6 +198,17 @@ class Cluster:
     read_timeout_seconds: float = 30.0
     retries: int = 3
     workers: int = 4
+    #: The whole scan's bound (a server that trickles bytes or pages without end stops
+    #: there); None: ten times a request's worst case, see :attr:`scan_deadline`.
+    scan_deadline_seconds: float | None = None
+
+    @property
+    def scan_deadline(self) -> float:
+        """The configured deadline, else 10 * (connect + read timeout) * attempts."""
+        if self.scan_deadline_seconds is not None:
+            return self.scan_deadline_seconds
+        attempt = self.connect_timeout_seconds + self.read_timeout_seconds
+        return 10 * attempt * (self.retries + 1)
 
 
 @dataclass(frozen=True)
@@ -389,6 +400,8 @@ def _validate_references(config: Config, where: str) -> None:
         raise ConfigError(f"{where}: cluster.retries: must be 0 to 10")
     if not 1 <= reading.workers <= 32:
         raise ConfigError(f"{where}: cluster.workers: must be 1 to 32")
+    if reading.scan_deadline_seconds is not None and not reading.scan_deadline_seconds > 0:
+        raise ConfigError(f"{where}: cluster.scan_deadline_seconds: must be more than 0 seconds")
     names = {s.name for s in config.services}
     for i, flow in enumerate(config.flows):
         for peer in (flow.source, flow.to):
