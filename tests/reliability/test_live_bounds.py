@@ -9,17 +9,14 @@ measured (``wait4``).
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from soma_audit.sources.cluster import MAX_PAGES, MAX_RESPONSE_BYTES
-from tests.reliability.conftest import SOMA_AUDIT, Figures
+from soma_audit.errors import AuditError
+from soma_audit.sources.cluster import MAX_RESPONSE_BYTES
+from tests.reliability.conftest import Figures, Measured, run_measured
 from tests.reliability.faulty_server import faulty_server
 
 pytestmark = pytest.mark.reliability
@@ -30,46 +27,6 @@ CONFIG = (f"cluster: {{connect_timeout_seconds: 1, read_timeout_seconds: 1, retr
           f"scan_deadline_seconds: {DEADLINE:g}}}\n")
 #: One check that reads one core kind (Namespace): one LIST per scan.
 ONE_KIND = ["--only", "pss.admission-verdict"]
-
-
-@dataclass
-class Measured:
-    code: int
-    stdout: str
-    stderr: str
-    seconds: float
-    peak_mb: float
-
-
-def run_measured(argv: list[str], folder: Path, timeout: float = 120,
-                 signal_after: float | None = None, signum: int = signal.SIGINT,
-                 env: dict[str, str] | None = None) -> Measured:
-    """``soma-audit argv`` with its wall time and peak RSS; ``signal_after`` seconds in,
-    ``signum`` is sent (the time then counts from the signal)."""
-    full = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
-    full.update(env or {})
-    out, err = folder / "stdout", folder / "stderr"
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        began = time.monotonic()
-        proc = subprocess.Popen([str(SOMA_AUDIT), *argv], env=full, cwd=folder,
-                                stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
-        if signal_after is not None:
-            time.sleep(signal_after)
-            proc.send_signal(signum)
-            began = time.monotonic()
-        while (time.monotonic() - began) < timeout:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            time.sleep(0.05)
-        else:
-            proc.kill()
-            proc.wait()
-            raise AssertionError(f"still running after {timeout}s: {argv}")
-        seconds = time.monotonic() - began
-    code = os.waitstatus_to_exitcode(status)
-    return Measured(code, out.read_text(errors="replace"), err.read_text(errors="replace"),
-                    seconds, usage.ru_maxrss / 1024)
 
 
 def _audit(kubeconfig: Path, folder: Path, **kwargs: object) -> Measured:
@@ -113,17 +70,21 @@ def test_repeated_continue_token_stops_the_list(tmp_path: Path, figures: Figures
                                                        "exit": run.code})
 
 
-def test_endless_fresh_tokens_stop_at_the_page_bound(tmp_path: Path, figures: Figures) -> None:
-    with faulty_server("fresh-tokens", tmp_path, max_requests=MAX_PAGES + 100) as (
-            server, kubeconfig):
-        run = _audit(kubeconfig, tmp_path, timeout=300)
-    _clean_exit(run)
-    reason = _reason(run)
-    # The page bound, or the deadline first on a slow machine: either way bounded.
-    assert f"more than {MAX_PAGES} pages" in reason or "scan deadline" in reason, reason
-    assert server.lists <= MAX_PAGES
-    figures.add("live bounds", "fresh continue tokens", {"LIST requests": server.lists,
-                                                         "seconds": round(run.seconds, 1)})
+def test_endless_fresh_tokens_stop_at_the_page_bound(tmp_path: Path, figures: Figures,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """In process, with the page bound lowered to 20 (2,000 pages of this loopback fake
+    take minutes): the LIST stops at the bound with its reason."""
+    from soma_audit.sources import cluster
+
+    monkeypatch.setattr(cluster, "MAX_PAGES", 20)
+    with faulty_server("fresh-tokens", tmp_path, max_requests=200) as (server, kubeconfig):
+        source = cluster.ClusterSource(str(kubeconfig), timeouts=cluster.Timeouts(
+            connect=1, read=1, retries=0, deadline=120))
+        with pytest.raises(AuditError, match="more than 20 pages listing namespaces"):
+            source.load(frozenset({"Namespace"}))
+    assert server.lists == 20
+    figures.add("live bounds", "fresh continue tokens (bound 20)",
+                {"LIST requests": server.lists})
 
 
 @pytest.mark.parametrize("mode", ["huge-declared", "huge-chunked"])
