@@ -3,7 +3,8 @@
 A fake, used only for faults the real kube-apiserver cannot be made to produce: a body
 trickled a byte at a time within the read timeout, ``continue`` tokens handed out without
 end (the same one again, or a fresh one each page), a body of a gigabyte (declared, or
-streamed without a length), discovery and LIST answers of the wrong JSON shape. Everything
+streamed without a length), discovery and LIST answers of the wrong JSON shape, an error
+message made of terminal escapes. Everything
 else about the API server is tested against the real one (docs/testenv.md).
 
 Bounded in count and time: it answers at most ``max_requests`` requests and no answer
@@ -22,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 MODES = ("trickle", "same-token", "fresh-tokens", "huge-declared", "huge-chunked",
-         "wrong-discovery", "wrong-items", "silent")
+         "wrong-discovery", "wrong-items", "silent", "hostile-error")
+#: What the ``hostile-error`` mode says in its error answers: escapes, a line break, a
+#: forged line.
+HOSTILE_MESSAGE = "\x1b[2J\x1b[H\nsoma-audit: all checks passed \x07[/bold][red]x"
 GIB = 1 << 30
 
 
@@ -54,7 +58,14 @@ class _Handler(BaseHTTPRequestHandler):
         ends = time.monotonic() + server.max_seconds
         mode = server.mode
         path = self.path.split("?")[0]
-        if path == "/version":
+        if mode == "hostile-error":
+            data = json.dumps({"kind": "Status", "message": HOSTILE_MESSAGE}).encode()
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        elif path == "/version":
             self._json({"major": "1", "minor": "31"})
         elif path == "/apis":
             self._json([1, 2] if mode == "wrong-discovery" else {"groups": [{"name": 5}]})
