@@ -48,6 +48,12 @@ def _describe(value: Any) -> str:
     return {dict: "a mapping", list: "a list"}.get(type(value), type(value).__name__)
 
 
+def wrong_type(path: str, expected: str, value: Any) -> str:
+    """The finding about an object field of the wrong type, as the API server's
+    validation would name it: ``spec.selector.namespaces: expected a list, got 5``."""
+    return f"{path}: expected {expected}, got {_describe(value)}"
+
+
 def _convert(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
