@@ -22,10 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from soma_audit import fileio
 from soma_audit.config import Cluster as ClusterReading
 from soma_audit.errors import AuditError
+from soma_audit.escape import visible
 from soma_audit.inventory import Inventory, Resource
 from soma_audit.sources import SourceInfo
+from soma_audit.sources.documents import safe_load
 from soma_audit.sources.kinds import FORBIDDEN_KINDS, KINDS, KindInfo
 
 log = logging.getLogger(__name__)
@@ -101,8 +106,12 @@ def kube_contexts(path: Path) -> tuple[list[str], str]:
     from kubernetes import config
     from kubernetes.config.config_exception import ConfigException
 
-    if not path.is_file():
+    if not path.exists():
         raise AuditError(f"kubeconfig not found: {path}")
+    try:  # a FIFO, a device or a huge file is refused before the client library reads it
+        fileio.read_bytes(path)
+    except fileio.UnreadableFile as exc:
+        raise AuditError(f"cannot read kubeconfig {path}: {exc}") from None
     try:
         contexts, active = config.list_kube_config_contexts(config_file=str(path))
     except ConfigException as exc:
@@ -112,6 +121,40 @@ def kube_contexts(path: Path) -> tuple[list[str], str]:
     names = [c["name"] for c in contexts or [] if isinstance(c, dict) and c.get("name")]
     current = active.get("name", "") if isinstance(active, dict) else ""
     return names, str(current)
+
+
+#: Exec credential plugins already announced by this process (a fleet opens many clients).
+_ANNOUNCED: set[str] = set()
+
+
+def _note_exec_plugin(path: Path, context: str) -> None:
+    """One stderr note when the context's user gets its token from an ``exec`` credential
+    plugin: the kubeconfig's command runs, as kubectl runs it (docs/security.md)."""
+    import sys
+
+    try:
+        data = safe_load(fileio.read_text(path))
+    except (fileio.UnreadableFile, yaml.YAMLError):
+        return  # the client library reports the file's problem
+    entries = data if isinstance(data, dict) else {}
+
+    def named(section: str, name: Any) -> dict[str, Any]:
+        items = entries.get(section)
+        found = next((i for i in items if isinstance(i, dict) and i.get("name") == name),
+                     None) if isinstance(items, list) else None
+        return found if isinstance(found, dict) else {}
+
+    user_name = (named("contexts", context).get("context") or {}).get("user")
+    user = named("users", user_name).get("user")
+    plugin = user.get("exec") if isinstance(user, dict) else None
+    if not isinstance(plugin, dict):
+        return
+    command = str(plugin.get("command", ""))
+    if command in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(command)
+    print(f"soma-audit: note: kubeconfig user {visible(user_name)!r} gets its credentials by "
+          f"running {visible(command)!r} (an exec plugin, as kubectl does)", file=sys.stderr)
 
 
 def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str, str]:
@@ -138,6 +181,7 @@ def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str,
                 raise AuditError(
                     f"context {context!r} not found in {path}; known: {', '.join(names)}"
                 )
+            _note_exec_plugin(Path(path), name)
             config.load_kube_config(config_file=path, context=context,
                                     client_configuration=configuration, persist_config=False)
     except AuditError:

@@ -147,3 +147,29 @@ def test_sigterm_removes_the_demo_scratch_folder(tmp_path: Path) -> None:
     assert run.code == 130 and run.seconds < 2.0, (run.code, run.seconds, run.stderr)
     assert not run.stdout, "a partial report was written"
     assert list(scratch.iterdir()) == [], list(scratch.iterdir())
+
+
+def test_an_exec_credential_plugin_is_announced_once(tmp_path: Path) -> None:
+    """The kubeconfig's exec plugin runs, as kubectl runs it, and stderr says so."""
+    witness = tmp_path / "plugin-ran"
+    credential = json.dumps({"apiVersion": "client.authentication.k8s.io/v1",
+                             "kind": "ExecCredential", "status": {"token": "t"}})
+    plugin = tmp_path / "plugin.sh"
+    plugin.write_text(f"#!/bin/sh\ntouch {witness}\necho '{credential}'\n", encoding="utf-8")
+    plugin.chmod(0o755)
+    with faulty_server("wrong-discovery", tmp_path) as (server, _):
+        host, port = server.server_address[:2]
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "c", "cluster": {"server": f"http://{host}:{port}"}}],
+            "users": [{"name": "sso", "user": {"exec": {
+                "apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin),
+                "interactiveMode": "Never"}}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "sso"}}],
+        }), encoding="utf-8")
+        run = run_measured(["--kubeconfig", str(kubeconfig), "--ci", *ONE_KIND], tmp_path,
+                           timeout=60)
+    assert witness.exists()
+    notes = [line for line in run.stderr.splitlines() if "exec plugin" in line]
+    assert len(notes) == 1 and str(plugin) in notes[0] and "'sso'" in notes[0], run.stderr
