@@ -52,7 +52,7 @@ def render(report: Report, color: bool = False) -> str:
             more = f" (+{len(result.evidence) - 1} more)" if len(result.evidence) > 1 else ""
             finding = f"{where}{first.message}{more}"
         finding = terminal(finding)
-        table.add_row(f"[{style}]{icon}[/]", result.check.id, result.check.severity.value,
+        table.add_row(f"[{style}]{icon}[/]", terminal(result.check.id), result.check.severity.value,
                       finding)
     console.print(table)
     for problem in report.problems:

@@ -222,3 +222,26 @@ def test_errors_name_the_file_and_never_quote_it(kind: str, shape: str, tree: Pa
     _bounded(run, (2,))
     assert str(secret) in run.stderr, run.stderr
     assert SECRET not in run.stderr and SECRET not in run.stdout, run.stderr
+
+
+@pytest.mark.parametrize("command", ["render", "diff", "apply"])
+@pytest.mark.parametrize("special", ["loop", "fifo"])
+def test_special_file_at_a_remediation_target(command: str, special: str, tree: Path,
+                                              tmp_path: Path) -> None:
+    """The file a recipe writes (``k8s/namespaces.yaml``) is a symlink loop or a FIFO:
+    one clear error (or a render that does not read it), nothing replaced."""
+    target = tree / "k8s" / "namespaces.yaml"
+    target.unlink(missing_ok=True)
+    if special == "loop":
+        target.symlink_to(target.with_name("namespaces-2.yaml"))
+        target.with_name("namespaces-2.yaml").symlink_to(target)
+    else:
+        os.mkfifo(target)
+    argv = ["--manifests", str(tree), command, "pss-namespaces"]
+    run = run_measured([*argv, "--yes"] if command == "apply" else argv, tmp_path,
+                       timeout=MAX_SECONDS, env={"SOMA_AUDIT_STATE": str(tmp_path / "state")})
+    _bounded(run)
+    if command != "render":
+        assert run.code == 2 and ("symlink loop" in run.stderr or "FIFO" in run.stderr), \
+            run.stderr
+    assert target.is_symlink() if special == "loop" else target.is_fifo()
