@@ -48,6 +48,12 @@ def _describe(value: Any) -> str:
     return {dict: "a mapping", list: "a list"}.get(type(value), type(value).__name__)
 
 
+def mapping(value: Any) -> dict[str, Any]:
+    """``value`` when it is a mapping, else an empty one: for reading optional object
+    fields whose wrong type another check reports."""
+    return value if isinstance(value, dict) else {}
+
+
 def wrong_type(path: str, expected: str, value: Any) -> str:
     """The finding about an object field of the wrong type, as the API server's
     validation would name it: ``spec.selector.namespaces: expected a list, got 5``."""

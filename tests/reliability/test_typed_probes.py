@@ -150,3 +150,19 @@ def test_a_wrong_type_is_named_on_its_object() -> None:
     assert not [e for e in evidence if "internal error" in e], evidence
     assert any(name in e and "spec.stressChaos.selector.namespaces: expected a list, got 5"
                in e for e in evidence), evidence
+
+
+def test_env_of_the_wrong_type_is_named_on_its_workload() -> None:
+    """The reported case: a container whose ``env`` is a number."""
+    deployment = copy.deepcopy(next(
+        b for b in POOL["Deployment"] if b["metadata"].get("name") == "gateway-api"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"] = 7
+    inventory = Inventory.of([Resource(deployment, "gateway.yaml:1")])
+    config = load_config()
+    ctx = ProbeContext(inventory, config, ManifestsSource(DEMO_REPO).info,
+                       ToolRunner(config.tools))
+    outcome = _run_probe(CHECKS["fga.gateway-wired"], PROBES["fga.gateway-wired"], ctx)
+    evidence = [f"{e.object}: {e.message}" for e in outcome.evidence]
+    assert outcome.status.value == "fail", evidence
+    assert any("Deployment/soma-agent-hub/gateway-api" in e
+               and "env: expected a list, got 7" in e for e in evidence), evidence
