@@ -25,6 +25,10 @@ class UnreadableFile(Exception):
     """A file that is not read, and why (never its content): callers prefix its name."""
 
 
+class MissingFile(UnreadableFile):
+    """There is no file at the path (a dangling symlink included)."""
+
+
 def _kind(mode: int) -> str:
     """What a non-regular file is, in words."""
     for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
@@ -47,6 +51,8 @@ def read_bytes(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> byt
     try:
         resolved = os.path.realpath(path)
         fd = os.open(resolved, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError as exc:
+        raise MissingFile(f"cannot read: {exc.strerror}") from None
     except OSError as exc:
         raise UnreadableFile(f"cannot read: {exc.strerror or exc}") from None
     try:

@@ -129,10 +129,10 @@ class DirectoryTarget:
     def _read(self, path: Path) -> bytes | None:
         """The file's bytes through the bounded reader (a FIFO or a device is refused);
         None when there is no file yet."""
-        if not path.exists():
-            return None
         try:
             return fileio.read_bytes(path)
+        except fileio.MissingFile:
+            return None
         except fileio.UnreadableFile as exc:
             raise RemediationError(f"cannot read {path}: {exc}") from None
 
