@@ -9,6 +9,7 @@ within minutes; their count is recorded in results.json.
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
 import tempfile
@@ -33,8 +34,9 @@ MAX_SECONDS = 90
 MAX_MB = 500
 FORMATS = ["table", "json", "markdown", "junit", "sarif"]
 DEFAULT_CONFIG = yaml.safe_load(data_path("config", "default.yaml").read_text(encoding="utf-8"))
-TEMPLATE = Path(tempfile.mkdtemp(prefix="fuzz-demo-")) / "template"
-DEMO = demo_tree(TEMPLATE)
+SCRATCH = Path(tempfile.mkdtemp(prefix="fuzz-demo-"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
+DEMO = demo_tree(SCRATCH / "template")
 FILES = sorted(str(p.relative_to(DEMO)) for p in DEMO.rglob("*") if p.is_file()
                and p.suffix in (".yaml", ".yml", ".json", ".js", ".fga", ".xml"))
 

@@ -9,8 +9,11 @@ engine's own runner. An ``internal error`` evidence fails the test.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,11 +51,14 @@ wrong_values = st.one_of(
 )
 
 
+SCRATCH = Path(tempfile.mkdtemp(prefix="typed-probes-"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
+DEMO_REPO = prepare_demo(SCRATCH)
+
+
 def _pool() -> dict[str, list[dict[str, Any]]]:
     """Distinct real objects per kind, from the demo and the check fixtures."""
-    import tempfile
-
-    roots = [prepare_demo(Path(tempfile.mkdtemp(prefix="typed-")))]
+    roots = [DEMO_REPO]
     roots += sorted(p for p in FIXTURES.glob("*/*") if p.is_dir())
     pool: dict[str, dict[str, dict[str, Any]]] = {}
     for root in roots:
@@ -69,7 +75,6 @@ def _pool() -> dict[str, list[dict[str, Any]]]:
 
 
 POOL = _pool()
-DEMO_REPO = prepare_demo(Path(__import__("tempfile").mkdtemp(prefix="typed-repo-")))
 
 
 def _objects(kinds: frozenset[str]) -> list[dict[str, Any]]:
