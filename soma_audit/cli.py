@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from soma_audit import __version__
+from soma_audit.core.escape import visible
 
 if TYPE_CHECKING:
     from soma_audit.engine.session import AuditSession
@@ -23,6 +24,9 @@ FORMATS = ("table", "json", "markdown", "junit", "sarif")
 SEVERITIES = ("low", "medium", "high", "critical")
 ENV_PREFIX = "SOMA_AUDIT_"
 _TRUE = {"1", "true", "yes", "on"}
+#: Scratch folders this process made (the demo's copy): removed at exit, and at once when
+#: the user interrupts.
+_SCRATCH: list[Path] = []
 
 #: Settings that only come from the environment (or config), never from a flag, because
 #: a flag would put credentials in the process list and shell history.
@@ -69,11 +73,17 @@ def _parser() -> argparse.ArgumentParser:
     live.add_argument("--probe-writes", action="store_true", default=None,
                       help="allow the probes that write: the Kafka canary produce/consume and "
                       "PodSecurity's server-side dry-run of namespace labels")
+    parser.add_argument("--run-repo-code", action="store_true", default=None,
+                        help="allow running code of the audited repository: `k6 inspect` "
+                        "runs each k6 script's init code (off: scripts are only parsed; "
+                        "docs/security.md)")
     out = parser.add_argument_group("headless mode")
     out.add_argument("--ci", action="store_true", default=None,
                      help="no TUI: print a report and set the exit code")
     out.add_argument("--format", choices=FORMATS, help="report format (default: table)")
-    out.add_argument("--output", "-o", metavar="FILE", help="write the report here")
+    out.add_argument("--output", "-o", metavar="FILE",
+                     help="write the report here: a file is replaced atomically (a symlink's "
+                     "target), a FIFO or a device is streamed to, `-` is stdout")
     out.add_argument("--fail-on", choices=SEVERITIES,
                      help="only failures at or above this severity make exit code 1")
     out.add_argument("--only", metavar="PATTERN", action="append",
@@ -122,7 +132,7 @@ def _apply_environment(args: argparse.Namespace) -> None:
         raw = os.environ.get(ENV_PREFIX + name.upper())
         if raw is None or (name == "all_contexts" and args.context):
             continue  # named contexts win over SOMA_AUDIT_ALL_CONTEXTS
-        if name in ("demo", "ci", "probe_writes", "debug", "all_contexts"):
+        if name in ("demo", "ci", "probe_writes", "run_repo_code", "debug", "all_contexts"):
             setattr(args, name, raw.strip().lower() in _TRUE)
         elif name in ("only", "context"):
             setattr(args, name, [p for p in raw.replace(",", " ").split() if p])
@@ -145,6 +155,8 @@ def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         put(section, key, os.environ.get(ENV_PREFIX + env))
     if args.probe_writes is not None:
         overrides["probe_writes"] = args.probe_writes
+    if args.run_repo_code is not None:
+        overrides["run_repo_code"] = args.run_repo_code
     if args.repo:
         overrides["repo"] = args.repo
     return overrides
@@ -198,6 +210,7 @@ def _session_opener(args: argparse.Namespace) -> Callable[[str | None], AuditSes
         directory = prepare_demo()
         # The scratch copy lives as this process (the remediation commands keep
         # their own persistent demo copy).
+        _SCRATCH.append(directory.parent)
         atexit.register(shutil.rmtree, directory.parent, ignore_errors=True)
         source: Any = ManifestsSource(directory, label=f"demo: {DEMO_NAME}", config=config)
         attestations_path = attestations_path or directory / attestations.DEFAULT_FILE
@@ -262,12 +275,14 @@ def _emit(args: argparse.Namespace, render: Callable[[str, bool], str]) -> None:
 
 
 def _write_file(path: str, text: str, what: str) -> None:
-    """Replace ``path`` atomically; an unwritable place is one clear error (exit 2)."""
+    """Write to ``path`` as :func:`~soma_audit.core.fileio.write_output` does (a file replaced
+    atomically, a FIFO or device streamed to, ``-`` stdout); an unwritable place is one
+    clear error (exit 2)."""
     from soma_audit.core.errors import AuditError
-    from soma_audit.core.fileio import write_atomically
+    from soma_audit.core.fileio import write_output
 
     try:
-        write_atomically(Path(path), text)
+        write_output(path, text)
     except OSError as exc:
         raise AuditError(f"cannot write the {what} to {path}: {exc.strerror or exc}") from None
 
@@ -317,8 +332,8 @@ def _run_fleet(args: argparse.Namespace, contexts: list[str]) -> int:
     fleet = audit_fleet(contexts, _session_opener(args))
     _write_metrics(args, fleet)
     for scan in fleet.failed:
-        print(f"soma-audit: error: context {scan.cluster!r} not audited: {scan.error}",
-              file=sys.stderr)
+        print(f"soma-audit: error: context {visible(scan.cluster)!r} not audited: "
+              f"{visible(scan.error)}", file=sys.stderr)
     fail_on = Severity(args.fail_on or "low")
     _emit(args, lambda fmt, color: table.render_fleet(fleet, fail_on, color) if fmt == "table"
           else render_fleet(fleet, fmt, fail_on))
@@ -344,7 +359,32 @@ def _run_tui(session: AuditSession) -> int:
     return run_tui(session)
 
 
+def _in_main_thread() -> bool:
+    """Whether this runs in the main thread (only it may install signal handlers)."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _interrupted() -> int:
+    """Ctrl-C or SIGTERM: remove the scratch folders, say so, and leave at once — worker
+    threads blocked on a silent server are not waited for; no report was written (reports
+    are written whole, at the end)."""
+    import shutil
+
+    for folder in _SCRATCH:
+        shutil.rmtree(folder, ignore_errors=True)
+    print("soma-audit: interrupted", file=sys.stderr)
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    if _in_main_thread():
+        # SIGTERM stops a scan as Ctrl-C does (a CronJob's pod being deleted).
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     args = _parser().parse_args(argv)
     _apply_environment(args)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
@@ -378,11 +418,10 @@ def main(argv: list[str] | None = None) -> int:
         session = _build_session(args)
         return _run_ci(args, session) if args.ci else _run_tui(session)
     except AuditError as exc:
-        print(f"soma-audit: error: {exc}", file=sys.stderr)
+        print(f"soma-audit: error: {visible(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("soma-audit: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
     except BrokenPipeError:
         # The reader went away (`soma-audit checks | head`): not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -7,8 +7,11 @@ Format documented in ``docs/config.md``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,10 +19,11 @@ from typing import Any, Literal
 import yaml
 
 from soma_audit.core.errors import ConfigError
+from soma_audit.core.fileio import UnreadableFile, read_text
 from soma_audit.core.flowpeers import FlowPeer, PeerError, parse_peer
 from soma_audit.core.paths import data_path
 from soma_audit.core.typed import build
-from soma_audit.sources.documents import safe_load
+from soma_audit.core.yamlload import describe_error, safe_load
 
 PssLevel = Literal["privileged", "baseline", "restricted"]
 
@@ -225,6 +229,17 @@ class Cluster:
     read_timeout_seconds: float = 30.0
     retries: int = 3
     workers: int = 4
+    #: The whole scan's bound (a server that trickles bytes or pages without end stops
+    #: there); None: ten times a request's worst case, see :attr:`scan_deadline`.
+    scan_deadline_seconds: float | None = None
+
+    @property
+    def scan_deadline(self) -> float:
+        """The configured deadline, else 10 * (connect + read timeout) * attempts."""
+        if self.scan_deadline_seconds is not None:
+            return self.scan_deadline_seconds
+        attempt = self.connect_timeout_seconds + self.read_timeout_seconds
+        return 10 * attempt * (self.retries + 1)
 
 
 @dataclass(frozen=True)
@@ -263,6 +278,9 @@ class Config:
     #: Opt-in for the only probes that write: the Kafka canary message and the
     #: PodSecurity dry-run PATCH of namespace labels. Off, a scan sends reads only.
     probe_writes: bool = False
+    #: Opt-in for running code of the audited repository (``k6 inspect`` runs a script's
+    #: init code). Off, scripts are only parsed (docs/security.md).
+    run_repo_code: bool = False
 
     def service(self, name: str) -> Service | None:
         return next((s for s in self.services if s.name == name), None)
@@ -273,19 +291,16 @@ class Config:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_text(path)
+    except UnreadableFile as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     try:
         data = safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"config file {path}{line}: {problem}") from None
+        raise ConfigError(f"config file {path} {describe_error(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -316,8 +331,95 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
         config = build(Config, data, "")
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    _validate_values(config, where)
     _validate_references(config, where)
     return config
+
+
+#: Kubernetes names (DNS-1123 label: namespaces, Services; subdomain: most objects).
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+                        r"(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+#: A label key (optional DNS prefix, then a name) and value, as the API server accepts them.
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}"
+                        r"[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+#: Kafka topic, consumer group names (what the broker accepts).
+_KAFKA_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+#: Prometheus metric and label names.
+_METRIC = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_PROM_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _strings(value: Any, place: str) -> Iterator[tuple[str, str]]:
+    """(key, string) of every string below ``value``, keys included, with its place."""
+    if isinstance(value, str):
+        yield place, value
+    elif dataclasses.is_dataclass(value):
+        for item in dataclasses.fields(value):
+            key = item.metadata.get("key", item.name)
+            yield from _strings(getattr(value, item.name), f"{place}.{key}" if place else key)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key, f"{place}.{key}")
+            yield from _strings(item, f"{place}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _strings(item, f"{place}[{i}]")
+
+
+def _validate_values(config: Config, where: str) -> None:
+    """Every value that ends up in a name, a rendered file or a query has the syntax of
+    what it names: a bad one is one ConfigError naming the key, never text pasted into a
+    manifest (a newline in ``kafka.cluster`` would add objects of its own)."""
+
+    def need(ok: bool, place: str, what: str) -> None:
+        if not ok:
+            raise ConfigError(f"{where}: {place}: must be {what}")
+
+    for place, text in _strings(config, ""):
+        if not place.endswith(".reason"):  # a waiver's reason is prose, shown escaped
+            need(not _CONTROL.search(text), place, "one line without control characters")
+    label = "a DNS-1123 label (lower-case letters, digits and '-', at most 63)"
+    subdomain = "a DNS-1123 subdomain (lower-case letters, digits, '-' and '.')"
+    kafka_name = "a Kafka name (letters, digits, '.', '_' and '-')"
+    names = [("namespace", config.namespace, _LABEL, label),
+             ("argocd.namespace", config.argocd.namespace, _LABEL, label),
+             ("kafka.namespace", config.kafka.namespace, _LABEL, label),
+             ("chaos.namespace", config.chaos.namespace, _LABEL, label),
+             ("kafka.cluster", config.kafka.cluster, _LABEL, label),
+             ("kafka.canary_topic", config.kafka.canary_topic, _KAFKA_NAME, kafka_name),
+             ("slo.request_metric", config.slo.request_metric, _METRIC, "a metric name"),
+             ("slo.latency_metric", config.slo.latency_metric, _METRIC, "a metric name"),
+             ("slo.service_label", config.slo.service_label, _PROM_LABEL, "a label name"),
+             ("slo.dashboard_label", config.slo.dashboard_label, _LABEL_KEY, "a label key")]
+    names += [(f"namespaces.{n}", n, _LABEL, label) for n in config.namespaces]
+    names += [(f"pss_exempt_namespaces[{i}]", n, _LABEL, label)
+              for i, n in enumerate(config.pss_exempt_namespaces)]
+    for i, service in enumerate(config.services):
+        names.append((f"services[{i}].name", service.name, _LABEL, label))
+        need(1 <= service.port <= 65535, f"services[{i}].port", "a port from 1 to 65535")
+        for key, value in service.labels.items():
+            names.append((f"services[{i}].labels", key, _LABEL_KEY, "a label key"))
+            names.append((f"services[{i}].labels.{key}", value, _LABEL_VALUE, "a label value"))
+    for i, flow in enumerate(config.flows):
+        need(flow.port is None or 1 <= flow.port <= 65535, f"flows[{i}].port",
+             "a port from 1 to 65535")
+    for i, topic in enumerate(config.kafka.topics):
+        names.append((f"kafka.topics[{i}].name", topic.name, _SUBDOMAIN, subdomain))
+    for i, user in enumerate(config.kafka.users):
+        names.append((f"kafka.users[{i}].name", user.name, _SUBDOMAIN, subdomain))
+        names += [(f"kafka.users[{i}].groups[{j}]", g, _KAFKA_NAME, kafka_name)
+                  for j, g in enumerate(user.groups)]
+    for i, profile in enumerate(config.k6.profiles):
+        names.append((f"k6.profiles[{i}].name", profile.name, _LABEL, label))
+    for place, value, pattern, what in names:
+        need(bool(pattern.match(value)), place, what)
+    try:
+        re.compile(config.production_pattern)
+    except re.error:
+        raise ConfigError(f"{where}: production_pattern: must be a regular expression") from None
 
 
 def _validate_references(config: Config, where: str) -> None:
@@ -330,6 +432,8 @@ def _validate_references(config: Config, where: str) -> None:
         raise ConfigError(f"{where}: cluster.retries: must be 0 to 10")
     if not 1 <= reading.workers <= 32:
         raise ConfigError(f"{where}: cluster.workers: must be 1 to 32")
+    if reading.scan_deadline_seconds is not None and not reading.scan_deadline_seconds > 0:
+        raise ConfigError(f"{where}: cluster.scan_deadline_seconds: must be more than 0 seconds")
     names = {s.name for s in config.services}
     for i, flow in enumerate(config.flows):
         _validate_flow(flow, names, f"{where}: flows[{i}]")

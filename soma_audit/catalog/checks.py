@@ -10,10 +10,11 @@ from typing import Any, Literal
 import yaml
 
 from soma_audit.core.errors import ConfigError
+from soma_audit.core.fileio import UnreadableFile, read_text
 from soma_audit.core.model import AREAS, LIVE_SERVICES, Check, Severity
 from soma_audit.core.paths import data_path
 from soma_audit.core.typed import build
-from soma_audit.sources.documents import safe_load
+from soma_audit.core.yamlload import describe_error, safe_load
 
 LiveService = Literal["cluster", "status", "openfga", "kafka", "prometheus"]
 assert set(LIVE_SERVICES) == {"cluster", "status", "openfga", "kafka", "prometheus"}
@@ -40,14 +41,11 @@ class _CatalogFile:
 
 def _read(path: Path) -> list[Check]:
     try:
-        data = safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
+        data = safe_load(read_text(path))
+    except UnreadableFile as exc:
         raise ConfigError(f"cannot read catalog {path}: {exc}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"catalog {path}{line}: {problem}") from None
+        raise ConfigError(f"catalog {path} {describe_error(exc)}") from None
     parsed = build(_CatalogFile, data, str(path))
     checks = []
     for i, entry in enumerate(parsed.checks):

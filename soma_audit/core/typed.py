@@ -38,8 +38,26 @@ def build(cls: type[T], data: Any, where: str) -> T:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    """The value's type, and the value itself only when it is a number or a boolean: a
+    string may be a line of a file read by mistake (credentials), so it is never quoted."""
+    if value is None or isinstance(value, bool | int | float):
+        text = repr(value)
+        return text if len(text) <= 40 else f"a number of {len(text)} digits"
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    return {dict: "a mapping", list: "a list"}.get(type(value), type(value).__name__)
+
+
+def mapping(value: Any) -> dict[str, Any]:
+    """``value`` when it is a mapping, else an empty one: for reading optional object
+    fields whose wrong type another check reports."""
+    return value if isinstance(value, dict) else {}
+
+
+def wrong_type(path: str, expected: str, value: Any) -> str:
+    """The finding about an object field of the wrong type, as the API server's
+    validation would name it: ``spec.selector.namespaces: expected a list, got 5``."""
+    return f"{path}: expected {expected}, got {_describe(value)}"
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:

@@ -9,9 +9,9 @@ from pathlib import Path
 import yaml
 
 from soma_audit.core.errors import ConfigError
-from soma_audit.core.fileio import write_atomically
+from soma_audit.core.fileio import UnreadableFile, read_text, write_atomically
 from soma_audit.core.typed import build
-from soma_audit.sources.documents import safe_load
+from soma_audit.core.yamlload import describe_error, safe_load
 
 DEFAULT_FILE = "soma-audit.attestations.yaml"
 
@@ -44,9 +44,11 @@ def load(path: Path) -> dict[str, Attestation]:
     if not path.exists():
         return {}
     try:
-        data = safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        data = safe_load(read_text(path))
+    except UnreadableFile as exc:
         raise ConfigError(f"cannot read attestations {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"attestations {path} {describe_error(exc)}") from None
     parsed = build(_File, data, str(path))
     return {a.check: a for a in parsed.attestations}
 

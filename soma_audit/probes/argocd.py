@@ -111,7 +111,7 @@ def _git_sources(sensor: Resource, events: dict[tuple[str | None, str], set[str]
         if not isinstance(dep, dict):
             continue
         source = str(dep.get("eventSourceName"))
-        if dep.get("eventName") in events.get((sensor.namespace, source), set()):
+        if str(dep.get("eventName")) in events.get((sensor.namespace, source), set()):
             names.append(source)
     return names
 

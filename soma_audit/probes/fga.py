@@ -9,6 +9,8 @@ from typing import Any
 import yaml
 
 from soma_audit.core.model import Evidence, Outcome
+from soma_audit.core.typed import mapping, wrong_type
+from soma_audit.core.yamlload import safe_load
 from soma_audit.domain.fga import cli_error, scenario_results, validation_problems
 from soma_audit.kube.inventory import Inventory
 from soma_audit.kube.selection import selector_text, service_workloads
@@ -72,7 +74,7 @@ def _tested_model(repo: Path, tests: Path, model: Path) -> str | None:
     """Why the test file does not exercise the repository model, or None when it does
     (or cannot be read: then ``fga model test`` reports the problem itself)."""
     try:
-        spec: Any = yaml.safe_load(repofiles.read_text(repo, tests))
+        spec: Any = safe_load(repofiles.read_text(repo, tests))
     except yaml.YAMLError:
         return None
     if not isinstance(spec, dict):
@@ -138,7 +140,7 @@ def _from_env(
         return True, f"{name} from Secret {secret.get('name')} key {secret.get('key')} (not read)"
     ref = source.get("configMapKeyRef")
     if not isinstance(ref, dict):
-        return False, f"{name} is set from {', '.join(source)}, not a value or ConfigMap"
+        return False, f"{name} is set from {', '.join(map(str, source))}, not a value or ConfigMap"
     cm, key = str(ref.get("name")), str(ref.get("key"))
     if inventory.get("ConfigMap", cm, namespace) is None:
         return True, f"{name} from ConfigMap {cm} key {key} (ConfigMap not in this source)"
@@ -159,21 +161,25 @@ def _setting(
         if field != "containers":
             continue
         label = f"container {container.get('name')}"
-        for entry in container.get("env") or []:
+        env, env_from = container.get("env") or [], container.get("envFrom") or []
+        for key, value in (("env", env), ("envFrom", env_from)):
+            if not isinstance(value, list):
+                notes.append(f"{label}: {wrong_type(key, 'a list', value)}")
+        for entry in env if isinstance(env, list) else []:
             if isinstance(entry, dict) and entry.get("name") in names:
                 ok, text = _from_env(entry, inventory, namespace)
                 if ok:
                     return f"{label}: {text}", []
                 notes.append(f"{label}: {text}")
-        for source in container.get("envFrom") or []:
+        for source in env_from if isinstance(env_from, list) else []:
             if not isinstance(source, dict):
                 continue
-            cm = (source.get("configMapRef") or {}).get("name")
+            cm = mapping(source.get("configMapRef")).get("name")
             for name in names:
                 value = _config_value(inventory, namespace, str(cm), name) if cm else None
                 if value is not None:
                     return f"{label}: {name}={value} (envFrom ConfigMap {cm})", []
-            secret = (source.get("secretRef") or {}).get("name")
+            secret = mapping(source.get("secretRef")).get("name")
             if secret:
                 notes.append(f"{label}: envFrom Secret {secret} may set it (Secrets are not read)")
     return None, notes

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from soma_audit.core.model import Evidence, Outcome
+from soma_audit.core.yamlload import describe_error, safe_load
 from soma_audit.domain.fga import cli_error
 from soma_audit.probes import (
     Params,
@@ -112,9 +113,11 @@ def _scenarios(ctx: ProbeContext) -> tuple[str, list[Assertion]]:
     if not path.is_file():
         raise ProbeError(f"scenario file missing: {where} (see fga.scenarios)")
     try:
-        spec = yaml.safe_load(repofiles.read_text(repo, path))
+        spec = safe_load(repofiles.read_text(repo, path))
         return where, scenario_assertions(spec, path.parent)
-    except (yaml.YAMLError, ScenarioError) as exc:
+    except yaml.YAMLError as exc:
+        raise ProbeError(f"{where}: cannot read the scenarios: {describe_error(exc)}") from None
+    except ScenarioError as exc:
         raise ProbeError(f"{where}: cannot read the scenarios: {exc}") from None
 
 

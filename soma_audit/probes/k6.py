@@ -4,18 +4,21 @@ validated and read by the real ``k6 inspect``, and a CI pipeline that runs them.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from soma_audit.core.model import Evidence, Outcome, Status
 from soma_audit.domain.k6 import (
     ProfilesError,
-    error_messages,
+    first_error,
     k6_invocations,
     profile_name,
     profile_problems,
     read_profiles,
+    static_options,
     threshold_problems,
+    thresholds_decided,
     thresholds_text,
 )
 from soma_audit.probes import (
@@ -124,62 +127,128 @@ def _script_files(ctx: ProbeContext) -> tuple[Path, list[Path], Outcome | None]:
     return repo, found, None
 
 
+#: Why a script is read statically: k6 runs a script's init code to read its options.
+NOT_RUN = ("k6 inspect was not run: it runs the script's init code, which is repository code "
+           "(allow it with --run-repo-code or `run_repo_code: true`)")
+
+
 @probe("k6.inspect")
 def inspect(ctx: ProbeContext, params: Params) -> Outcome:
     """``k6 inspect --execution-requirements`` loads the script and validates its options,
-    scenarios and thresholds exactly as ``k6 run`` would, without sending a request."""
+    scenarios and thresholds exactly as ``k6 run`` would, without sending a request. It runs
+    the script's init code, so only with the user's opt-in; without it each script is
+    parsed as JavaScript (a syntax error fails) and the check is skipped, saying so."""
     repo, found, none = _script_files(ctx)
     if none:
         return none
+    if not ctx.config.run_repo_code:
+        return _parse_only(repo, found)
     problems: list[Evidence] = []
     ok: list[Evidence] = []
     for script in found:
         where = repofiles.relative(repo, script)
+        try:
+            static_options(repofiles.read_text(repo, script))
+        except ValueError as exc:
+            problems.append(ev(where, str(exc)))
+            continue
         run = ctx.tools.run(
             "k6", "inspect", "--execution-requirements", script.name, cwd=script.parent
         )
         if run.returncode < 0:
             raise ProbeError(f"k6 inspect {where} was killed (signal {-run.returncode})")
         if run.returncode != 0:
-            messages = error_messages(run.stderr) or [f"exit code {run.returncode}"]
-            problems += [ev(where, f"k6 inspect: {message}") for message in messages]
+            message = first_error(run.stderr) or f"exit code {run.returncode}"
+            problems.append(ev(where, f"k6 inspect: {message}"))
             continue
         try:
             options = json.loads(run.stdout)
-        except json.JSONDecodeError:
+        except ValueError:
             options = {}
-        scenarios = options.get("scenarios") or {}
-        needs = f"max VUs {options.get('maxVUs', '?')}, total {options.get('totalDuration', '?')}"
-        ok.append(ev(where, f"k6 inspect: valid ({len(scenarios)} scenarios, {needs})"))
+        options = options if isinstance(options, dict) else {}
+        scenarios = options.get("scenarios")
+        count = len(scenarios) if isinstance(scenarios, dict) else 0
+        needs = (f"max VUs {_figure(options.get('maxVUs'))}, "
+                 f"total {_figure(options.get('totalDuration'))}")
+        ok.append(ev(where, f"k6 inspect: valid ({count} scenarios, {needs})"))
     return verdict(problems, ok)
+
+
+def _figure(value: Any) -> str:
+    """A number or a duration k6 computed, else ``?`` (never text the script chose)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and re.fullmatch(r"[0-9.]+(?:[hms]|ms|µs|ns)(?:[0-9.]+"
+                                               r"(?:[hms]|ms|µs|ns))*", value):
+        return value
+    return "?"
+
+
+def _parse_only(repo: Path, found: list[Path]) -> Outcome:
+    problems: list[Evidence] = []
+    notes: list[Evidence] = []
+    for script in found:
+        where = repofiles.relative(repo, script)
+        try:
+            static_options(repofiles.read_text(repo, script))
+        except ValueError as exc:
+            problems.append(ev(where, str(exc)))
+            continue
+        notes.append(ev(where, f"valid JavaScript; {NOT_RUN}"))
+    return failed(*problems) if problems else Outcome(Status.SKIP, tuple(notes))
+
+
+def _read_options(ctx: ProbeContext, repo: Path, script: Path
+                  ) -> tuple[dict[str, Any] | None, str]:
+    """(options, "") or (None, why they could not be read): from ``k6 inspect`` with the
+    opt-in to run repository code, else read statically from the script's text."""
+    if ctx.config.run_repo_code:
+        run = ctx.tools.run("k6", "inspect", script.name, cwd=script.parent)
+        try:
+            options = json.loads(run.stdout) if run.returncode == 0 else None
+        except ValueError:
+            options = None
+        if isinstance(options, dict):
+            return options, ""
+        reason = first_error(run.stderr) or f"exit code {run.returncode}"
+        return None, f"options not readable (k6 inspect: {reason})"
+    try:
+        options, undecided = static_options(repofiles.read_text(repo, script))
+    except ValueError as exc:
+        return None, f"options not readable: {exc}"
+    if options is None and not undecided:
+        return {}, ""
+    if options is None or not thresholds_decided(options):
+        places = ", ".join(dict.fromkeys(u.where for u in undecided)) or "options"
+        return None, (f"thresholds not decided without running the script ({places} "
+                      "known only at run time); --run-repo-code lets k6 inspect read them")
+    return options, ""
 
 
 @probe("k6.thresholds")
 def thresholds(ctx: ProbeContext, params: Params) -> Outcome:
-    """Thresholds make a load test fail on a regression (k6 exits 99); the options are read
-    from ``k6 inspect``, so helpers and spreads in the script are resolved by k6 itself."""
+    """Thresholds make a load test fail on a regression (k6 exits 99). Options are read by
+    a JavaScript parser from the script's literals; a value only running the script gives
+    is an error saying so, unless the user lets ``k6 inspect`` run it."""
     repo, found, none = _script_files(ctx)
     if none:
         return none
     required = ctx.config.k6.required_thresholds
+    # Options k6 computed by running the script may carry what it read: never quoted.
+    quote = not ctx.config.run_repo_code
     problems: list[Evidence] = []
     unreadable: list[Evidence] = []
     ok: list[Evidence] = []
     for script in found:
         where = repofiles.relative(repo, script)
-        run = ctx.tools.run("k6", "inspect", script.name, cwd=script.parent)
-        try:
-            options = json.loads(run.stdout) if run.returncode == 0 else None
-        except json.JSONDecodeError:
-            options = None
-        if not isinstance(options, dict):
-            reason = "; ".join(error_messages(run.stderr)) or f"exit code {run.returncode}"
-            unreadable.append(ev(where, f"options not readable (k6 inspect: {reason})"))
+        options, why = _read_options(ctx, repo, script)
+        if options is None:
+            unreadable.append(ev(where, why))
             continue
-        gaps = threshold_problems(options, required)
+        gaps = threshold_problems(options, required, quote)
         problems += [ev(where, gap) for gap in gaps]
         if not gaps:
-            ok.append(ev(where, thresholds_text(options)))
+            ok.append(ev(where, thresholds_text(options, required, quote)))
     if problems:
         return failed(*problems, *unreadable)
     if unreadable:

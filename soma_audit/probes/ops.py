@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from soma_audit.core.model import Evidence, Outcome, Status
+from soma_audit.core.yamlload import load_json
 from soma_audit.domain.k6 import duration_stats
 from soma_audit.domain.ops.cost import AUTOSCALER_KINDS, autoscaling, resource_gaps
 from soma_audit.domain.ops.runbooks import alert_rules, resolve, runbook_url
@@ -79,9 +80,11 @@ def runbooks(ctx: ProbeContext, params: Params) -> Outcome:
 def _baseline(repo: Path, path: Path) -> tuple[dict[str, float] | None, str]:
     """(http_req_duration statistics, or None and why) of one summary export."""
     try:
-        summary = json.loads(repofiles.read_text(repo, path))
+        summary = load_json(repofiles.read_text(repo, path))
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON at line {exc.lineno}: {exc.msg}"
+    except ValueError as exc:
+        return None, f"invalid JSON: {exc}"
     stats = duration_stats(summary)
     if stats is None:
         return None, "no metrics.http_req_duration: not a k6 summary export"

@@ -10,10 +10,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from soma_audit.core import fileio
 from soma_audit.probes import ProbeContext, ProbeError
-
-#: Files above this size are not read: no model, script or report of ours is this large.
-MAX_BYTES = 32 * 1024 * 1024
 
 _SKIP_DIRS = {".git", "node_modules", ".venv", "__pycache__"}
 
@@ -36,14 +34,10 @@ def locate(ctx: ProbeContext, relative_path: str) -> tuple[Path, Path, str]:
 
 def read_bytes(repo: Path, path: Path) -> bytes:
     """The file's bytes; unreadable or oversized files raise ProbeError naming the file."""
-    where = relative(repo, path)
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise ProbeError(f"{where}: larger than {MAX_BYTES} bytes, not read")
-        return path.read_bytes()
-    except OSError as exc:
-        raise ProbeError(f"{where}: cannot read: {exc.strerror}") from None
+        return fileio.read_bytes(path)
+    except fileio.UnreadableFile as exc:
+        raise ProbeError(f"{relative(repo, path)}: {exc}") from None
 
 
 def read_text(repo: Path, path: Path) -> str:

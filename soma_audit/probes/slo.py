@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from soma_audit.core.model import Evidence, Outcome
+from soma_audit.core.yamlload import load_json, safe_load, safe_load_all
 from soma_audit.domain.ops.runbooks import runbook_url
 from soma_audit.domain.slo import alertmanager, promql
 from soma_audit.domain.slo.rules import (
@@ -465,7 +466,7 @@ def _trees(ctx: ProbeContext, params: Params) -> tuple[list[tuple[alertmanager.T
                 continue
             where = cm.ref
             try:
-                tree = alertmanager.from_alertmanager_yaml(yaml.safe_load(str(text)), where)
+                tree = alertmanager.from_alertmanager_yaml(safe_load(str(text)), where)
             except yaml.YAMLError as exc:
                 notes.append(ev(cm.ref, f"data.{key}: invalid YAML ({exc.__class__.__name__})"))
                 continue
@@ -486,7 +487,7 @@ def _repo_trees(ctx: ProbeContext, folder: str, notes: list[Evidence]
     for path in repofiles.walk(root, (".yml", ".yaml")):
         where = repofiles.relative(ctx.source.repo, path)
         try:
-            docs = list(yaml.safe_load_all(repofiles.read_text(ctx.source.repo, path)))
+            docs = safe_load_all(repofiles.read_text(ctx.source.repo, path))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             notes.append(ev(f"{where}:{mark.line + 1}" if mark else where, "invalid YAML"))
@@ -621,10 +622,13 @@ def dashboard(ctx: ProbeContext, params: Params) -> Outcome:
                  if str(k).endswith(".json")}
         for key, text in files.items():
             try:
-                board = json.loads(str(text))
+                board = load_json(str(text))
             except json.JSONDecodeError as exc:
                 broken.append(ev(cm.ref, f"data.{key}: invalid JSON at line {exc.lineno} "
                                          f"column {exc.colno}: {exc.msg}"))
+                continue
+            except ValueError as exc:
+                broken.append(ev(cm.ref, f"data.{key}: invalid JSON: {exc}"))
                 continue
             if isinstance(board, dict) and isinstance(board.get("dashboard"), dict):
                 board = board["dashboard"]

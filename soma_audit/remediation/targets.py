@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol
 
+from soma_audit.core import fileio
 from soma_audit.remediation.plan import (
     Change,
     ChangeKind,
@@ -128,7 +129,10 @@ class DirectoryTarget:
             raise RemediationError(f"refusing path {relative!r}: not relative to the target")
         if ".." in pure.parts:
             raise RemediationError(f"refusing path {relative!r}: '..' is not allowed")
-        resolved = (self.root / Path(*pure.parts)).resolve()
+        try:
+            resolved = (self.root / Path(*pure.parts)).resolve()
+        except (RuntimeError, OSError):  # a symlink loop (RuntimeError before 3.13)
+            raise RemediationError(f"refusing path {relative!r}: a symlink loop") from None
         if resolved != self.root and self.root not in resolved.parents:
             raise RemediationError(
                 f"refusing path {relative!r}: it leads outside {self.root} (symlink)")
@@ -137,12 +141,14 @@ class DirectoryTarget:
         return resolved
 
     def _read(self, path: Path) -> bytes | None:
+        """The file's bytes through the bounded reader (a FIFO or a device is refused);
+        None when there is no file yet."""
         try:
-            return path.read_bytes()
-        except FileNotFoundError:
+            return fileio.read_bytes(path)
+        except fileio.MissingFile:
             return None
-        except OSError as exc:
-            raise RemediationError(f"cannot read {path}: {exc.strerror}") from None
+        except fileio.UnreadableFile as exc:
+            raise RemediationError(f"cannot read {path}: {exc}") from None
 
     def _read_relative(self, relative: str) -> bytes | None:
         return self._read(self.resolve(relative))

@@ -3,7 +3,7 @@ node spans stays as the team wrote it (comments, quoting, flow/block style, key 
 indentation, document separators, BOM, CRLF).
 
 A file is composed (not constructed) with the bounded loader of
-:mod:`soma_audit.sources.documents`, so each node knows where it starts and ends. Edits are
+:mod:`soma_audit.core.yamlload`, so each node knows where it starts and ends. Edits are
 splices of the original text; new values are emitted by the YAML serializer and re-indented
 to their surroundings, never pasted as strings. What cannot be edited safely — a node that
 an alias shares, one with an anchor or explicit tag, a block scalar, a mapping with merge
@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
+from soma_audit.core.yamlload import Loader, check_graph
 from soma_audit.remediation.plan import RemediationError
-from soma_audit.sources.documents import _Loader, check_expansion
 
 _BOM = "\ufeff"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -137,13 +137,13 @@ class YamlFile:
     # -- parsing ---------------------------------------------------------------------
 
     def _compose(self) -> list[yaml.Node]:
-        loader = _Loader(self.source)
+        loader = Loader(self.source)
         documents = []
         try:
             while loader.check_node():
                 node = loader.get_node()
                 if node is not None:
-                    check_expansion(node)
+                    check_graph(node, loader)
                     documents.append(node)
         except yaml.YAMLError as exc:
             template = _TEMPLATE_ACTION.search(self.source)

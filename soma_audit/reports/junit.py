@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
+from soma_audit.core.escape import xml
 from soma_audit.core.model import AREAS, Result, Severity, Status
 from soma_audit.results.fleet import FleetReport
 from soma_audit.results.report import Report
@@ -11,7 +12,7 @@ from soma_audit.results.report import Report
 
 def _evidence_text(result: Result) -> str:
     return "\n".join(
-        f"{e.object}: {e.message}" if e.object else e.message for e in result.evidence
+        xml(f"{e.object}: {e.message}" if e.object else e.message) for e in result.evidence
     )
 
 
@@ -19,7 +20,7 @@ def _case(suite: ET.Element, result: Result, scope: str) -> None:
     case = ET.SubElement(suite, "testcase", classname=f"{scope}.{result.check.area}",
                          name=f"{result.check.id}: {result.check.title}", time="0")
     text = _evidence_text(result)
-    first = result.evidence[0].message if result.evidence else result.status.value
+    first = xml(result.evidence[0].message if result.evidence else result.status.value)
     if result.status is Status.FAIL:
         ET.SubElement(case, "failure", message=first, type=result.check.severity.value).text = text
     elif result.status is Status.ERROR:
@@ -65,16 +66,17 @@ def render_fleet(fleet: FleetReport, fail_on: Severity = Severity.LOW) -> str:
     JUnit has no exit code, its failures and errors speak for themselves.)"""
     root = ET.Element("testsuites", name="soma-audit")
     for scan in fleet.clusters:
-        scope = f"soma-audit.{scan.cluster}"
+        scope = f"soma-audit.{xml(scan.cluster)}"
         if scan.report is not None:
-            _add_suites(root, scan.report, scope, prefix=f"{scan.cluster} / ")
+            _add_suites(root, scan.report, scope, prefix=f"{xml(scan.cluster)} / ")
             continue
-        suite = ET.SubElement(root, "testsuite", name=f"{scan.cluster} / not audited",
+        cluster = xml(scan.cluster)
+        suite = ET.SubElement(root, "testsuite", name=f"{cluster} / not audited",
                               tests="1", failures="0", errors="1", skipped="0")
         if scan.started:
             suite.set("timestamp", scan.started.isoformat(timespec="seconds"))
         case = ET.SubElement(suite, "testcase", classname=scope,
-                             name=f"{scan.cluster}: audit", time=f"{scan.duration_seconds:.3f}")
-        ET.SubElement(case, "error", message=scan.error or "not audited",
-                      type="not-audited").text = scan.error
+                             name=f"{cluster}: audit", time=f"{scan.duration_seconds:.3f}")
+        error = xml(scan.error or "not audited")
+        ET.SubElement(case, "error", message=error, type="not-audited").text = error
     return _document(root)

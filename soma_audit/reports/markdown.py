@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from soma_audit.catalog.checklists import PlanItem, load_plan
+from soma_audit.core.escape import markdown, markdown_code
 from soma_audit.core.model import PHASES, Result, Severity, Status
 from soma_audit.results.fleet import FleetReport
 from soma_audit.results.report import DONE, Report, percent
@@ -15,7 +16,7 @@ def _note(result: Result) -> str:
     """Why a done check is done when it is not a plain pass (attested, waived)."""
     first = result.evidence[0].message if result.evidence else ""
     if result.status is Status.WAIVED or (result.check.manual and result.status is Status.PASS):
-        return f" ({first})"
+        return f" ({markdown(first)})"
     return ""
 
 
@@ -36,10 +37,10 @@ def _item_lines(item: PlanItem, results: dict[str, Result], report: Report) -> l
         lines.append(f"  - `{result.check.id}`: **{result.status.value}**")
         shown = result.evidence[:MAX_EVIDENCE]
         for evidence in shown:
-            where = f"{evidence.object}: " if evidence.object else ""
-            origin = f" (from `{evidence.location}`, {evidence.rendered})" \
-                if evidence.rendered else ""
-            lines.append(f"    - {where}{evidence.message}{origin}")
+            where = f"{markdown(evidence.object)}: " if evidence.object else ""
+            origin = (f" (from `{markdown_code(evidence.location)}`, "
+                      f"{markdown(evidence.rendered)})") if evidence.rendered else ""
+            lines.append(f"    - {where}{markdown(evidence.message)}{origin}")
         if len(result.evidence) > len(shown):
             lines.append(f"    - … and {len(result.evidence) - len(shown)} more")
     return lines
@@ -52,10 +53,10 @@ def _sources_lines(report: Report, deeper: str) -> list[str]:
     lines = ["", f"{deeper}## Sources", "", f"Rendered: {report.sources_summary() or 'nothing'}.",
              ""]
     for entry in report.sources:
-        via = f" via {entry.via}" if entry.via and entry.via != "defaults" else ""
+        via = f" via {markdown(entry.via)}" if entry.via and entry.via != "defaults" else ""
         count = f", {entry.objects} objects" if entry.status in ("rendered", "read") else ""
-        lines.append(f"- {entry.kind} `{entry.path}` — **{entry.status}**{via}{count}: "
-                     f"{entry.detail}")
+        lines.append(f"- {entry.kind} `{markdown_code(entry.path)}` — **{entry.status}**{via}"
+                     f"{count}: {markdown(entry.detail)}")
     return lines
 
 
@@ -71,11 +72,12 @@ def render(report: Report, heading_level: int = 1) -> str:
     )
     counts = ", ".join(f"{n} {s}" for s, n in report.summary().items())
     lines = [
-        f"{deeper}# Production readiness — {plan.title} ({source}), {when}",
+        f"{deeper}# Production readiness — {plan.title} ({markdown(source)}), {when}",
         "",
         f"Ready: {percent(report.overall_score)} · {phases}",
         "",
-        f"Source: {report.source.kind} `{report.source.ref}` · {len(report.results)} checks: "
+        f"Source: {report.source.kind} `{markdown_code(report.source.ref)}` · "
+        f"{len(report.results)} checks: "
         f"{counts}. A box is ticked only when every check behind it passed, was attested "
         "or was waived; skipped checks (need live access) leave it open.",
     ]
@@ -88,7 +90,7 @@ def render(report: Report, heading_level: int = 1) -> str:
                 lines += _item_lines(item, results, report)
     if report.problems:
         lines += ["", f"{deeper}## Files the audit could not read", ""]
-        lines += [f"- `{p.where}`: {p.message}" for p in report.problems]
+        lines += [f"- `{markdown_code(p.where)}`: {markdown(p.message)}" for p in report.problems]
     return "\n".join(lines) + "\n"
 
 
@@ -109,15 +111,18 @@ def render_fleet(fleet: FleetReport, fail_on: Severity = Severity.LOW) -> str:
         exit_code = int(scan.exit_code(fail_on))
         if scan.report is None:
             empty = " | ".join("—" for _ in Status)
-            lines.append(f"| `{scan.cluster}` | not audited | {empty} | {exit_code} |")
+            lines.append(f"| `{markdown_code(scan.cluster)}` | not audited | {empty} "
+                         f"| {exit_code} |")
             continue
         counts = " | ".join(str(n) for n in scan.report.summary().values())
-        lines.append(f"| `{scan.cluster}` | {percent(scan.report.overall_score)} | {counts} "
+        lines.append(f"| `{markdown_code(scan.cluster)}` | {percent(scan.report.overall_score)} "
+                     f"| {counts} "
                      f"| {exit_code} |")
     for scan in fleet.clusters:
         lines.append("")
         if scan.report is None:
-            lines += [f"## `{scan.cluster}` — not audited", "", f"> {scan.error}"]
+            lines += [f"## `{markdown_code(scan.cluster)}` — not audited", "",
+                      f"> {markdown(scan.error)}"]
         else:
             lines.append(render(scan.report, heading_level=2).rstrip("\n"))
     return "\n".join(lines) + "\n"

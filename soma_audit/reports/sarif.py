@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from soma_audit import __version__
+from soma_audit.core.escape import uri
 from soma_audit.core.model import Evidence, Result, Severity, Status
 from soma_audit.results.fleet import FleetReport
 from soma_audit.results.report import Report
@@ -28,7 +29,7 @@ def _location(evidence: Evidence) -> dict[str, Any]:
     if not target:
         return {"logicalLocations": [{"name": evidence.object or "cluster", "kind": "resource"}]}
     path, line = _split_line(target)
-    physical: dict[str, Any] = {"artifactLocation": {"uri": path}}
+    physical: dict[str, Any] = {"artifactLocation": {"uri": uri(path)}}
     if line:
         physical["region"] = {"startLine": line}
     location: dict[str, Any] = {"physicalLocation": physical}

@@ -8,6 +8,7 @@ import shutil
 from rich.console import Console
 from rich.table import Table
 
+from soma_audit.core.escape import terminal, visible
 from soma_audit.core.model import PHASES, Severity, Status
 from soma_audit.results.fleet import FleetReport
 from soma_audit.results.report import Report, percent
@@ -34,7 +35,8 @@ def render(report: Report, color: bool = False) -> str:
     console = Console(file=io.StringIO(), force_terminal=color, no_color=not color,
                       width=width, color_system="standard" if color else None)
     source = report.source.label or report.source.ref
-    table = Table(title=f"soma-audit — {source} ({report.source.kind})", title_justify="left",
+    table = Table(title=f"soma-audit — {terminal(source)} ({report.source.kind})",
+                  title_justify="left",
                   expand=False, show_lines=False)
     table.add_column("", width=1)
     table.add_column("check", no_wrap=True)
@@ -49,12 +51,13 @@ def render(report: Report, color: bool = False) -> str:
             where = f"{first.object}: " if first.object else ""
             more = f" (+{len(result.evidence) - 1} more)" if len(result.evidence) > 1 else ""
             finding = f"{where}{first.message}{more}"
-        table.add_row(f"[{style}]{icon}[/]", result.check.id, result.check.severity.value,
-                      finding)
+        table.add_row(f"[{style}]{icon}[/]", terminal(result.check.id),
+                      result.check.severity.value, terminal(finding))
     console.print(table)
     for problem in report.problems:
         kind = "not evaluable" if problem.unevaluable else "unreadable"
-        console.print(f"[yellow]{kind}[/]: {problem.where}: {problem.message}")
+        console.print(f"[yellow]{kind}[/]: {terminal(problem.where)}: "
+                      f"{terminal(problem.message)}")
     console.print(headline(report))
     return console.file.getvalue()  # type: ignore[attr-defined]
 
@@ -65,7 +68,7 @@ def fleet_headline(fleet: FleetReport, fail_on: Severity = Severity.LOW) -> str:
     for scan in fleet.clusters:
         state = (f"ready {percent(scan.report.overall_score)}" if scan.report
                  else "not audited")
-        parts.append(f"{scan.cluster}: {state}, exit {int(scan.exit_code(fail_on))}")
+        parts.append(f"{visible(scan.cluster)}: {state}, exit {int(scan.exit_code(fail_on))}")
     return (f"fleet of {len(fleet.clusters)} ({len(fleet.audited)} audited): "
             f"{' · '.join(parts)} → exit {int(fleet.exit_code(fail_on))}")
 
@@ -78,6 +81,6 @@ def render_fleet(fleet: FleetReport, fail_on: Severity = Severity.LOW,
         if scan.report is not None:
             sections.append(render(scan.report, color))
         else:
-            sections.append(f"soma-audit — {scan.cluster} (cluster): not audited: "
-                            f"{scan.error}\n")
+            sections.append(f"soma-audit — {visible(scan.cluster)} (cluster): not audited: "
+                            f"{visible(scan.error)}\n")
     return "\n".join([*sections, fleet_headline(fleet, fail_on) + "\n"])

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
+from soma_audit.core import fileio
+from soma_audit.core.yamlload import describe_error, safe_load
 from soma_audit.services import Failure, Guard, ServiceError, one_line, redact, transport_cause
 
 if TYPE_CHECKING:
@@ -255,9 +257,11 @@ def _tuple_files(spec: Mapping[str, Any], base: Path, where: str) -> list[TupleK
         if path.suffix.lower() not in (".yaml", ".yml", ".json"):
             raise ScenarioError(f"{where}: tuple file {name}: only YAML/JSON tuple files are read")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise ScenarioError(f"{where}: tuple file {name}: {one_line(str(exc))}") from None
+            data = safe_load(fileio.read_text(path))
+        except fileio.UnreadableFile as exc:
+            raise ScenarioError(f"{where}: tuple file {name}: {exc}") from None
+        except yaml.YAMLError as exc:
+            raise ScenarioError(f"{where}: tuple file {name}: {describe_error(exc)}") from None
         if not isinstance(data, list):
             raise ScenarioError(f"{where}: tuple file {name} is not a list of tuples")
         found += [_tuple(t, f"{where}: {name}[{i}]") for i, t in enumerate(data)]

@@ -27,6 +27,9 @@ INSTALL_HINTS = {
     "kustomize": "install kustomize v5 (https://kubectl.docs.kubernetes.io/installation/"
     "kustomize/) or set tools.kustomize in the config",
 }
+#: Output a checking tool may print (both streams): a run that prints without end (a
+#: hostile script's ``console.log`` in a loop) is stopped, it cannot fill memory.
+MAX_OUTPUT_BYTES = 4 * 1024 * 1024
 
 
 class ToolError(Exception):
@@ -65,23 +68,9 @@ class ToolRunner:
 
     def run(self, name: str, *args: str, cwd: Path | None = None) -> ToolRun:
         """Run ``name args``; a timeout or a failure to start raises :class:`ToolError`."""
-        binary = self.find(name)
-        timeout = self._paths.timeout_seconds
-        try:
-            proc = subprocess.run(
-                [binary, *args],
-                cwd=cwd,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, "K6_NO_USAGE_REPORT": "true", "NO_COLOR": "1"},
-            )
-        except subprocess.TimeoutExpired:
-            raise ToolError(f"{name} timed out after {timeout:g}s") from None
-        except OSError as exc:
-            raise ToolError(f"{name} could not run: {exc.strerror}") from None
-        return ToolRun(proc.returncode, proc.stdout, proc.stderr)
+        return self.run_bounded(
+            name, list(args), cwd=cwd, max_output=MAX_OUTPUT_BYTES,
+            env={**os.environ, "K6_NO_USAGE_REPORT": "true", "NO_COLOR": "1"})
 
     def run_bounded(self, name: str, args: list[str], *, env: dict[str, str],
                     max_output: int, cwd: Path | None = None) -> ToolRun:

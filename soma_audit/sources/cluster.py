@@ -22,8 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from soma_audit.config import Cluster as ClusterReading
+from soma_audit.core import fileio
 from soma_audit.core.errors import AuditError
+from soma_audit.core.escape import visible
+from soma_audit.core.yamlload import safe_load
 from soma_audit.kube.inventory import Inventory, Resource
 from soma_audit.sources import SourceInfo
 from soma_audit.sources.kinds import FORBIDDEN_KINDS, KINDS, KindInfo
@@ -31,6 +36,13 @@ from soma_audit.sources.kinds import FORBIDDEN_KINDS, KINDS, KindInfo
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
+#: The largest answer read from the API server: a page of 500 objects is a few MB; a
+#: body over this is refused, not buffered.
+MAX_RESPONSE_BYTES = 128 * 1024 * 1024
+#: Pages one LIST may take (a million objects of a kind): a server handing out
+#: ``continue`` tokens without end stops here.
+MAX_PAGES = 2000
+_CHUNK = 256 * 1024
 SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 SERVICEACCOUNT_DIR_ENV = "SOMA_AUDIT_SERVICEACCOUNT_DIR"
 RETRYABLE = {429, 500, 502, 503, 504}
@@ -61,11 +73,13 @@ class Timeouts:
     read: float = ClusterReading.read_timeout_seconds
     retries: int = ClusterReading.retries
     backoff: float = 0.5
+    #: The whole scan (discovery and every LIST), see ``Cluster.scan_deadline``.
+    deadline: float = ClusterReading().scan_deadline
 
     @classmethod
     def of(cls, reading: ClusterReading) -> Timeouts:
         return cls(reading.connect_timeout_seconds, reading.read_timeout_seconds,
-                   reading.retries)
+                   reading.retries, deadline=reading.scan_deadline)
 
 
 def _in_cluster_loader() -> Any:
@@ -92,8 +106,12 @@ def kube_contexts(path: Path) -> tuple[list[str], str]:
     from kubernetes import config
     from kubernetes.config.config_exception import ConfigException
 
-    if not path.is_file():
+    if not path.exists():
         raise AuditError(f"kubeconfig not found: {path}")
+    try:  # a FIFO, a device or a huge file is refused before the client library reads it
+        fileio.read_bytes(path)
+    except fileio.UnreadableFile as exc:
+        raise AuditError(f"cannot read kubeconfig {path}: {exc}") from None
     try:
         contexts, active = config.list_kube_config_contexts(config_file=str(path))
     except ConfigException as exc:
@@ -103,6 +121,40 @@ def kube_contexts(path: Path) -> tuple[list[str], str]:
     names = [c["name"] for c in contexts or [] if isinstance(c, dict) and c.get("name")]
     current = active.get("name", "") if isinstance(active, dict) else ""
     return names, str(current)
+
+
+#: Exec credential plugins already announced by this process (a fleet opens many clients).
+_ANNOUNCED: set[str] = set()
+
+
+def _note_exec_plugin(path: Path, context: str) -> None:
+    """One stderr note when the context's user gets its token from an ``exec`` credential
+    plugin: the kubeconfig's command runs, as kubectl runs it (docs/security.md)."""
+    import sys
+
+    try:
+        data = safe_load(fileio.read_text(path))
+    except (fileio.UnreadableFile, yaml.YAMLError):
+        return  # the client library reports the file's problem
+    entries = data if isinstance(data, dict) else {}
+
+    def named(section: str, name: Any) -> dict[str, Any]:
+        items = entries.get(section)
+        found = next((i for i in items if isinstance(i, dict) and i.get("name") == name),
+                     None) if isinstance(items, list) else None
+        return found if isinstance(found, dict) else {}
+
+    user_name = (named("contexts", context).get("context") or {}).get("user")
+    user = named("users", user_name).get("user")
+    plugin = user.get("exec") if isinstance(user, dict) else None
+    if not isinstance(plugin, dict):
+        return
+    command = str(plugin.get("command", ""))
+    if command in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(command)
+    print(f"soma-audit: note: kubeconfig user {visible(user_name)!r} gets its credentials by "
+          f"running {visible(command)!r} (an exec plugin, as kubectl does)", file=sys.stderr)
 
 
 def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str, str]:
@@ -129,6 +181,7 @@ def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str,
                 raise AuditError(
                     f"context {context!r} not found in {path}; known: {', '.join(names)}"
                 )
+            _note_exec_plugin(Path(path), name)
             config.load_kube_config(config_file=path, context=context,
                                     client_configuration=configuration, persist_config=False)
     except AuditError:
@@ -165,6 +218,10 @@ class ClusterSource:
         self._lock = threading.Lock()
         #: One object per distinct string value of a scan (see _share_strings).
         self._strings: dict[str, str] = {}
+        #: monotonic() time the running scan must end by (None outside a scan), and the
+        #: flag that stops its workers (deadline passed, or the user interrupted).
+        self._ends: float | None = None
+        self._stop = threading.Event()
         self.info = SourceInfo("cluster", name or host, repo=repo, label=name or host)
 
     # -- HTTP -----------------------------------------------------------------------------
@@ -184,7 +241,8 @@ class ClusterSource:
             headers_in["Content-Type"] = content_type
         for attempt in range(timeouts.retries + 1):
             if attempt:
-                time.sleep(timeouts.backoff * 2 ** (attempt - 1))
+                self._stop.wait(timeouts.backoff * 2 ** (attempt - 1))
+            self._check_deadline()
             try:
                 verb, url, headers, payload, post = self._client.param_serialize(
                     method, path, query_params=query or [], header_params=dict(headers_in),
@@ -196,7 +254,7 @@ class ClusterSource:
                     verb, url, headers, payload, post,
                     _request_timeout=(timeouts.connect, timeouts.read),
                 )
-                status, data = response.status, response.read()
+                status, data = response.status, self._read_body(response)
                 warnings = _warnings(response.headers)
             except (ApiException, HTTPError, OSError) as exc:
                 problem = _describe(exc)
@@ -230,18 +288,59 @@ class ClusterSource:
                 verb, url, headers, payload, post,
                 _request_timeout=(self._timeouts.connect, self._timeouts.read),
             )
-            return HttpResponse(response.status, response.read(), _warnings(response.headers))
+            return HttpResponse(response.status, self._read_body(response),
+                                _warnings(response.headers))
         except (ApiException, HTTPError, OSError) as exc:
             raise ListError(f"{method} {path}: {_describe(exc)}", None) from None
 
+    def _check_deadline(self) -> None:
+        """ListError when the scan was stopped or its deadline passed."""
+        if self._stop.is_set():
+            raise ListError("the scan was stopped", None)
+        if self._ends is not None and time.monotonic() > self._ends:
+            raise ListError(f"the scan deadline ({self._timeouts.deadline:g}s, "
+                            "cluster.scan_deadline_seconds) passed", None)
+
+    def _read_body(self, response: Any) -> bytes:
+        """The body, at most :data:`MAX_RESPONSE_BYTES`, read as it arrives so that the
+        scan deadline and a stop are checked between reads (a server trickling bytes
+        within the read timeout cannot keep one request going)."""
+        raw = response.response
+        try:
+            declared = int(raw.headers.get("Content-Length") or 0)
+        except ValueError:
+            declared = 0
+        try:
+            if declared > MAX_RESPONSE_BYTES:
+                raise ListError(f"answer of {declared} bytes refused (over "
+                                f"{MAX_RESPONSE_BYTES})", None)
+            parts: list[bytes] = []
+            size = 0
+            while part := raw.read1(_CHUNK):
+                size += len(part)
+                if size > MAX_RESPONSE_BYTES:
+                    raise ListError(f"answer over {MAX_RESPONSE_BYTES} bytes refused", None)
+                parts.append(part)
+                self._check_deadline()
+        except BaseException:
+            raw.close()  # a connection left mid-body cannot be reused
+            raise
+        raw.release_conn()
+        return b"".join(parts)
+
     def _get(self, path: str, query: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
-        """GET a JSON document (see :meth:`_call` for retries)."""
+        """GET a JSON object (see :meth:`_call` for retries); any other answer is a
+        ListError naming the path, never a crash further on."""
         response = self._call("GET", path, query)
         try:
-            return _decode(response.data)
-        except ValueError:
+            document = _decode(response.data)
+        except (ValueError, RecursionError):
             raise ListError(f"invalid JSON from the API server for {path}",
                             response.status) from None
+        if not isinstance(document, dict):
+            raise ListError(f"unexpected answer from the API server for {path} (not an "
+                            "object)", response.status)
+        return document
 
     def server_minor(self) -> int | None:
         """The API server's minor version (from /version), None when it cannot be told."""
@@ -273,32 +372,59 @@ class ClusterSource:
             groups = self._get("/apis")
         except ListError as exc:
             raise AuditError(f"cannot reach the API server at {self.server}: {exc}") from None
+        listed = groups.get("groups")
         return {
-            g.get("name", ""): [v.get("version", "") for v in g.get("versions", [])]
-            for g in groups.get("groups", [])
+            str(g.get("name", "")): [str(v.get("version", "")) for v in g["versions"]
+                                     if isinstance(v, dict)]
+            for g in (listed if isinstance(listed, list) else [])
+            if isinstance(g, dict) and isinstance(g.get("versions"), list)
         }
 
     def _list(self, info: KindInfo, version: str) -> Iterator[Resource]:
         base = f"/api/{version}" if not info.group else f"/apis/{info.group}/{version}"
         api_version = version if not info.group else f"{info.group}/{version}"
         token = ""
-        while True:
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
             query: list[tuple[str, Any]] = [("limit", PAGE_SIZE)]
             if token:
                 query.append(("continue", token))
             page = self._get(f"{base}/{info.plural}", query)
-            for item in page.get("items") or []:
+            items = page.get("items")
+            if not isinstance(items, list | None):
+                raise ListError(f"unexpected LIST answer for {info.resource} (items is not "
+                                "a list)", None)
+            for item in items or []:
+                if not isinstance(item, dict):
+                    raise ListError(f"unexpected LIST answer for {info.resource} (an item "
+                                    "is not an object)", None)
                 # LIST responses omit kind/apiVersion on items; probes rely on them.
                 item["kind"] = info.kind
                 item["apiVersion"] = api_version
                 _drop_unread(item.get("metadata"))
                 _share_strings(item, self._strings)
                 yield Resource(item, "cluster")
-            token = (page.get("metadata") or {}).get("continue") or ""
+            metadata = page.get("metadata")
+            token = metadata.get("continue") if isinstance(metadata, dict) else None
             if not token:
                 return
+            if not isinstance(token, str) or token in seen:
+                raise ListError(f"the API server repeated a continue token listing "
+                                f"{info.resource}", None)
+            seen.add(token)
+        raise ListError(f"more than {MAX_PAGES} pages listing {info.resource}", None)
 
     def load(self, kinds: frozenset[str]) -> Inventory:
+        """One scan, bounded by the scan deadline; Ctrl-C stops every worker at its next
+        read (the interrupt is raised again at once, without waiting for them)."""
+        self._stop.clear()
+        self._ends = time.monotonic() + self._timeouts.deadline
+        try:
+            return self._load(kinds)
+        finally:
+            self._ends = None
+
+    def _load(self, kinds: frozenset[str]) -> Inventory:
         inventory = Inventory()
         self._strings = {}
         served = self._served_groups()
@@ -325,23 +451,31 @@ class ClusterSource:
             except ListError as exc:
                 return info, exc
 
-        with ThreadPoolExecutor(max_workers=self._workers) as pool:
-            for info, outcome in pool.map(fetch, jobs):
-                if isinstance(outcome, ListError):
-                    if outcome.status == 404:
-                        product = info.product or info.kind
-                        inventory.absent[info.kind] = f"{product} not installed ({info.resource})"
-                        continue
-                    reason = str(outcome)
-                    if outcome.status == 403:
-                        reason = f"forbidden (needs list on {info.resource})"
-                    inventory.unavailable[info.kind] = reason
-                    if outcome.status is None:
-                        unreachable.append(info.kind)
-                else:
-                    inventory.add_all(outcome)
+        pool = ThreadPoolExecutor(max_workers=self._workers)
+        try:
+            outcomes = list(pool.map(fetch, jobs))
+        except BaseException:
+            self._stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        for info, outcome in outcomes:
+            if isinstance(outcome, ListError):
+                if outcome.status == 404:
+                    product = info.product or info.kind
+                    inventory.absent[info.kind] = f"{product} not installed ({info.resource})"
+                    continue
+                reason = str(outcome)
+                if outcome.status == 403:
+                    reason = f"forbidden (needs list on {info.resource})"
+                inventory.unavailable[info.kind] = reason
+                if outcome.status is None:
+                    unreachable.append(reason)
+            else:
+                inventory.add_all(outcome)
         if jobs and len(unreachable) == len(jobs):
-            raise AuditError(f"lost the API server at {self.server}: nothing could be listed")
+            raise AuditError(f"lost the API server at {self.server}: nothing could be listed "
+                             f"({unreachable[0]})")
         return inventory
 
 

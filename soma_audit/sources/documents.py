@@ -17,80 +17,22 @@ from typing import Any
 
 import yaml
 
+from soma_audit.core.fileio import MAX_FILE_BYTES
+from soma_audit.core.yamlload import (
+    MAX_DEPTH,
+    UnsafeYAMLError,
+    chunks,
+    error_line,
+    error_problem,
+    json_depth_ok,
+    safe_load,
+)
 from soma_audit.kube.inventory import Resource, SourceProblem
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_DOC_START = re.compile(r"^---(?=\s|$)", re.MULTILINE)
 #: Top-level ``apiVersion:``/``kind:`` keys in YAML text (column 0), and in JSON text.
 _YAML_KEY = {key: re.compile(rf"^[\"']?{key}[\"']?[ \t]*:", re.MULTILINE)
              for key in ("apiVersion", "kind")}
 _JSON_KEY = {key: re.compile(rf'"{key}"\s*:') for key in ("apiVersion", "kind")}
-
-#: Files above this size are not parsed (a GitOps manifest is never this large).
-MAX_FILE_BYTES = 32 * 1024 * 1024
-#: Nodes that aliases (``*a``, ``<<: *a``) may add to a document once expanded: far above
-#: any real manifest, far below a "billion laughs" document.
-MAX_ALIAS_NODES = 1_000_000
-
-
-class UnsafeYAMLError(yaml.MarkedYAMLError):
-    """A document that is valid YAML but refused: an alias bomb, a recursive alias, too deep."""
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    """The nodes directly below ``node`` (an alias is the very node it names)."""
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    return []
-
-
-def check_expansion(root: yaml.Node, budget: int = MAX_ALIAS_NODES) -> None:
-    """Raise :class:`UnsafeYAMLError` when aliases expand ``root`` by more than ``budget``
-    nodes or refer to themselves; linear in the distinct nodes (iterative, no recursion)."""
-    sizes: dict[int, int] = {}
-    on_path: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        key = id(node)
-        if done:
-            on_path.discard(key)
-            size = 1 + sum(sizes[id(child)] for child in _children(node))
-            sizes[key] = size
-            if size - len(sizes) > budget:
-                raise UnsafeYAMLError(
-                    problem=f"aliases expand the document by more than {budget:,} nodes "
-                    "(a YAML alias bomb?)", problem_mark=node.start_mark)
-            continue
-        if key in sizes:
-            continue
-        on_path.add(key)
-        stack.append((node, True))
-        for child in _children(node):
-            if id(child) in on_path:
-                raise UnsafeYAMLError(problem="recursive alias (a node that contains itself)",
-                                      problem_mark=child.start_mark)
-            if id(child) not in sizes:
-                stack.append((child, False))
-
-
-def safe_load(text: str) -> Any:
-    """``yaml.safe_load`` of one document, bounded: the node graph is checked for alias
-    expansion before any Python object is built. Raises ``yaml.YAMLError`` only."""
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        check_expansion(node)
-        return loader.construct_document(node)
-    except RecursionError:
-        raise UnsafeYAMLError(problem="nested too deep") from None
-    finally:
-        loader.dispose()
-
 
 @dataclass(frozen=True)
 class Parsed:
@@ -107,18 +49,6 @@ def looks_like_manifest(text: str, json_text: bool = False) -> bool:
     if json_text:
         return all(pattern.search(text) for pattern in _JSON_KEY.values())
     return any(pattern.search(text) for pattern in _YAML_KEY.values())
-
-
-def _chunks(text: str) -> Iterator[tuple[int, str]]:
-    """Split a YAML stream at ``---`` markers, yielding (first line number, text)."""
-    start = 0
-    line = 1
-    for match in _DOC_START.finditer(text):
-        chunk = text[start : match.start()]
-        yield line, chunk
-        line += chunk.count("\n")
-        start = match.end()
-    yield line, text[start:]
 
 
 def _leading_blank_lines(chunk: str) -> int:
@@ -152,10 +82,8 @@ def _refused(exc: yaml.YAMLError) -> bool:
 
 
 def _yaml_error(exc: yaml.YAMLError, where: str, first_line: int) -> SourceProblem:
-    mark = getattr(exc, "problem_mark", None)
-    line = first_line + (mark.line if mark else 0)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return SourceProblem(f"{where}:{line}", f"invalid YAML: {problem}")
+    line = first_line + (error_line(exc) or 1) - 1
+    return SourceProblem(f"{where}:{line}", f"invalid YAML: {error_problem(exc)}")
 
 
 def parse_text(text: str, where: str, strict: bool = False) -> Parsed:
@@ -174,14 +102,19 @@ def parse_text(text: str, where: str, strict: bool = False) -> Parsed:
             if not strict and not looks_like_manifest(text, json_text=True):
                 return Parsed([], [], 1)
             problems.append(SourceProblem(f"{where}:{exc.lineno}", f"invalid JSON: {exc.msg}"))
-        except RecursionError:
-            problems.append(SourceProblem(where, "invalid JSON: nested too deep"))
+        except (RecursionError, ValueError):
+            problems.append(SourceProblem(where, "invalid JSON: nested too deep or a number "
+                                          "too large"))
         else:
+            if not json_depth_ok(doc):
+                problems.append(SourceProblem(where, f"invalid JSON: nested more than "
+                                              f"{MAX_DEPTH} deep"))
+                return Parsed(resources, problems, ignored)
             found = list(_flatten(doc, f"{where}:1"))
             resources.extend(found)
             ignored += not found
         return Parsed(resources, problems, ignored)
-    for first_line, chunk in _chunks(text):
+    for first_line, chunk in chunks(text):
         if not chunk.strip():
             continue
         try:

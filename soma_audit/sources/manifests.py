@@ -18,9 +18,10 @@ from pathlib import Path
 
 from soma_audit.config import Config
 from soma_audit.core.errors import AuditError
+from soma_audit.core.fileio import UnreadableFile, read_bytes
 from soma_audit.kube.inventory import Inventory, Resource, SourceEntry, SourceProblem
 from soma_audit.sources import SourceInfo
-from soma_audit.sources.documents import MAX_FILE_BYTES, parse_bytes
+from soma_audit.sources.documents import parse_bytes
 from soma_audit.sources.rendering import (
     CHART_FILE,
     KUSTOMIZATION_FILES,
@@ -123,8 +124,8 @@ class ManifestsSource:
             where = path.relative_to(self.root).as_posix()
             try:
                 data = self._read(path)
-            except OSError as exc:
-                inventory.problems.append(SourceProblem(where, f"cannot read: {exc.strerror}"))
+            except UnreadableFile as exc:
+                inventory.problems.append(SourceProblem(where, str(exc)))
                 continue
             parsed = parse_bytes(data, where)
             applications += [r for r in parsed.resources if _is_application(r)]
@@ -137,16 +138,11 @@ class ManifestsSource:
         return plain, applications, ignored
 
     def _read(self, path: Path) -> bytes:
-        """A regular file inside the repository, read only when not oversized (a FIFO, a
-        device or a link leading out of the repository is refused, never opened)."""
+        """A regular file inside the repository, read with the bounded reader (a FIFO, a
+        device, an oversized file or a link leading out of the repository is refused)."""
         if inside(self.root.resolve(), path) is None:
-            raise OSError(0, "a symbolic link leading out of the repository")
-        size = regular_file_size(path)
-        if size is None:
-            raise OSError(0, "not a regular file")
-        if size > MAX_FILE_BYTES:
-            raise OSError(0, f"larger than {MAX_FILE_BYTES} bytes, not read")
-        return path.read_bytes()
+            raise UnreadableFile("a symbolic link leading out of the repository, not read")
+        return read_bytes(path)
 
     def _files_entry(self, survey: Survey, plain: list[Resource], kept: list[Resource],
                      ignored: list[str]) -> SourceEntry:

@@ -33,9 +33,11 @@ from typing import Any
 import yaml
 
 from soma_audit.config import Config
+from soma_audit.core.fileio import MAX_FILE_BYTES
+from soma_audit.core.yamlload import safe_load
 from soma_audit.kube.inventory import Rendering, Resource
 from soma_audit.services.tools import ToolError, ToolRun, ToolRunner
-from soma_audit.sources.documents import MAX_FILE_BYTES, parse_text, safe_load
+from soma_audit.sources.documents import parse_text
 
 CHART_FILE = "Chart.yaml"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")

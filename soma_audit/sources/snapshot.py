@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from soma_audit.core.errors import AuditError
+from soma_audit.core.fileio import UnreadableFile, read_bytes
 from soma_audit.kube.inventory import Inventory
 from soma_audit.sources import SourceInfo
 from soma_audit.sources.documents import parse_bytes
@@ -14,16 +15,16 @@ from soma_audit.sources.documents import parse_bytes
 class SnapshotSource:
     def __init__(self, file: str | os.PathLike[str], repo: Path | None = None) -> None:
         path = Path(file)
-        if not path.is_file():
+        if not path.exists():
             raise AuditError(f"snapshot file not found: {path}")
         self.path = path
         self.info = SourceInfo("snapshot", str(path), repo=repo, label=path.name)
 
     def load(self, kinds: frozenset[str]) -> Inventory:
         try:
-            data = self.path.read_bytes()
-        except OSError as exc:
-            raise AuditError(f"cannot read snapshot {self.path}: {exc.strerror}") from None
+            data = read_bytes(self.path)
+        except UnreadableFile as exc:
+            raise AuditError(f"cannot read snapshot {self.path}: {exc}") from None
         parsed = parse_bytes(data, self.path.name, strict=True)
         if not parsed.resources:
             detail = f": {parsed.problems[0].where}: {parsed.problems[0].message}" if (

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -124,6 +125,46 @@ def run_cli(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 30
             if helper is not None:
                 helper.join(timeout=10)
     return Run(argv, proc.returncode, stdout, stderr, time.monotonic() - began)
+
+
+@dataclass
+class Measured:
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+    peak_mb: float
+
+
+def run_measured(argv: list[str], folder: Path, timeout: float = 120,
+                 signal_after: float | None = None, signum: int = signal.SIGINT,
+                 env: dict[str, str] | None = None) -> Measured:
+    """``soma-audit argv`` with its wall time and peak RSS; ``signal_after`` seconds in,
+    ``signum`` is sent (the time then counts from the signal)."""
+    full = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    full.update(env or {})
+    out, err = folder / "stdout", folder / "stderr"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        began = time.monotonic()
+        proc = subprocess.Popen([str(SOMA_AUDIT), *argv], env=full, cwd=folder,
+                                stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
+        if signal_after is not None:
+            time.sleep(signal_after)
+            proc.send_signal(signum)
+            began = time.monotonic()
+        while (time.monotonic() - began) < timeout:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(0.05)
+        else:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"still running after {timeout}s: {argv}")
+        seconds = time.monotonic() - began
+    code = os.waitstatus_to_exitcode(status)
+    return Measured(code, out.read_text(errors="replace"), err.read_text(errors="replace"),
+                    seconds, usage.ru_maxrss / 1024)
 
 
 def service_env(kube: Any, fga: Any, kafka: Any, prom: Any) -> dict[str, str]:

@@ -62,6 +62,7 @@ def render(data: dict[str, Any]) -> str:
             "read-only role lacks: it stops with one clear `soma-audit: error:` line.\n")
     if data.get("faults"):
         parts.append(_faults(data))
+    parts.append(_round_two(data))
     bounds = data.get("bounds", {})
     if bounds:
         table = ("## Bounds (child process, `getrusage` peak RSS)\n\n"
@@ -75,6 +76,31 @@ def render(data: dict[str, Any]) -> str:
             table += f"| {name} | {row['seconds']} s | {row['max_rss_mib']} MiB | {text} |\n"
         parts.append(table)
     return "\n".join(p.rstrip("\n") + "\n" for p in parts)
+
+
+#: Sections of results.json written by the hostile-input tests beyond the loaders.
+ROUND_TWO = {
+    "files": "special files and bombs (`test_untrusted_files.py`)",
+    "live bounds": "hostile API server (`test_live_bounds.py`)",
+    "output paths": "special output paths (`test_output_paths.py`)",
+    "forgery": "forged output (`test_forgery.py`)",
+    "render": "hostile config values in every recipe (`test_render_hostile.py`)",
+    "repo-code": "repository code (`test_repo_code.py`)",
+    "typed": "wrong-typed objects (`test_typed_probes.py`)",
+    "fuzz bounds": "mutated demo and config (`test_fuzz_demo.py`)",
+}
+
+
+def _round_two(data: dict[str, Any]) -> str:
+    """One row per figure of the sections in :data:`ROUND_TWO`."""
+    text = ("## Hostile files, servers, names and scripts: figures\n\n"
+            "| test | case | figures |\n| --- | --- | --- |\n")
+    for section, title in ROUND_TWO.items():
+        for case, value in sorted(data.get(section, {}).items()):
+            shown = (", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+                     if isinstance(value, dict) else _fmt(value))
+            text += f"| {title} | {_cell(case)} | {_cell(shown)} |\n"
+    return text
 
 
 def _cell(text: Any) -> str:

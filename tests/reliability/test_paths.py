@@ -56,8 +56,8 @@ def _assert_confined(tmp_path: Path, tree: Path, outside: Path) -> None:
 
 
 def test_service_name_with_dot_dot(tmp_path: Path, figures: Figures) -> None:
-    """A service named ``../../../escape-dotdot`` beside the bundled ones (so the config
-    validates and the recipe renders a file for it)."""
+    """A service named ``../../../escape-dotdot`` beside the bundled ones: the config
+    refuses it at load (a Service name is a DNS-1123 label), nothing is rendered."""
     default = yaml.safe_load(data_path("config", "default.yaml").read_text(encoding="utf-8"))
     services = [*default["services"], {"name": "../../../escape-dotdot", "port": 8080}]
     config = {"services": services}
@@ -65,7 +65,8 @@ def test_service_name_with_dot_dot(tmp_path: Path, figures: Figures) -> None:
     figures.add("paths", "service name with ../ (netpol-services)",
                 {"exit": run.code, "stderr": run.stderr.strip().splitlines()[-1:]})
     _assert_confined(tmp_path, tree, outside)
-    assert run.code == 2 and "escapes the repository" in run.stderr, run.stderr
+    assert run.code == 2 and "services[12].name: must be a DNS-1123 label" in run.stderr, \
+        run.stderr
 
 
 def test_absolute_layout_path(tmp_path: Path, figures: Figures) -> None:

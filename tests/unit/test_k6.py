@@ -11,13 +11,16 @@ from hypothesis import strategies as st
 
 from soma_audit.config import load_config
 from soma_audit.domain.k6 import (
+    MAX_ERROR_CHARS,
     ProfilesError,
     duration_stats,
-    error_messages,
+    first_error,
     k6_invocations,
     profile_problems,
     read_profiles,
+    static_options,
     threshold_problems,
+    thresholds_decided,
     thresholds_text,
 )
 from tests.helpers import REPO, audit_dir
@@ -60,27 +63,68 @@ def test_profile_problems_name_every_gap() -> None:
     assert profile_problems("smoke") == ["not a mapping"]
 
 
-def test_error_messages_are_read_from_k6_log_lines() -> None:
+def test_first_error_names_an_exception_by_type_and_place_only() -> None:
     stderr = (
+        'time="2026-11-28T02:37:33Z" level=info msg="secret line" source=console\n'
+        'time="x" level=error msg="secret line" source=console\n'
         'time="2026-11-28T02:37:33Z" level=error msg="GoError: file:///s.js: Line 1:36 '
         'Unexpected identifier (and 3 more errors)\\n" hint="script exception"\n'
-        'time="x" level=error msg="threshold \\"rate<<0.01\\" is invalid"\n'
-        'time="x" level=warning msg="ignored"\n'
     )
-    assert error_messages(stderr) == [
-        "GoError: file:///s.js: Line 1:36 Unexpected identifier (and 3 more errors)",
-        'threshold "rate<<0.01" is invalid',
-    ]
+    assert first_error(stderr) == "the script threw an exception (GoError) at s.js:1:36"
+    thrown = 'level=error msg="Error: secret\\n\\tat default (file:///a/smoke.js:3:5(4))"'
+    assert first_error(thrown) == "the script threw an exception (Error) at smoke.js:3:5"
 
 
-def test_error_messages_fall_back_to_the_raw_output() -> None:
-    assert error_messages("panic:\n  boom\n") == ["panic: boom"]
-    assert error_messages("  \n") == []
+def test_first_error_quotes_k6_without_quoted_parts_and_capped() -> None:
+    assert first_error('time="x" level=error msg="threshold \\"rate<<0.01\\" is invalid"') == (
+        "threshold … is invalid")
+    long = "x" * 500
+    assert len(first_error(f'level=error msg="{long}"') or "") == MAX_ERROR_CHARS + 1
+
+
+def test_first_error_is_none_without_an_error_line() -> None:
+    assert first_error("panic:\n  boom\n") is None
+    assert first_error('level=info msg="hello" source=console') is None
 
 
 @given(st.text())
-def test_error_messages_never_crash(stderr: str) -> None:
-    assert all(isinstance(m, str) for m in error_messages(stderr))
+def test_first_error_never_crashes(stderr: str) -> None:
+    assert first_error(stderr) is None or isinstance(first_error(stderr), str)
+
+
+def test_static_options_reads_literals_and_names_what_it_cannot_decide() -> None:
+    options, undecided = static_options(
+        "import http from 'k6/http';\n"
+        "const base = { vus: 2 };\n"
+        "export const options = { ...base, thresholds: { http_req_duration: ['p(99)<500'],"
+        " http_req_failed: [`rate<0.01`] }, tags: { team: env() } };\n"
+        "export default function () { http.get(a?.b); }\n")
+    assert options is not None
+    assert options["thresholds"] == {"http_req_duration": ["p(99)<500"],
+                                     "http_req_failed": ["rate<0.01"]}
+    assert [u.where for u in undecided] == ["options", "options.tags.team"]
+    assert not thresholds_decided(options)  # a spread at the top may set thresholds
+
+
+def test_static_options_exported_by_name_and_missing() -> None:
+    options, undecided = static_options(
+        "const options = { thresholds: { checks: ['rate>0.9'] } };\nexport { options };\n")
+    assert options == {"thresholds": {"checks": ["rate>0.9"]}} and not undecided
+    assert thresholds_decided(options)
+    assert static_options("export default function () {}\n") == (None, [])
+
+
+def test_static_options_refuses_invalid_javascript_with_its_line() -> None:
+    with pytest.raises(ValueError, match=r"not valid JavaScript \(line 2\)"):
+        static_options("export const options = {\n  vus: ,\n};\n")
+
+
+def test_unquoted_threshold_evidence_names_required_metrics_only() -> None:
+    options = {"thresholds": {"secret-metric": ["p(99)<1"], "http_req_duration": ["avg<1"]}}
+    assert thresholds_text(options, ["http_req_duration"], quote=False) == (
+        "thresholds on http_req_duration and 1 more")
+    assert threshold_problems(options, ["http_req_duration"], quote=False) == [
+        "http_req_duration has no p(99) threshold (found: 1 expressions)"]
 
 
 def test_thresholds_on_tagged_metrics_and_object_form_count() -> None:
@@ -146,9 +190,15 @@ def test_duration_stats_read_both_summary_formats() -> None:
 def test_demo_k6_outcomes() -> None:
     """The demo keeps profiles as data and runs k6 in CI, but has no stress.js."""
     ids = ["k6.profiles", "k6.scripts", "k6.inspect", "k6.thresholds", "k6.ci"]
-    report = audit_dir(REPO / "demo" / "soma-gitops", ids)
+    report = audit_dir(REPO / "demo" / "soma-gitops", ids, {"run_repo_code": True})
     status = {r.check.id: r.status.value for r in report.results}
     assert status == {"k6.profiles": "pass", "k6.scripts": "fail", "k6.inspect": "pass",
+                      "k6.thresholds": "pass", "k6.ci": "pass"}
+    # Without the opt-in the scripts are parsed, not run: inspect says so, thresholds are
+    # read from the literals.
+    static = audit_dir(REPO / "demo" / "soma-gitops", ids)
+    status = {r.check.id: r.status.value for r in static.results}
+    assert status == {"k6.profiles": "pass", "k6.scripts": "fail", "k6.inspect": "skip",
                       "k6.thresholds": "pass", "k6.ci": "pass"}
     (scripts,) = [r for r in report.results if r.check.id == "k6.scripts"]
     assert [(e.object, e.message) for e in scripts.evidence] == [

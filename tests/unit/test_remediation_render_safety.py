@@ -3,13 +3,14 @@ discovery-driven apiVersions, and transforms that keep the rest of a file intact
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from soma_audit.config import load_config
+from soma_audit.config import Service, load_config
 from soma_audit.core.errors import ConfigError
 from soma_audit.domain.pss import evaluate
 from soma_audit.kube.inventory import Inventory, Resource
@@ -41,7 +42,10 @@ def _recipe(path: str, template: str = "netpol/default-deny.yaml.j2",
 
 
 def test_a_config_value_cannot_steer_output_outside_the_repository() -> None:
-    config = load_config(services=[{"name": "../../../etc/cron.d/x", "port": 1}], flows=[])
+    # The config refuses such a name at load; the renderer's own guard still holds for a
+    # Config built in code.
+    config = dataclasses.replace(load_config(flows=[]),
+                                 services=[Service("../../../etc/cron.d/x", 1)])
     recipe = _recipe("k8s/network/{{ item.name }}.yaml", "netpol/service.yaml.j2",
                      "network_policies")
     with pytest.raises(RenderError, match="escapes"):

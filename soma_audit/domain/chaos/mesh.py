@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from soma_audit.core.durations import DurationError, parse_go_duration
+from soma_audit.core.typed import wrong_type
 from soma_audit.domain.chaos.cron import Cron, CronError, parse_cron
 from soma_audit.kube.inventory import Resource
 from soma_audit.kube.labels import parse_selector
@@ -81,6 +82,17 @@ _OPAQUE_SELECTORS = ("nodes", "nodeSelectors", "annotationSelectors", "fieldSele
 
 def _mapping(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
+
+
+#: The selector fields Chaos Mesh reads and their types (a wrong one is a finding about
+#: the object, and the selection cannot be told).
+_SELECTOR_FIELDS = (
+    ("namespaces", list, "a list"),
+    ("pods", dict, "a mapping"),
+    ("labelSelectors", dict, "a mapping"),
+    ("expressionSelectors", list, "a list"),
+    ("podPhaseSelectors", list, "a list"),
+)
 
 
 @dataclass(frozen=True)
@@ -153,13 +165,18 @@ class Experiment:
 
     def _selection_problems(self) -> list[str]:
         found = []
-        if _mapping(self.spec.get("selector")) is None:
+        selector = _mapping(self.spec.get("selector"))
+        if selector is None:
             found.append(f"{self.path}.selector missing (required: which pods to target)")
+        for key, kind, expected in _SELECTOR_FIELDS:
+            value = (selector or {}).get(key)
+            if value is not None and not isinstance(value, kind):
+                found.append(wrong_type(f"{self.path}.selector.{key}", expected, value))
         mode = self.spec.get("mode")
         value = self.spec.get("value")
         if mode is None:
             found.append(f"{self.path}.mode missing (one of {', '.join(_MODES)})")
-        elif mode not in _MODES:
+        elif not isinstance(mode, str) or mode not in _MODES:
             found.append(f"{self.path}.mode={mode!r}, expected one of {', '.join(_MODES)}")
         elif mode in ("fixed", "fixed-percent", "random-max-percent"):
             top = 100 if mode != "fixed" else None
@@ -327,7 +344,9 @@ def read_schedule(resource: Resource) -> ChaosSchedule:
             problems.append(f"spec.schedule {expression!r}: {exc}")
     kind = spec.get("type")
     experiment = None
-    if kind not in TEMPLATE_KEYS:
+    if not isinstance(kind, str | None):
+        problems.append(wrong_type("spec.type", "a chaos kind such as StressChaos", kind))
+    elif kind not in TEMPLATE_KEYS:
         problems.append(f"spec.type={kind!r}, expected a chaos kind such as StressChaos")
     elif kind != "Workflow":
         key = TEMPLATE_KEYS[kind]
@@ -381,6 +400,9 @@ def selects(experiment: Experiment, namespace: str,
     selector = _mapping(experiment.spec.get("selector"))
     if selector is None:
         return False
+    if any(selector.get(key) is not None and not isinstance(selector[key], kind)
+           for key, kind, _ in _SELECTOR_FIELDS):
+        return None  # reported by Experiment.problems()
     namespaces = selector.get("namespaces") or [experiment.namespace]
     if namespace not in namespaces:
         return False

@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
+from soma_audit.core.escape import visible
 from soma_audit.core.model import PHASES
 from soma_audit.results.report import Report, percent
 from soma_audit.sources import SourceInfo
@@ -50,7 +51,7 @@ class AuditHeader(Horizontal):
         yield Static(self._right(), id="header-score")
 
     def _left(self) -> Text:
-        label = self._source.label or self._source.ref
+        label = visible(self._source.label or self._source.ref)
         left = Text.assemble((" soma-audit", "bold"), "  ", label, (f" ({self._source.kind})",
                                                                      "dim"))
         if self._rendered:
@@ -109,7 +110,7 @@ class AuditHeader(Horizontal):
     @property
     def text(self) -> str:
         """The header as plain text (what a reader of the screen sees)."""
-        label = self._source.label or self._source.ref
+        label = visible(self._source.label or self._source.ref)
         scores = "  ".join(part.plain for part in self._scores)
         rendered = f"  {self._rendered}" if self._rendered else ""
         return (f"soma-audit  {label} ({self._source.kind}){rendered}  {self._state.plain}"

@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from soma_audit.core.escape import visible
 from soma_audit.core.model import AREAS, Check, Result, Status
 from soma_audit.tui.widgets._style import SEVERITY_STYLES, status_icon, status_style
 
@@ -71,13 +72,13 @@ class CheckDetail(VerticalScroll):
                 text.append_text(status_icon(result))
                 text.append(" ")
                 if evidence.object:
-                    text.append(evidence.object, style="bold")
+                    text.append(visible(evidence.object), style="bold")
                     text.append(": ")
-                text.append(evidence.message)
+                text.append(visible(evidence.message))
                 if evidence.location and evidence.location != evidence.object:
-                    text.append(f"  ({evidence.location})", style="dim")
+                    text.append(f"  ({visible(evidence.location)})", style="dim")
                 if evidence.rendered:
-                    text.append(f"\n    rendered by {evidence.rendered}", style="dim")
+                    text.append(f"\n    rendered by {visible(evidence.rendered)}", style="dim")
                 text.append("\n")
         text.append("\n")
         text.append_text(_footer(check, result, recipe))
