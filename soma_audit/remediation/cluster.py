@@ -54,7 +54,7 @@ from soma_audit.remediation.targets import BackupItem
 from soma_audit.sources.cluster import ListError
 
 if TYPE_CHECKING:
-    from soma_audit.remediation.render import RenderedFile
+    from soma_audit.remediation.output import RenderedFile
     from soma_audit.sources.cluster import ClusterSource
 
 FIELD_MANAGER = "soma-audit"

@@ -26,7 +26,7 @@ from soma_audit.services import ServiceError
 
 if TYPE_CHECKING:
     from soma_audit.config import Kafka, OpenFga, Tools
-    from soma_audit.remediation.render import RenderedFile
+    from soma_audit.remediation.output import RenderedFile
 
 MODEL = "authorization model"
 

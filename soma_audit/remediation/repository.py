@@ -20,8 +20,8 @@ import yaml
 
 from soma_audit.core.model import Result, Status
 from soma_audit.remediation.merge import edit_object, merged_target
+from soma_audit.remediation.output import RenderedFile, dump_objects
 from soma_audit.remediation.plan import RemediationError
-from soma_audit.remediation.render import RenderedFile, dump_objects
 from soma_audit.remediation.yamledit import YamlFile, value_of
 from soma_audit.sources.documents import parse_bytes
 from soma_audit.sources.manifests import survey

@@ -27,7 +27,7 @@ from soma_audit.remediation.plan import (
 )
 
 if TYPE_CHECKING:
-    from soma_audit.remediation.render import RenderedFile
+    from soma_audit.remediation.output import RenderedFile
 
 
 @dataclass

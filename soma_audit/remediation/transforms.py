@@ -18,7 +18,7 @@ from soma_audit.domain.chaos import mesh as chaosmesh
 from soma_audit.domain.pss import LABEL_PREFIX, MODES, at_least, evaluate, parse_level
 from soma_audit.kube.inventory import Inventory, Resource
 from soma_audit.kube.workloads import TEMPLATE_PATHS, workload_of, workloads
-from soma_audit.remediation.render import RenderedFile, dump_objects, safe_path
+from soma_audit.remediation.output import RenderedFile, dump_objects, safe_path
 
 Transform = Callable[[Config, Inventory], list[RenderedFile]]
 TRANSFORMS: dict[str, Transform] = {}

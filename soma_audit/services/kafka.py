@@ -19,7 +19,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from soma_audit.services import Failure, Guard, ServiceError, one_line, redact
+from soma_audit.services.base import Failure, Guard, ServiceError, one_line, redact
 
 if TYPE_CHECKING:
     from soma_audit.config import Kafka, KafkaPrincipal, Topic

@@ -18,7 +18,7 @@ import yaml
 
 from soma_audit.core import fileio
 from soma_audit.core.yamlload import describe_error, safe_load
-from soma_audit.services import Failure, Guard, ServiceError, one_line, redact, transport_cause
+from soma_audit.services.base import Failure, Guard, ServiceError, one_line, redact, transport_cause
 
 if TYPE_CHECKING:
     from soma_audit.config import OpenFga

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from soma_audit.services import (
+from soma_audit.services.base import (
     Failure,
     Guard,
     ServiceError,

@@ -27,7 +27,7 @@ from soma_audit.remediation.apply import (
     rollback,
 )
 from soma_audit.remediation.backup import BackupStore
-from soma_audit.remediation.commands import (
+from soma_audit.remediation.workflow import (
     backup_target,
     confirmation_name,
     last_backup,

@@ -19,7 +19,7 @@ from soma_audit.core.model import Status
 from soma_audit.engine.session import AuditSession
 from soma_audit.remediation.apply import apply_plan
 from soma_audit.remediation.backup import BackupStore
-from soma_audit.remediation.commands import prepare
+from soma_audit.remediation.workflow import prepare
 from soma_audit.sources.manifests import ManifestsSource
 from soma_audit.sources.snapshot import SnapshotSource
 from soma_audit.tui.screens import ConfirmScreen, DiffScreen, HelpScreen, MainScreen
@@ -365,7 +365,7 @@ async def test_the_demo_copy_is_the_target(workdir: Path) -> None:
 
 def test_the_name_to_type(workdir: Path) -> None:
     """The engine decides when a name must be typed: the pattern, empty, or invalid."""
-    from soma_audit.remediation.commands import confirmation_name
+    from soma_audit.remediation.workflow import confirmation_name
 
     def session(label: str, pattern: str) -> AuditSession:
         return AuditSession(source=ManifestsSource(Path(TREE), label=label),
@@ -382,7 +382,7 @@ def test_the_name_to_type(workdir: Path) -> None:
 
 def test_backups_of_another_target_are_not_offered(workdir: Path) -> None:
     from soma_audit.core.errors import AuditError
-    from soma_audit.remediation.commands import backup_target, last_backup
+    from soma_audit.remediation.workflow import backup_target, last_backup
 
     session = fixture_session(workdir)
     other_root = workdir / "other"

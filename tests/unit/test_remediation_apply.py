@@ -16,8 +16,8 @@ from soma_audit.remediation.apply import (
     rollback,
 )
 from soma_audit.remediation.backup import BackupStore
+from soma_audit.remediation.output import RenderedFile
 from soma_audit.remediation.plan import Change, Plan, RemediationError, StaleError
-from soma_audit.remediation.render import RenderedFile
 from soma_audit.remediation.targets import DirectoryTarget, sha256
 
 ODD_BYTES = b"# kept exactly\r\nkey: \xe9t\xe9\r\n\tno final newline"

@@ -11,9 +11,9 @@ import yaml
 
 from soma_audit.core.errors import ConfigError
 from soma_audit.remediation.merge import merge_value, merged_target
+from soma_audit.remediation.output import RenderedFile
 from soma_audit.remediation.plan import RemediationError
 from soma_audit.remediation.recipes import Recipe, RemovalRule, _read
-from soma_audit.remediation.render import RenderedFile
 from soma_audit.remediation.targets import DirectoryTarget
 
 USER_RULE = RemovalRule("KafkaUser", "spec.authorization.acls", "kafka.user-acls",

@@ -11,8 +11,8 @@ import pytest
 
 from soma_audit.remediation.cluster import order_key
 from soma_audit.remediation.live import kafka_bindings
+from soma_audit.remediation.output import RenderedFile
 from soma_audit.remediation.plan import Plan, RemediationError, strip_server_fields, unified
-from soma_audit.remediation.render import RenderedFile
 from soma_audit.remediation.targets import DirectoryTarget
 
 
@@ -196,9 +196,9 @@ SCRIPT = RenderedFile("scripts/k6/load.js", "export default function () {}\n")
 
 
 def test_target_choice(tmp_path: Path) -> None:
-    from soma_audit.remediation.commands import choose_target
     from soma_audit.remediation.live import KafkaTarget
     from soma_audit.remediation.recipes import get_recipe
+    from soma_audit.remediation.workflow import choose_target
 
     topics, k6 = get_recipe("kafka-topics"), get_recipe("k6-scripts")
     manifests = _session("manifests", tmp_path)

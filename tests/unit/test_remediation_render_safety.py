@@ -15,8 +15,9 @@ from soma_audit.core.errors import ConfigError
 from soma_audit.domain.pss import evaluate
 from soma_audit.kube.inventory import Inventory, Resource
 from soma_audit.remediation import render as render_module
+from soma_audit.remediation.output import RenderError, safe_path
 from soma_audit.remediation.recipes import Recipe, TemplateSpec, load_recipes
-from soma_audit.remediation.render import RenderError, environment, render, safe_path
+from soma_audit.remediation.render import environment, render
 from soma_audit.remediation.transforms import chaos_legacy, harden_pod, pss_harden
 
 RECIPES = load_recipes()

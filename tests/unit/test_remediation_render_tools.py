@@ -19,8 +19,9 @@ import yaml
 from soma_audit.config import load_config
 from soma_audit.core.paths import data_path
 from soma_audit.kube.inventory import Inventory
+from soma_audit.remediation.output import RenderedFile
 from soma_audit.remediation.recipes import load_recipes
-from soma_audit.remediation.render import RenderedFile, render
+from soma_audit.remediation.render import render
 from tests.unit.test_remediation_render import CUSTOM
 
 RECIPES = load_recipes()

@@ -1,7 +1,7 @@
 """The diff preview (key ``d``): what applying a check's remediation would change.
 
 The remediation engine renders the recipe and plans it against the audited target
-(:func:`soma_audit.remediation.commands.prepare`, the CLI's ``diff``) in a thread worker
+(:func:`soma_audit.remediation.workflow.prepare`, the CLI's ``diff``) in a thread worker
 — a cluster plan is a server-side dry-run of every object. The screen lists the changes
 (create, update, unchanged, conflict, rejected, refused) and the engine's notes, and shows
 per object and field what each change does, then its minimal unified diff.
@@ -24,9 +24,9 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
 from soma_audit.core.errors import AuditError
-from soma_audit.remediation.commands import prepare
 from soma_audit.remediation.ownership import LiveOptions
 from soma_audit.remediation.plan import Change, Plan
+from soma_audit.remediation.workflow import prepare
 from soma_audit.tui.view import apply_refusal, only_unjustified_removals, target_label
 
 if TYPE_CHECKING:

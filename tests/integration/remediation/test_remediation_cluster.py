@@ -28,10 +28,10 @@ from soma_audit.engine.session import AuditSession
 from soma_audit.remediation.apply import ApplyFailed, apply_plan, rollback
 from soma_audit.remediation.backup import BackupStore
 from soma_audit.remediation.cluster import ClusterTarget
-from soma_audit.remediation.commands import rendered
+from soma_audit.remediation.output import RenderedFile
 from soma_audit.remediation.plan import Plan, RemediationError, StaleError, strip_server_fields
 from soma_audit.remediation.recipes import get_recipe, load_recipes
-from soma_audit.remediation.render import RenderedFile
+from soma_audit.remediation.workflow import rendered
 from soma_audit.sources.cluster import ClusterSource
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from soma_audit.config import load_config
 from soma_audit.engine.session import AuditSession
 from soma_audit.remediation.apply import ApplyFailed, apply_plan, rollback
 from soma_audit.remediation.backup import BackupStore
-from soma_audit.remediation.commands import prepare
+from soma_audit.remediation.workflow import prepare
 from soma_audit.services import connect_services
 from soma_audit.sources.manifests import ManifestsSource
 

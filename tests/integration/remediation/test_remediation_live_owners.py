@@ -22,9 +22,9 @@ from soma_audit.config import NamespaceLevels, load_config
 from soma_audit.engine.session import AuditSession
 from soma_audit.remediation.apply import apply_plan, rollback
 from soma_audit.remediation.backup import BackupStore
-from soma_audit.remediation.commands import prepare
 from soma_audit.remediation.ownership import LiveOptions
 from soma_audit.remediation.plan import Plan, strip_server_fields
+from soma_audit.remediation.workflow import prepare
 from soma_audit.sources.cluster import ClusterSource
 from tests.tui.scenario import pilot_test, wait_until
 

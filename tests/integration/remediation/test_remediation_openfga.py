@@ -16,8 +16,8 @@ from soma_audit.config import load_config
 from soma_audit.engine.session import AuditSession
 from soma_audit.remediation.apply import apply_plan, restore_preview, rollback
 from soma_audit.remediation.backup import BackupStore
-from soma_audit.remediation.commands import prepare
 from soma_audit.remediation.live import OpenFgaTarget
+from soma_audit.remediation.workflow import prepare
 from soma_audit.services import connect_services
 from soma_audit.services.openfga import OpenFgaService, canonical_model
 from soma_audit.sources.manifests import ManifestsSource

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from soma_audit import __version__
+from soma_audit.cli.options import ENV_PREFIX, config_overrides
 from soma_audit.core.escape import visible
 
 if TYPE_CHECKING:
@@ -22,23 +23,10 @@ if TYPE_CHECKING:
 
 FORMATS = ("table", "json", "markdown", "junit", "sarif")
 SEVERITIES = ("low", "medium", "high", "critical")
-ENV_PREFIX = "SOMA_AUDIT_"
 _TRUE = {"1", "true", "yes", "on"}
 #: Scratch folders this process made (the demo's copy): removed at exit, and at once when
 #: the user interrupts.
 _SCRATCH: list[Path] = []
-
-#: Settings that only come from the environment (or config), never from a flag, because
-#: a flag would put credentials in the process list and shell history.
-ENV_ONLY: dict[str, tuple[str, str]] = {
-    "KAFKA_SASL_USERNAME": ("kafka", "sasl_username"),
-    "KAFKA_SASL_PASSWORD": ("kafka", "sasl_password"),
-    "KAFKA_SASL_MECHANISM": ("kafka", "sasl_mechanism"),
-    "KAFKA_SECURITY_PROTOCOL": ("kafka", "security_protocol"),
-    "OPENFGA_API_TOKEN": ("openfga", "api_token"),
-    "PROMETHEUS_BEARER_TOKEN": ("prometheus", "bearer_token"),
-}
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -99,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     checks = commands.add_parser("checks", help="list the check catalog")
     checks.add_argument("--format", choices=("table", "json", "markdown"),
                         dest="checks_format", default="table")
-    from soma_audit.remediation.commands import add_parsers
+    from soma_audit.cli.remediation import add_parsers
 
     add_parsers(commands, _source_options)
     from soma_audit.exporter.server import add_parser
@@ -140,28 +128,6 @@ def _apply_environment(args: argparse.Namespace) -> None:
             setattr(args, name, raw)
 
 
-def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides: dict[str, Any] = {}
-
-    def put(section: str, key: str, value: Any) -> None:
-        if value is not None:
-            overrides.setdefault(section, {})[key] = value
-
-    put("openfga", "url", args.openfga_url)
-    put("openfga", "store", args.openfga_store)
-    put("prometheus", "url", args.prometheus_url)
-    put("kafka", "bootstrap", args.kafka_bootstrap)
-    for env, (section, key) in ENV_ONLY.items():
-        put(section, key, os.environ.get(ENV_PREFIX + env))
-    if args.probe_writes is not None:
-        overrides["probe_writes"] = args.probe_writes
-    if args.run_repo_code is not None:
-        overrides["run_repo_code"] = args.run_repo_code
-    if args.repo:
-        overrides["repo"] = args.repo
-    return overrides
-
-
 def _build_session(args: argparse.Namespace) -> AuditSession:
     return _session_opener(args)(_single_context(args))
 
@@ -191,7 +157,7 @@ def _session_opener(args: argparse.Namespace) -> Callable[[str | None], AuditSes
     from soma_audit.sources.manifests import ManifestsSource
     from soma_audit.sources.snapshot import SnapshotSource
 
-    config = load_config(args.config, **_config_overrides(args))
+    config = load_config(args.config, **config_overrides(args))
     checks = load_catalog(list(config.catalogs))
     if args.only:
         from fnmatch import fnmatchcase
@@ -398,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("render", "diff", "apply", "rollback"):
             if contexts is not None:
                 raise AuditError(f"{args.command} works on one cluster: give one --context")
-            from soma_audit.remediation.commands import run
+            from soma_audit.cli.remediation import run
 
             return run(args, _build_session)
         if args.metrics_file and not args.ci:
