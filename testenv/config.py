@@ -36,7 +36,7 @@ KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
 #: Debian package that ships both `prometheus` and `promtool`.
 PROMETHEUS_DEB = "prometheus"
 
-#: The twelve SomaAgentHub services (DESIGN.md section 2), used by the SLI metrics target.
+#: The twelve SomaAgentHub services, used by the SLI metrics target.
 SERVICES: tuple[str, ...] = (
     "gateway-api",
     "orchestrator",

@@ -1,4 +1,4 @@
-"""The command line: a thin view over the engine (DESIGN.md §3 is the contract).
+"""The command line: a thin view over the engine (docs/contracts.md is the contract).
 
 Imports are lazy so that ``--version`` and ``--ci`` start fast.
 """

@@ -30,7 +30,7 @@ class Severity(StrEnum):
 
 
 class ExitCode(IntEnum):
-    """Exit codes of ``--ci`` (DESIGN.md §3, a contract)."""
+    """Exit codes of ``--ci`` (docs/contracts.md, a contract)."""
 
     READY = 0
     NOT_READY = 1

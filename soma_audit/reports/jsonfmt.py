@@ -1,4 +1,4 @@
-"""The JSON report (DESIGN.md §3 — a contract other tools parse)."""
+"""The JSON report (docs/contracts.md — a contract other tools parse)."""
 
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ class Report:
         return ExitCode.NOT_READY if any(blocking) else ExitCode.READY
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON report (DESIGN.md §3, a contract), with the additive ``sources`` list
+        """The JSON report (docs/contracts.md, a contract), with the additive ``sources`` list
         when the source renders charts and overlays (manifests mode)."""
         report: dict[str, Any] = {
             "tool": {"name": "soma-audit", "version": __version__},

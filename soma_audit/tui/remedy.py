@@ -1,5 +1,5 @@
 """Diff, apply and rollback (keys ``d``, ``a``, ``u``): the audit screen's flows over the
-remediation engine of issue 6.
+remediation engine.
 
 Each flow is one coroutine run as a worker: the engine's blocking calls (plan, backup and
 apply, restore) run in a thread, a :class:`WorkingScreen` says what is happening

@@ -16,7 +16,7 @@ from openfga_sdk.sync import OpenFgaClient
 
 pytestmark = pytest.mark.integration
 
-# The plan's project roles, corrected (DESIGN.md section 6): developers may view, not edit.
+# The plan's project roles, corrected: developers may view, not edit.
 MODEL = """\
 model
   schema 1.1

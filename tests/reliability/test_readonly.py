@@ -1,4 +1,4 @@
-"""The read-only promise, proven by the API server's audit log (DESIGN.md §7).
+"""The read-only promise, proven by the API server's audit log.
 
 Every scan mode runs with the read-only ServiceAccount kubeconfig (ClusterRole
 ``soma-audit-readonly``, the product's own): the audit log must show no request that

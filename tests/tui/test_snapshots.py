@@ -77,7 +77,7 @@ def until_screen(kind: type) -> Callable[[Any], Awaitable[None]]:
 
 class TestMainScreen:
     def test_wide(self, snap_compare: Compare, session: FrozenSession) -> None:
-        """120x40 after the scan: opens on the first gap (DESIGN.md §8)."""
+        """120x40 after the scan: opens on the first gap."""
         assert snap_compare(make_app(session), terminal_size=WIDE, run_before=after())
 
     def test_narrow(self, snap_compare: Compare, session: FrozenSession) -> None:

@@ -1,4 +1,4 @@
-"""The installed ``soma-audit`` command, run as a subprocess: contracts of DESIGN.md §3."""
+"""The installed ``soma-audit`` command, run as a subprocess: contracts of docs/contracts.md."""
 
 from __future__ import annotations
 

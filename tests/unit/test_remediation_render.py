@@ -150,6 +150,15 @@ def test_every_catalog_remediation_has_a_recipe() -> None:
         assert set(recipe.fixes) <= set(CHECKS), recipe.id
 
 
+def test_catalog_and_recipes_name_the_same_links() -> None:
+    """A check's ``remediation:`` and its recipe's ``fixes:`` are one link written in two
+    places: every check a recipe fixes names that recipe, and every recipe a check names
+    lists that check."""
+    from_catalog = {(c.id, c.remediation) for c in CHECKS.values() if c.remediation}
+    from_recipes = {(check, recipe.id) for recipe in RECIPES.values() for check in recipe.fixes}
+    assert from_catalog == from_recipes, (from_catalog ^ from_recipes)
+
+
 def test_demo_fails_before_remediation() -> None:
     """The ground truth would be meaningless if the demo already passed."""
     failing = {"argocd.apps-per-service", "argocd.sync-policy", "argocd.webhook",

@@ -1,7 +1,7 @@
 """Chaos Mesh 2.x objects as data: Schedules, the experiments inside them, their
 validation and which pods they select — the pure logic behind the ``chaos.*`` checks.
 
-Field names and rules follow Chaos Mesh's own CRDs and admission webhooks (FACTS.md): an
+Field names and rules follow Chaos Mesh's own CRDs and admission webhooks: an
 object the webhook would reject never runs, so it is reported as invalid and does not
 count. The 1.x ``scheduler:`` field no longer exists; experiments recur only inside a
 ``Schedule``.

@@ -1,7 +1,7 @@
 """NetworkPolicy (``networking.k8s.io/v1``) semantics, evaluated offline.
 
 The audit must tell from manifests alone which pods can reach which, so this module
-implements the API's semantics (FACTS.md; truth tables cross-checked against the upstream
+implements the API's semantics (truth tables cross-checked against the upstream
 e2e suite ``test/e2e/network/netpol``):
 
 - A pod is *isolated* for a direction when a policy of its namespace selects it and lists
