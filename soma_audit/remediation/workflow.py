@@ -167,17 +167,14 @@ def confirmation_name(session: AuditSession) -> str:
     """The name a person must type before an apply or rollback on this session's target:
     the kube context (for ``--manifests``, the directory's label) when it matches
     ``config.production_pattern``; "" when yes/no is enough. An empty pattern matches
-    nothing; one that is not a valid regex asks for the name (fail safe)."""
+    nothing (the config refuses a pattern that is not a regular expression)."""
     import re
 
     pattern = session.config.production_pattern
     name = session.source.info.label or session.source.info.ref
     if not pattern:
         return ""
-    try:
-        return name if re.search(pattern, name) else ""
-    except re.error:
-        return name
+    return name if re.search(pattern, name) else ""
 
 
 def _reaches(session: AuditSession, described: dict[str, Any]) -> bool:

@@ -15,6 +15,7 @@ import pytest
 from textual.widgets import Input, OptionList, Static
 
 from soma_audit.config import load_config
+from soma_audit.core.errors import ConfigError
 from soma_audit.core.model import Status
 from soma_audit.engine.session import AuditSession
 from soma_audit.remediation.apply import apply_plan
@@ -377,7 +378,8 @@ def test_the_name_to_type(workdir: Path) -> None:
     assert confirmation_name(session("staging-eu-1", "(?i)prod")) == ""
     assert confirmation_name(session("PROD", "^prod$")) == ""
     assert confirmation_name(session("prod-eu-1", "")) == ""
-    assert confirmation_name(session("staging", "([")) == "staging"  # invalid: ask anyway
+    with pytest.raises(ConfigError, match="production_pattern"):
+        load_config(production_pattern="([")  # refused when the config is read
 
 
 def test_backups_of_another_target_are_not_offered(workdir: Path) -> None:
