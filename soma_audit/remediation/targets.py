@@ -8,6 +8,7 @@ anything outside its root: absolute paths, ``..`` and symlinks leading out are r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import stat
@@ -27,7 +28,9 @@ from soma_audit.remediation.plan import (
 )
 
 if TYPE_CHECKING:
+    from soma_audit.kube.inventory import Resource
     from soma_audit.remediation.output import RenderedFile
+    from soma_audit.sources.rendering import Renderer
 
 
 @dataclass
@@ -108,8 +111,11 @@ class DirectoryTarget:
         self.allow_removals = allow_removals
         #: Roll back files even when they changed after the apply (``--force``).
         self.force = force
-        #: Identity → origin of objects the audit saw rendered from a chart or overlay.
-        self.rendered_elsewhere: dict[Any, str] = {}
+        #: Identity → the audited object, for objects rendered from a chart or an overlay:
+        #: never edited in place; offered as an overlay patch or refused (``rendered``).
+        self.rendered_elsewhere: dict[Any, Resource] = {}
+        #: Builds an overlay with the real kustomize to verify a patch before offering it.
+        self.renderer: Renderer | None = None
         #: Check id → objects its evidence flags (what justifies a removal); None: unknown.
         self.flagged: dict[str, set[str]] | None = None
         path = Path(root)
@@ -161,19 +167,22 @@ class DirectoryTarget:
         planner = RepositoryPlanner(self.root, self._read_relative, self.flagged)
         changes: list[Change] = []
         notes: list[str] = []
+        elsewhere: list[tuple[Resource, dict[str, Any]]] = []
         seen: set[tuple[Path, bool]] = set()
         for rendered in files:
             key = (self.resolve(rendered.path), rendered.patch)
             if key in seen:
                 raise RemediationError(f"the recipe renders {rendered.path} twice")
             seen.add(key)
-            for obj in rendered.objects:
-                origin = self.rendered_elsewhere.get(identity(obj))
-                if origin:
-                    raise RemediationError(
-                        f"{rendered.path}: {obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
-                        f" comes from {origin}, not from a plain YAML file: it is never "
-                        "written into rendered output or templates; change it at its source")
+            generated = [(self.rendered_elsewhere[identity(obj)], obj) for obj in rendered.objects
+                         if identity(obj) in self.rendered_elsewhere]
+            if generated:
+                elsewhere += generated
+                kept = [obj for obj in rendered.objects if identity(obj) not in
+                        self.rendered_elsewhere]
+                if not kept:
+                    continue
+                rendered = dataclasses.replace(rendered, objects=kept)
             if rendered.objects or rendered.patch:
                 planner.plan(rendered)
             else:
@@ -196,7 +205,32 @@ class DirectoryTarget:
             changes.append(Change(kind, where, before, after, unified(before, after, where),
                                   note=note, payload=after, token=sha256(current),
                                   fields=plan.lines))
+        self._plan_generated(elsewhere, changes, notes)
         return changes, notes
+
+    def _plan_generated(self, elsewhere: list[tuple[Resource, dict[str, Any]]],
+                        changes: list[Change], notes: list[str]) -> None:
+        """Objects a chart or an overlay generates: a kustomize patch in the overlay
+        (verified by building it) when one can be written, else a note saying why not."""
+        from soma_audit.remediation.rendered import propose
+
+        for resource, desired in elsewhere:
+            fix = propose(resource, desired, self.root, self.renderer)
+            if fix.refusal:
+                notes.append(fix.refusal)
+                continue
+            taken = {c.where for c in changes}
+            if any(edit.path in taken for edit in fix.edits):
+                notes.append(f"{fix.resource} needs a patch in an overlay this plan already "
+                             "edits: apply this plan, then run the remediation again")
+                continue
+            for edit in fix.edits:
+                current = self._read(self.resolve(edit.path))
+                changes.append(Change(
+                    "create" if edit.before is None else "update", edit.path, edit.before,
+                    edit.after, edit.diff, note=f"overlay patch for {fix.resource}",
+                    payload=edit.after, token=sha256(current),
+                    fields=[fix.note] if fix.note else []))
 
     def _plain_file(self, rendered: RenderedFile, notes: list[str]) -> Change:
         """A file that holds no Kubernetes object (FGA model, k6 script, data)."""

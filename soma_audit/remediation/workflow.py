@@ -16,6 +16,7 @@ from soma_audit.remediation.plan import RemediationError
 
 if TYPE_CHECKING:
     from soma_audit.engine.session import AuditSession
+    from soma_audit.kube.inventory import Resource
     from soma_audit.remediation.backup import Backup, BackupStore
     from soma_audit.remediation.output import RenderedFile
     from soma_audit.remediation.ownership import LiveOptions
@@ -136,6 +137,10 @@ def prepare(session: AuditSession, recipe_id: str, wanted: str = "auto",
     if isinstance(target, DirectoryTarget):
         target.allow_removals = allow_removals
         target.rendered_elsewhere = _rendered_elsewhere(session)
+        if target.rendered_elsewhere:
+            from soma_audit.sources.rendering import Renderer
+
+            target.renderer = Renderer(target.root, session.config)
         target.flagged = flagged_objects(session, recipe)
     changes, notes = target.plan(files)
     return Plan(recipe.id, target, changes, notes, list(recipe.fixes),
@@ -152,14 +157,15 @@ def flagged_objects(session: AuditSession, recipe: Recipe) -> dict[str, set[str]
     return flagged_by(session.scan(only=checks).results, checks)
 
 
-def _rendered_elsewhere(session: AuditSession) -> dict[Any, str]:
-    """Objects the audit rendered from a Helm chart or a Kustomize overlay: identity →
-    where they come from. They are never edited or re-created in the repository."""
+def _rendered_elsewhere(session: AuditSession) -> dict[Any, Resource]:
+    """Objects the audit rendered from a Helm chart or a Kustomize overlay, by identity.
+    They are never edited or re-created as plain files: an overlay gets a patch, a chart
+    a note naming the values to change."""
     from soma_audit.remediation.repository import identity
 
     if session.source.info.kind != "manifests":
         return {}
-    return {identity(resource.body): resource.rendered.describe()
+    return {identity(resource.body): resource
             for resource in _inventory(session) if resource.rendered is not None}
 
 

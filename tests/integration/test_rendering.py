@@ -384,3 +384,34 @@ def test_a_fifo_inside_a_chart_is_refused_before_helm_blocks_on_it(
     assert len(failed) == 2 and all(
         e.detail == f"chart {CHART}: {CHART}/templates/pipe.yaml is not a regular file (helm "
         "would block reading it): not rendered" for e in failed)
+
+
+def test_a_fix_for_rendered_objects_patches_the_overlay_and_names_the_chart(
+        platform: Path, renderers: dict[str, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """pss-hardening on a repository whose workloads come from a chart and an overlay:
+    the overlay gets a strategic-merge patch it lists (its build then carries the fix), the
+    chart's templates and rendered output are never written, and the plan says why."""
+    from soma_audit.cli import main
+
+    monkeypatch.setenv("SOMA_AUDIT_STATE", str(tmp_path / "state"))
+    config = tmp_path / "tools.yaml"
+    config.write_text(yaml.safe_dump({"tools": {"helm": str(renderers["helm"]),
+                                                "kustomize": str(renderers["kustomize"])}}))
+    chart_before = {p: p.read_bytes() for p in (platform / CHART).rglob("*") if p.is_file()}
+    assert main(["apply", "pss-hardening", "--manifests", str(platform), "--config",
+                 str(config), "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "overlay patch for Deployment/" in out
+    assert "is rendered by Helm chart k8s/helm/soma" in out
+    assert {p: p.read_bytes() for p in (platform / CHART).rglob("*") if p.is_file()} \
+        == chart_before
+    # worker-prod's overlay is patched; worker-dev's build carries its Application's
+    # kustomize overrides, which the overlay alone does not, so its patch is not offered
+    assert "the patch for Deployment/soma-dev/task-capsule-repo does not give" in out
+    built = _kustomize(renderers, platform, "prod", "soma-agent-hub")
+    workers = [d for d in built if d["kind"] == "Deployment"]
+    assert workers
+    for deployment in workers:
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
