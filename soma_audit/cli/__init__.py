@@ -174,7 +174,7 @@ def _session_opener(args: argparse.Namespace) -> Callable[[str | None], AuditSes
         from soma_audit.engine.demo import DEMO_NAME, prepare_demo
 
         directory = prepare_demo()
-        # The scratch copy lives as this process (the remediation commands keep
+        # The scratch copy lives as long as this process (the remediation commands keep
         # their own persistent demo copy).
         _SCRATCH.append(directory.parent)
         atexit.register(shutil.rmtree, directory.parent, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""An audit session: one target, scanned as asked — what the CLI and TUI drive.
+"""An audit session: one target, scanned as often as asked — what the CLI and TUI drive.
 
 It keeps what the views need between scans (config, catalog, attestations file) so that
 neither view holds audit logic of its own.

@@ -136,7 +136,7 @@ def _label_problems(namespace: Resource, configured: NamespaceLevels | None) -> 
 
 @probe("pss.namespace-labels", kinds=_KINDS)
 def namespace_labels(ctx: ProbeContext, params: Params) -> Outcome:
-    """Every namespace carries enforce/audit/warn labels, at least as configured."""
+    """Every namespace carries enforce/audit/warn labels, at least as strict as configured."""
     spaces = _namespaces(ctx)
     if not spaces.names:
         return skipped("no namespaces in the inventory (besides exempt ones)")

@@ -484,7 +484,7 @@ class ClusterSource:
 #: remediation strips anyway (remediation.plan.SERVER_FIELDS, minus creationTimestamp,
 #: which chaos.recent-runs reads).
 UNREAD_METADATA = ("managedFields", "resourceVersion", "uid", "generation", "selfLink")
-#: kubectl's copy of the last applied object: often as the object itself.
+#: kubectl's copy of the last applied object: often as large as the object itself.
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 

@@ -149,7 +149,7 @@ FAULTS = (
     Fault("bandwidth-limit", "answers throttled: 1 MB/s from the API server (~6.5 MB of "
           "LIST pages), 16 KB/s from a service", False,
           lambda lane: [("bandwidth", "downstream", {"rate": lane.bandwidth})]),
-    Fault("reset-peer", "every connection reset (TCP RST) as data arrives", True,
+    Fault("reset-peer", "every connection reset (TCP RST) as soon as data arrives", True,
           lambda lane: [("reset_peer", "upstream", {"timeout": 0})]),
     Fault("blackhole", "connections accepted, no data ever passed (Toxiproxy `timeout` "
           "toxic)", True, lambda lane: [("timeout", "upstream", {"timeout": 0})]),

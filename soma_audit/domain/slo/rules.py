@@ -96,7 +96,7 @@ NO_LABELS = Labels(frozenset(), True)
 
 @dataclass(frozen=True)
 class Sli:
-    """The meaning of an expression, as SLOs are concerned."""
+    """The meaning of an expression, as far as SLOs are concerned."""
 
     kind: Kind
     labels: Labels = ALL_LABELS

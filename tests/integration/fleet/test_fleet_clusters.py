@@ -136,7 +136,7 @@ def test_two_clusters_then_one_down_then_all_contexts(fleet: Fleet) -> None:
     lines = every.stderr.splitlines()
     assert len(lines) == 2 and all("cannot reach the API server" in line for line in lines)
     assert [line.split("'")[1] for line in lines] == ["b", "down"]
-    # The reachable cluster is audited as before.
+    # The reachable cluster is audited as fully as before.
     assert after["a"]["error"] is None and after["a"]["exit_code"] == 1
     before_a = {c["id"]: c["status"] for c in report["checks"] if c["cluster"] == "a"}
     after_a = {c["id"]: c["status"] for c in report_down["checks"] if c["cluster"] == "a"}
