@@ -16,14 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from soma_audit.core.errors import ConfigError
-from soma_audit.core.fileio import UnreadableFile, read_text
 from soma_audit.core.flowpeers import FlowPeer, PeerError, parse_peer
 from soma_audit.core.paths import data_path
 from soma_audit.core.typed import build
-from soma_audit.core.yamlload import describe_error, safe_load
+from soma_audit.core.yamlload import load_file
 
 PssLevel = Literal["privileged", "baseline", "restricted"]
 
@@ -293,14 +290,7 @@ class Config:
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
-    try:
-        text = read_text(path)
-    except UnreadableFile as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    try:
-        data = safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} {describe_error(exc)}") from None
+    data = load_file(path, "config file")
     if data is None:
         return {}
     if not isinstance(data, dict):

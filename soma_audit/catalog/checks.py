@@ -7,14 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from soma_audit.core.errors import ConfigError
-from soma_audit.core.fileio import UnreadableFile, read_text
 from soma_audit.core.model import AREAS, LIVE_SERVICES, Check, Severity
 from soma_audit.core.paths import data_path
 from soma_audit.core.typed import build
-from soma_audit.core.yamlload import describe_error, safe_load
+from soma_audit.core.yamlload import load_file
 
 LiveService = Literal["cluster", "status", "openfga", "kafka", "prometheus"]
 assert set(LIVE_SERVICES) == {"cluster", "status", "openfga", "kafka", "prometheus"}
@@ -40,12 +37,7 @@ class _CatalogFile:
 
 
 def _read(path: Path) -> list[Check]:
-    try:
-        data = safe_load(read_text(path))
-    except UnreadableFile as exc:
-        raise ConfigError(f"cannot read catalog {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"catalog {path} {describe_error(exc)}") from None
+    data = load_file(path, "catalog")
     parsed = build(_CatalogFile, data, str(path))
     checks = []
     for i, entry in enumerate(parsed.checks):

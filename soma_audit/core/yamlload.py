@@ -9,11 +9,15 @@ configs, catalogs, attestations, repository data files, and the editor of remedi
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import yaml
+
+from soma_audit.core.errors import ConfigError
+from soma_audit.core.fileio import UnreadableFile, read_text
 
 #: The fastest safe loader available (libyaml when installed).
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -182,3 +186,15 @@ def chunks(text: str) -> Iterator[tuple[int, str]]:
         line += chunk.count("\n")
         start = match.end()
     yield line, text[start:]
+
+
+def load_file(path: str | os.PathLike[str], what: str) -> Any:
+    """The one YAML document of the file at ``path`` (a config, catalog or attestations
+    file), read with the bounded reader; a :class:`ConfigError` naming ``what``, the path
+    and the line — never quoting the file — when it cannot be read or parsed."""
+    try:
+        return safe_load(read_text(path))
+    except UnreadableFile as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} {describe_error(exc)}") from None

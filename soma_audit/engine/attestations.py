@@ -8,10 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from soma_audit.core.errors import ConfigError
-from soma_audit.core.fileio import UnreadableFile, read_text, write_atomically
+from soma_audit.core.fileio import write_atomically
 from soma_audit.core.typed import build
-from soma_audit.core.yamlload import describe_error, safe_load
+from soma_audit.core.yamlload import load_file
 
 DEFAULT_FILE = "soma-audit.attestations.yaml"
 
@@ -43,12 +42,7 @@ def load(path: Path) -> dict[str, Attestation]:
     """The latest attestation per check id; a missing file means none."""
     if not path.exists():
         return {}
-    try:
-        data = safe_load(read_text(path))
-    except UnreadableFile as exc:
-        raise ConfigError(f"cannot read attestations {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"attestations {path} {describe_error(exc)}") from None
+    data = load_file(path, "attestations")
     parsed = build(_File, data, str(path))
     return {a.check: a for a in parsed.attestations}
 
