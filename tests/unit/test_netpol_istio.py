@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
-from soma_audit.domain.netpol.policy import (
+from soma_audit.domain.netpol.istio import (
     Caller,
-    Endpoint,
     Match,
     authz_applies,
     authz_decide,
@@ -16,6 +15,9 @@ from soma_audit.domain.netpol.policy import (
     istio_presence,
     namespace_mtls,
     rule_match,
+)
+from soma_audit.domain.netpol.policy import (
+    Endpoint,
 )
 from soma_audit.kube.inventory import Inventory, Resource
 

@@ -13,18 +13,20 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from soma_audit.domain.netpol.istio import (
+    Caller,
+    Match,
+    authz_decide,
+    rule_match,
+)
 from soma_audit.domain.netpol.policy import (
     EGRESS,
     INGRESS,
-    Caller,
     Endpoint,
     IpBlock,
-    Match,
     Policy,
     allowed,
-    authz_decide,
     parse_policy,
-    rule_match,
 )
 from soma_audit.kube.inventory import Resource
 
