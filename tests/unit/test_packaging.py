@@ -28,7 +28,7 @@ def test_wheel_carries_checks_remediations_manifests_config_and_demo(tmp_path: P
                    "soma_audit/data/manifests/deploy/kustomization.yaml",
                    "soma_audit/data/remediations/netpol-baseline.yaml",
                    "soma_audit/data/demo/soma-gitops/k8s/namespaces.yaml",
-                   "soma_audit/cli.py"):
+                   "soma_audit/cli/__init__.py"):
         assert wanted in names, wanted
     assert not any(n.startswith(("tests/", "testenv/")) for n in names)
 

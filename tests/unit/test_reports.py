@@ -10,6 +10,7 @@ import pytest
 
 from soma_audit.catalog.checklists import load_plan
 from soma_audit.catalog.checks import load_catalog
+from soma_audit.core import escape
 from soma_audit.core.model import Evidence, Result, Status
 from soma_audit.reports import render
 from soma_audit.results.report import Report
@@ -147,7 +148,9 @@ def test_rendered_sources_and_origins_in_json_markdown_and_sarif() -> None:
     assert "Rendered: helm 1 rendered · kustomize 1 skipped." in markdown
     assert ("- helm `k8s/helm/soma` — **rendered** via Application/argocd/soma-dev, 6 objects"
             in markdown)
-    assert f"(from `k8s/helm/soma/templates/deployment.yaml`, {how})" in markdown
+    # untrusted text is markdown-escaped in the export (no link, heading or box can start)
+    assert f"(from `k8s/helm/soma/templates/deployment.yaml`, {escape.markdown(how)})" \
+        in markdown
     (result,) = json.loads(render(report, "sarif"))["runs"][0]["results"]
     location = result["locations"][0]["physicalLocation"]
     assert location["artifactLocation"]["uri"] == "k8s/helm/soma/templates/deployment.yaml"

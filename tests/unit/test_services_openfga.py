@@ -228,7 +228,7 @@ def test_scenario_assertions_carry_the_file_and_test_tuples(tmp_path: Path) -> N
 def test_demo_scenarios_are_readable() -> None:
     path = Path(__file__).resolve().parents[2] / "demo/soma-gitops/infra/openfga/model.fga.yaml"
     found = scenario_assertions(yaml.safe_load(path.read_text()), path.parent)
-    assert len({a.test for a in found}) == 6
+    assert len({a.test for a in found}) == 10  # the scenarios and the permission table
     assert all(a.tuples for a in found)
 
 

@@ -105,10 +105,15 @@ def test_appended_document_follows_a_separator() -> None:
     assert source.text() == "a: 1\n---\nkind: Namespace\n"
 
 
+def test_a_custom_tag_is_refused_when_the_file_is_read() -> None:
+    with pytest.raises(RemediationError, match="a tag outside the plain YAML types"):
+        YamlFile("f.yaml", "a: !custom 1\n")
+
+
 @pytest.mark.parametrize("text, edit, message", [
     ("base: &b {x: 1}\nuse: *b\n", lambda f, r: f.add_key(_at(r, "base"), "y", 2),
      r"f\.yaml:1: the mapping is shared through a YAML anchor/alias"),
-    ("a: !custom 1\n", lambda f, r: f.set_value(r, 0, 2), "explicit tag"),
+    ("a: !!str 1\n", lambda f, r: f.set_value(r, 0, 2), "explicit tag"),
     ("a: |\n  text\nb:\n  c: 1\n", lambda f, r: f.set_value(r, 1, 5), None),
     ("a: &x 1\n", lambda f, r: f.set_value(r, 0, 2), "anchor"),
     ("base: {x: 1}\nm:\n  <<: {y: 2}\n  z: 3\n",
