@@ -90,7 +90,7 @@ def test_no_secret_leaks(seeded: dict[str, str], kube_env: Any, openfga_env: Any
     runs.append(run_cli(["--debug", "diff", "pss-namespaces"], env, work))
     runs.append(run_cli(["--debug", "diff", "netpol-baseline", "--manifests", str(tree)],
                         env, work))
-    runs.append(run_cli(["--debug", "apply", "netpol-baseline", "--manifests", str(tree),
+    runs.append(run_cli(["--debug", "apply", "kafka-topics", "--manifests", str(tree),
                          "--yes"], env, work))
     runs.append(run_cli(["--debug", "rollback"], env, work))
     events = audit_log.events(start, audit_log.now())
