@@ -141,17 +141,12 @@ def inspect(ctx: ProbeContext, params: Params) -> Outcome:
     repo, found, none = _script_files(ctx)
     if none:
         return none
+    problems, parsed = _parsed(repo, found)
     if not ctx.config.run_repo_code:
-        return _parse_only(repo, found)
-    problems: list[Evidence] = []
+        notes = [ev(where, f"valid JavaScript; {NOT_RUN}") for _, where in parsed]
+        return failed(*problems) if problems else Outcome(Status.SKIP, tuple(notes))
     ok: list[Evidence] = []
-    for script in found:
-        where = repofiles.relative(repo, script)
-        try:
-            static_options(repofiles.read_text(repo, script))
-        except ValueError as exc:
-            problems.append(ev(where, str(exc)))
-            continue
+    for script, where in parsed:
         run = ctx.tools.run(
             "k6", "inspect", "--execution-requirements", script.name, cwd=script.parent
         )
@@ -184,9 +179,11 @@ def _figure(value: Any) -> str:
     return "?"
 
 
-def _parse_only(repo: Path, found: list[Path]) -> Outcome:
+def _parsed(repo: Path, found: list[Path]) -> tuple[list[Evidence], list[tuple[Path, str]]]:
+    """Each script parsed as JavaScript (never run): the syntax errors, and the scripts
+    that parse with their repository-relative names."""
     problems: list[Evidence] = []
-    notes: list[Evidence] = []
+    parsed: list[tuple[Path, str]] = []
     for script in found:
         where = repofiles.relative(repo, script)
         try:
@@ -194,8 +191,8 @@ def _parse_only(repo: Path, found: list[Path]) -> Outcome:
         except ValueError as exc:
             problems.append(ev(where, str(exc)))
             continue
-        notes.append(ev(where, f"valid JavaScript; {NOT_RUN}"))
-    return failed(*problems) if problems else Outcome(Status.SKIP, tuple(notes))
+        parsed.append((script, where))
+    return problems, parsed
 
 
 def _read_options(ctx: ProbeContext, repo: Path, script: Path
