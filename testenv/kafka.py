@@ -127,7 +127,10 @@ def start(ctx: Context, artifacts: dict[str, Path], advertised: str | None = Non
         classpath,
     ]
     if not (data / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # As Kafka's own Uuid.randomUuid: an id starting with "-" would read as a flag.
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         run(
             [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id,
              "-c", str(conf / "server.properties"), "--ignore-formatted"],
