@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from soma_audit.core.errors import ConfigError
+from soma_audit.kube.inventory import Rendering, Resource
 from soma_audit.remediation.merge import merge_value, merged_target
 from soma_audit.remediation.output import RenderedFile
 from soma_audit.remediation.plan import RemediationError
@@ -201,12 +202,15 @@ def test_an_object_in_a_json_file_is_found_and_refused(tmp_path: Path) -> None:
 
 
 def test_an_object_rendered_from_a_chart_is_never_written(tmp_path: Path) -> None:
+    """The plan writes no file for it and says, in a note, where to change it."""
     target = DirectoryTarget(tmp_path)
-    target.rendered_elsewhere = {("kafka.strimzi.io", "KafkaUser", "ns", "svc"):
-                                 "helm:charts/kafka-users"}
+    audited = Resource(_user([]), "charts/kafka-users/templates/users.yaml",
+                       rendered=Rendering("helm", "charts/kafka-users", release="users"))
+    target.rendered_elsewhere = {("kafka.strimzi.io", "KafkaUser", "ns", "svc"): audited}
     rendered = RenderedFile("k8s/users.yaml", "", [_user([])], recipe=_recipe({}))
-    with pytest.raises(RemediationError, match="comes from helm:charts/kafka-users"):
-        target.plan([rendered])
+    changes, notes = target.plan([rendered])
+    assert changes == []
+    assert any("is rendered by Helm chart charts/kafka-users" in note for note in notes)
     assert list(tmp_path.iterdir()) == []
 
 
