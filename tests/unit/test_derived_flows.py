@@ -90,3 +90,12 @@ def test_kafka_user_and_bootstrap_address_lead_to_the_brokers() -> None:
             "env BOOTSTRAP=soma-kafka-kafka-bootstrap.soma-agent-hub.svc:9093 points at "
             "soma-kafka-kafka-bootstrap.soma-agent-hub.svc:9093",
     }
+
+
+def test_a_cluster_label_that_names_no_cluster_implies_no_flow() -> None:
+    """Found by the fuzzer: ``strimzi.io/cluster: ":"`` was an internal error of
+    netpol.flows; Strimzi picks no such user up, so it implies nothing."""
+    user = {"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaUser",
+            "metadata": {"name": "api", "namespace": "soma-agent-hub",
+                         "labels": {"strimzi.io/cluster": ":"}}, "spec": {}}
+    assert _derived(_deployment("api", []), user) == {}

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from soma_audit.config import Config, Flow
+from soma_audit.core.flowpeers import PeerError, parse_peer
 from soma_audit.domain import kafka as strimzi
 from soma_audit.domain.netpol.policy import ServicePods
 from soma_audit.kube.inventory import Inventory
@@ -149,4 +150,14 @@ def derived_flows(config: Config, inventory: Inventory,
         flow = Flow(name, f"kafka/{cluster}", None)
         why = f"KafkaUser {name} of Kafka cluster {cluster}"
         found.setdefault((flow.source, flow.to, None), DerivedFlow(flow, ref, why))
-    return list(found.values())
+    return [derived for derived in found.values() if _names_a_peer(derived.flow)]
+
+
+def _names_a_peer(flow: Flow) -> bool:
+    """Whether a derived flow's destination is a peer of the grammar: a label or address
+    that names no Kafka cluster or namespace (``strimzi.io/cluster: ":"``) implies none."""
+    try:
+        parse_peer(flow.to)
+    except PeerError:
+        return False
+    return True
