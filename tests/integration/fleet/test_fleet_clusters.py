@@ -21,13 +21,9 @@ from typing import Any
 
 import pytest
 
+from testenv.apiservers import ExtraApiServer, start_extra_apiserver, write_kubeconfig
 from testenv.proc import free_port
 from tests.integration.cluster.kube_helpers import admin_kube, namespace
-from tests.integration.fleet.apiservers import (
-    SecondApiServer,
-    start_second_apiserver,
-    write_kubeconfig,
-)
 
 REPO = Path(__file__).resolve().parents[3]
 RESTRICTED = {f"pod-security.kubernetes.io/{mode}": "restricted"
@@ -39,7 +35,7 @@ class Fleet:
     """The kubeconfig (contexts a, b, down) and the namespaces seeded on a and b."""
 
     kubeconfig: Path
-    second: SecondApiServer
+    second: ExtraApiServer
     a_labelled: str
     a_bare: str
     b_bare: str
@@ -47,8 +43,8 @@ class Fleet:
 
 @pytest.fixture(scope="module")
 def fleet(kube_env: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    second = start_second_apiserver(kube_env.admin_kubeconfig,
-                                    tmp_path_factory.mktemp("second-apiserver"))
+    second = start_extra_apiserver(tmp_path_factory.mktemp("second-apiserver"),
+                                   prefix_name="soma-fleet")
     try:
         tag = uuid.uuid4().hex[:8]
         first = admin_kube(kube_env.admin_kubeconfig, kube_env.server)

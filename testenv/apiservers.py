@@ -1,9 +1,10 @@
-"""A second real kube-apiserver for fleet tests, and a kubeconfig naming several clusters.
+"""Further real kube-apiservers beside the testenv's own: independent clusters, cheaply.
 
-The second server is the testenv's own cached kube-apiserver binary, started by the
-testenv's own `start_apiserver`/`wait_apiserver` (so CRDs and the read-only identity are
-installed the same way), on a fresh port, with the testenv's certificates, against the
-same etcd under its own `--etcd-prefix`: an independent cluster at the cost of one process.
+Each one is the cached kube-apiserver binary, started by :func:`kube.start_apiserver` and
+bootstrapped by :func:`kube.wait_apiserver` (CRDs and the read-only identity installed the
+same way), on a fresh port with the testenv's certificates, against the running etcd under
+its own ``--etcd-prefix``: fresh, empty storage at the cost of one process. The fleet
+tests use two clusters this way; the benchmark gives every size of its series its own.
 """
 
 from __future__ import annotations
@@ -21,20 +22,26 @@ import yaml
 import testenv
 from testenv import kube
 from testenv.context import Context
+from testenv.kubeclient import Kube
 from testenv.proc import alive, stop_group
-from tests.integration.cluster.kube_helpers import AdminKube
 
 
 @dataclass
-class SecondApiServer:
+class ExtraApiServer:
     """A running extra API server: its URL, admin access and how to stop it."""
 
     server: str
-    admin: AdminKube
+    pki: Path
     pid: int
     started: int
     etcd_url: str
     etcd_prefix: str
+
+    @property
+    def admin(self) -> Kube:
+        """The testenv's stdlib client with the admin certificate."""
+        return Kube(self.server, self.pki / "ca.crt", self.pki / "admin.crt",
+                    self.pki / "admin.key")
 
     def running(self) -> bool:
         return alive(self.pid, self.started)
@@ -43,27 +50,28 @@ class SecondApiServer:
         """Stop the process group (idempotent) and drop its keys from the shared etcd."""
         if not stop_group(self.pid, self.started):
             raise RuntimeError(f"kube-apiserver {self.pid} would not stop")
-        _etcd_delete_prefix(self.etcd_url, self.etcd_prefix)
+        delete_etcd_prefix(self.etcd_url, self.etcd_prefix)
 
 
-def start_second_apiserver(admin_kubeconfig: Path, home: Path) -> SecondApiServer:
+def start_extra_apiserver(home: Path, prefix_name: str = "soma-extra") -> ExtraApiServer:
     """Start and bootstrap another API server next to the running testenv one.
 
     ``home`` holds its state, logs and a copy of the testenv's certificates (the same CA,
-    so one admin credential works on both servers).
+    so one admin credential works on every server).
     """
     recorded = testenv.state()
     etcd_port = recorded["components"]["etcd"]["ports"]["client"]
     binary = Path(recorded["components"]["kube-apiserver"]["binary"])
-    shutil.copytree(admin_kubeconfig.parent / "kube" / "pki", home / "kube" / "pki")
+    pki = home / "kube" / "pki"
+    shutil.copytree(Path(recorded["home"]) / "kube" / "pki", pki, dirs_exist_ok=True)
     ctx = Context(home=home, cache=Path(recorded["cache"]), quiet=True,
                   state={"components": {"etcd": {"ports": {"client": etcd_port}}}})
-    prefix = f"/soma-fleet-{uuid.uuid4().hex[:8]}"
+    prefix = f"/{prefix_name}-{uuid.uuid4().hex[:8]}"
     kube.start_apiserver(ctx, binary, etcd_prefix=prefix)
     proc = ctx.process("kube-apiserver")
-    second = SecondApiServer(
+    extra = ExtraApiServer(
         server=ctx.state["kube"]["server"],
-        admin=AdminKube(ctx.state["kube"]["server"], home / "kube" / "pki"),
+        pki=pki,
         pid=proc["pid"],
         started=proc["start"],
         etcd_url=f"http://127.0.0.1:{etcd_port}",
@@ -72,12 +80,12 @@ def start_second_apiserver(admin_kubeconfig: Path, home: Path) -> SecondApiServe
     try:
         kube.wait_apiserver(ctx)
     except BaseException:
-        second.stop()
+        extra.stop()
         raise
-    return second
+    return extra
 
 
-def _etcd_delete_prefix(etcd_url: str, prefix: str) -> None:
+def delete_etcd_prefix(etcd_url: str, prefix: str) -> None:
     """Delete every key under ``prefix`` (etcd's JSON gateway: key range [prefix, prefix+1))."""
     raw = prefix.encode()
     end = raw[:-1] + bytes([raw[-1] + 1])
@@ -85,7 +93,7 @@ def _etcd_delete_prefix(etcd_url: str, prefix: str) -> None:
                        "range_end": base64.b64encode(end).decode()}).encode()
     request = urllib.request.Request(f"{etcd_url}/v3/kv/deleterange", data=body,
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=60) as response:
         response.read()
 
 
