@@ -21,6 +21,8 @@ bounded by a count and every request and child by a timeout.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import datetime as dt
 import json
 import math
@@ -32,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,13 +46,15 @@ if str(ROOT) not in sys.path:  # run as a script: make `testenv` and `soma_audit
 
 RESULTS = ROOT / "bench" / "results"
 CACHE = Path(os.environ.get("SOMA_AUDIT_BENCH_CACHE", "~/.cache/soma-audit-bench")).expanduser()
-SIZES = (2_000, 10_000, 30_000)
+SIZES = (2_000, 10_000, 30_000, 100_000)
 NS_PREFIX = "bench-"
 MARKER = "bench-complete"  # ConfigMap created last in a namespace: the namespace is seeded
 PAGE_SIZE = 500  # as soma_audit.sources.cluster.PAGE_SIZE
 LIST_WORKERS = 4  # as ClusterSource's default pool
-SEED_WORKERS = 8
-CHILD_TIMEOUT = 600.0
+SEED_WORKERS = 12
+CHILD_TIMEOUT = 900.0
+#: A peer that goes over either limit at a size is stopped and not run at larger sizes.
+PEER_LIMITS = {"seconds": 900.0, "rss_mb": 16_384.0}
 GNU_TIME = "/usr/bin/time"
 REQUEST_TIMEOUT = 60.0
 
@@ -218,6 +222,8 @@ class Sample:
     cpu_s: float = 0.0
     rss_mb: float = 0.0
     rc: int = 0
+    #: Why the child was killed (over the time or memory limit), else empty.
+    stopped: str = ""
 
 
 def summarize(samples: Sequence[Sample]) -> dict[str, Any]:
@@ -330,6 +336,31 @@ class Api:
     def metrics(self) -> dict[str, float]:
         status, data = self.request("GET", "/metrics")
         return parse_request_totals(data.decode()) if status == 200 else {}
+
+
+@contextlib.contextmanager
+def size_cluster(size: int, fresh: bool, log: Callable[[str], None] = print,
+                 ) -> Iterator[tuple[Api, Path]]:
+    """A kube-apiserver of its own for ``size``: storage ``/soma-bench-<size>`` in the
+    testenv's etcd, holding that size's bench objects and nothing else (``fresh``: emptied
+    first; otherwise a completed earlier seed is reused). Yields the API and the folder of
+    its ``admin.kubeconfig``; the server stops afterwards, its storage kept for a re-run."""
+    import testenv
+    from testenv.apiservers import delete_etcd_prefix, start_extra_apiserver
+
+    if not (testenv.state() or {}).get("kube", {}).get("server"):
+        testenv_api()  # starts etcd and the testenv's own server
+    prefix = f"soma-bench-{size}"
+    if fresh:
+        etcd_port = testenv.state()["components"]["etcd"]["ports"]["client"]
+        delete_etcd_prefix(f"http://127.0.0.1:{etcd_port}", f"/{prefix}")
+    home = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
+    server = start_extra_apiserver(home, prefix_name=prefix, unique=False)
+    log(f"size {size}: kube-apiserver {server.server} on storage /{prefix}")
+    try:
+        yield Api(server.server, server.pki, SEED_WORKERS), home
+    finally:
+        server.stop(keep_storage=True)
 
 
 def testenv_api(pool: int = SEED_WORKERS) -> Api:
@@ -460,9 +491,28 @@ def count_objects(api: Api, paths: Sequence[tuple[str, str]]) -> dict[str, int]:
 
 
 # -- child processes --------------------------------------------------------------------
+def _tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants now (0 when gone)."""
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+        total += int(found.group(1)) / 1024 if found else 0.0
+        stack.extend(int(c) for c in children)
+    return total
+
+
 def run_child(cmd: Sequence[str], env: dict[str, str], timeout: float = CHILD_TIMEOUT,
-              stdout: Path | None = None) -> Sample:
-    """Run ``cmd`` once; wall time, and the child's own CPU and peak RSS from wait4."""
+              stdout: Path | None = None, max_rss_mb: float | None = None) -> Sample:
+    """Run ``cmd`` once; wall time, and the child's own CPU and peak RSS from wait4.
+
+    A child over ``timeout`` seconds or ``max_rss_mb`` of memory is killed, and the sample
+    says why (``stopped``)."""
     # stderr goes to a file, never a pipe: a chatty child (Polaris warns per object) would
     # fill the pipe and block while we wait for it.
     err_path = Path(tempfile.mkstemp(prefix="soma-bench-stderr-")[1])
@@ -471,17 +521,27 @@ def run_child(cmd: Sequence[str], env: dict[str, str], timeout: float = CHILD_TI
     rss_path = Path(tempfile.mkstemp(prefix="soma-bench-rss-")[1])
     if Path(GNU_TIME).exists():
         cmd = [GNU_TIME, "-f", "%M", "-o", str(rss_path), *cmd]
+    stopped = ""
     with open(stdout or os.devnull, "wb") as out, open(err_path, "wb") as err_file:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err_file,
-                                stdin=subprocess.DEVNULL, cwd=tempfile.gettempdir())
+                                stdin=subprocess.DEVNULL, cwd=tempfile.gettempdir(),
+                                start_new_session=True)
         deadline = started + timeout
+        next_rss = started + 0.5
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            if time.perf_counter() > deadline:
-                proc.kill()
+            now = time.perf_counter()
+            if max_rss_mb and now > next_rss:
+                next_rss = now + 0.5
+                if _tree_rss_mb(proc.pid) > max_rss_mb:
+                    stopped = f"over {max_rss_mb:.0f} MB"
+            if now > deadline:
+                stopped = f"over {timeout:.0f} s"
+            if stopped:
+                os.killpg(proc.pid, 9)
                 pid, status, usage = os.wait4(proc.pid, 0)
                 break
             time.sleep(0.005)
@@ -494,9 +554,12 @@ def run_child(cmd: Sequence[str], env: dict[str, str], timeout: float = CHILD_TI
     rss_path.unlink()
     if found:
         peak_kb = int(found[-1])
-    sample = Sample(wall, usage.ru_utime + usage.ru_stime, peak_kb / 1024, proc.returncode)
-    if proc.returncode not in (0, 1) and err:
-        name = Path(cmd[5] if cmd[0] == GNU_TIME else cmd[0]).name
+    sample = Sample(wall, usage.ru_utime + usage.ru_stime, peak_kb / 1024, proc.returncode,
+                    stopped)
+    name = Path(cmd[5] if cmd[0] == GNU_TIME else cmd[0]).name
+    if stopped:
+        print(f"  {name} stopped: {stopped}")
+    elif proc.returncode not in (0, 1) and err:
         print(f"  {name} exit {proc.returncode}: {err.strip()[-300:]}")
     return sample
 
@@ -653,28 +716,33 @@ class SizeResult:
     load_average: list[float] = field(default_factory=list)
 
 
-def measure_size(api: Api, size: int, reps: int, peers: dict[str, dict[str, Any]],
-                 readonly_variant: bool = False,
+def measure_size(api: Api, home: Path, size: int, reps: int,
+                 peers: dict[str, dict[str, Any]], readonly_variant: bool = False,
                  log: Callable[[str], None] = print) -> SizeResult:
-    """Seed up to ``size``, then round-robin ``reps`` timed repetitions of every subject."""
+    """Seed ``size`` on the size's own server (see :func:`size_cluster`; ``home`` holds its
+    kubeconfigs), then round-robin ``reps`` timed repetitions of every subject.
+
+    A peer stopped at its limits (:data:`PEER_LIMITS`) gets ``stopped`` in ``peers`` and
+    is not run again, here or at a larger size."""
     seeded = seed(api, namespaces_for(size), log)
     paths = audit_list_paths(api)
     counts = count_objects(api, paths)
     log(f"size {size}: {sum(counts.values())} objects of {len(paths)} listed kinds in the "
         f"cluster (all namespaces)")
-    kubeconfig = ROOT / ".testenv" / "admin.kubeconfig"
+    kubeconfig = home / "admin.kubeconfig"
     scratch = Path(tempfile.mkdtemp(prefix="soma-bench-"))
     subjects: dict[str, list[str]] = {"soma-audit": [soma_audit_bin(), "--ci", "--format", "json"]}
     if readonly_variant:
         # The least-privilege identity: no patch on namespaces, so no dry-run PATCHes.
         subjects["soma-audit (read-only SA)"] = [*subjects["soma-audit"], "--kubeconfig",
-                                                 str(ROOT / ".testenv" / "readonly.kubeconfig")]
+                                                 str(home / "readonly.kubeconfig")]
     for name, info in peers.items():
-        if info.get("binary"):
+        if info.get("binary") and not info.get("stopped"):
             subjects[name] = peer_command(name, info["binary"], kubeconfig, scratch)
     env = clean_env(kubeconfig)
     samples: dict[str, list[Sample]] = {"baseline": [], FETCH: [],
                                         **{s: [] for s in subjects}}
+    stopped: dict[str, str] = {}
     requests: dict[str, dict[str, int]] = {}
     io: dict[str, int] = {}
     load: list[float] = []
@@ -689,8 +757,17 @@ def measure_size(api: Api, size: int, reps: int, peers: dict[str, dict[str, Any]
         else:
             samples["baseline"].append(sample)
         for name, cmd in subjects.items():
+            if name in stopped:
+                continue
             before = api.metrics()
-            sample = run_child(cmd, env, stdout=scratch / f"{name}.json")
+            limit = PEER_LIMITS if name in peers else {"seconds": CHILD_TIMEOUT}
+            sample = run_child(cmd, env, timeout=limit["seconds"],
+                               stdout=scratch / f"{name}.json", max_rss_mb=limit.get("rss_mb"))
+            if sample.stopped:
+                stopped[name] = sample.stopped
+                if name in peers:
+                    peers[name]["stopped"] = f"{sample.stopped} at {size:,} objects"
+                continue
             if rep == 0:
                 requests[name] = diff_totals(before, api.metrics())
             else:
@@ -705,10 +782,12 @@ def measure_size(api: Api, size: int, reps: int, peers: dict[str, dict[str, Any]
             line = "  ".join(f"{n} {s[-1].wall_s:.2f}s" for n, s in samples.items() if s)
             log(f"size {size} rep {rep}/{reps}: {line}")
     summaries = {name: summarize(s) for name, s in samples.items()}
+    for name, reason in stopped.items():
+        summaries[name] = {"n": 0, "stopped": reason}
     return SizeResult(size=size, date=dt.date.today().isoformat(), seed=seeded,
                       cluster_objects=counts, list_paths=[p for _, p in paths],
-                      baseline_io=io, summaries=summaries, requests=requests, peers=peers,
-                      machine=machine_info(api), load_average=load)
+                      baseline_io=io, summaries=summaries, requests=requests,
+                      peers=copy.deepcopy(peers), machine=machine_info(api), load_average=load)
 
 
 def machine_info(api: Api) -> dict[str, Any]:
@@ -809,6 +888,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated object counts (default: %(default)s)")
     parser.add_argument("--reps", type=int, default=3, help="timed repetitions per size")
     parser.add_argument("--no-peers", action="store_true", help="skip Polaris and Popeye")
+    parser.add_argument("--fresh", action="store_true",
+                        help="empty each size's storage and seed it again (default: reuse a "
+                             "completed seed of that size)")
+    parser.add_argument("--seed-only", action="store_true",
+                        help="only seed each size's storage (a later run reuses it)")
     parser.add_argument("--no-cold-start", action="store_true")
     parser.add_argument("--no-live-diff", action="store_true")
     parser.add_argument("--only-live-diff", action="store_true",
@@ -829,13 +913,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_live_diff:
         sizes = []
         args.no_peers = args.no_cold_start = True
+    if args.seed_only:
+        args.no_peers = args.no_cold_start = args.no_live_diff = True
     peers = {} if args.no_peers else {name: ensure_peer(name) for name in PEERS}
     for name, info in peers.items():
         if info.get("error"):
             print(f"peer {name} could not be built: {info['command']}: {info['error'][-300:]}")
     written: list[dict[str, Any]] = []
     for size in sorted(sizes):
-        data = to_json(measure_size(api, size, args.reps, peers, args.readonly_variant))
+        with size_cluster(size, args.fresh) as (size_api, home):
+            if args.seed_only:
+                seed(size_api, namespaces_for(size))
+                continue
+            data = to_json(measure_size(size_api, home, size, args.reps, peers,
+                                        args.readonly_variant))
         path = args.out / f"{today}-{size}.json"
         path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
         written.append(data)

@@ -46,18 +46,24 @@ class ExtraApiServer:
     def running(self) -> bool:
         return alive(self.pid, self.started)
 
-    def stop(self) -> None:
-        """Stop the process group (idempotent) and drop its keys from the shared etcd."""
+    def stop(self, keep_storage: bool = False) -> None:
+        """Stop the process group (idempotent) and, unless ``keep_storage``, drop its keys
+        from the shared etcd."""
         if not stop_group(self.pid, self.started):
             raise RuntimeError(f"kube-apiserver {self.pid} would not stop")
-        delete_etcd_prefix(self.etcd_url, self.etcd_prefix)
+        if not keep_storage:
+            delete_etcd_prefix(self.etcd_url, self.etcd_prefix)
 
 
-def start_extra_apiserver(home: Path, prefix_name: str = "soma-extra") -> ExtraApiServer:
+def start_extra_apiserver(home: Path, prefix_name: str = "soma-extra",
+                          unique: bool = True) -> ExtraApiServer:
     """Start and bootstrap another API server next to the running testenv one.
 
-    ``home`` holds its state, logs and a copy of the testenv's certificates (the same CA,
-    so one admin credential works on every server).
+    ``home`` holds its state, logs, kubeconfigs (``admin.kubeconfig``,
+    ``readonly.kubeconfig``) and a copy of the testenv's certificates (the same CA, so one
+    admin credential works on every server). The storage is ``/<prefix_name>-<random>``,
+    or ``/<prefix_name>`` itself when not ``unique`` (a later server finds what an earlier
+    one stored there).
     """
     recorded = testenv.state()
     etcd_port = recorded["components"]["etcd"]["ports"]["client"]
@@ -66,7 +72,7 @@ def start_extra_apiserver(home: Path, prefix_name: str = "soma-extra") -> ExtraA
     shutil.copytree(Path(recorded["home"]) / "kube" / "pki", pki, dirs_exist_ok=True)
     ctx = Context(home=home, cache=Path(recorded["cache"]), quiet=True,
                   state={"components": {"etcd": {"ports": {"client": etcd_port}}}})
-    prefix = f"/{prefix_name}-{uuid.uuid4().hex[:8]}"
+    prefix = f"/{prefix_name}-{uuid.uuid4().hex[:8]}" if unique else f"/{prefix_name}"
     kube.start_apiserver(ctx, binary, etcd_prefix=prefix)
     proc = ctx.process("kube-apiserver")
     extra = ExtraApiServer(
@@ -86,8 +92,9 @@ def start_extra_apiserver(home: Path, prefix_name: str = "soma-extra") -> ExtraA
 
 
 def delete_etcd_prefix(etcd_url: str, prefix: str) -> None:
-    """Delete every key under ``prefix`` (etcd's JSON gateway: key range [prefix, prefix+1))."""
-    raw = prefix.encode()
+    """Delete every key under the folder ``prefix`` (etcd's JSON gateway: the key range
+    [prefix/, prefix0), so ``/a-1`` never takes ``/a-10`` with it)."""
+    raw = prefix.rstrip("/").encode() + b"/"
     end = raw[:-1] + bytes([raw[-1] + 1])
     body = json.dumps({"key": base64.b64encode(raw).decode(),
                        "range_end": base64.b64encode(end).decode()}).encode()

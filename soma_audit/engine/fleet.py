@@ -30,10 +30,11 @@ DEFAULT_WORKERS = 4
 
 def kube_contexts(kubeconfig: str | None) -> list[str]:
     """Every context name of the kubeconfig, in file order; AuditError when unreadable."""
-    from soma_audit.sources import cluster
+    from soma_audit.sources.kubeconfig import kube_contexts as read_contexts
+    from soma_audit.sources.kubeconfig import kubeconfig_path
 
-    path = cluster.kubeconfig_path(kubeconfig)
-    names, _current = cluster.kube_contexts(path)
+    path = kubeconfig_path(kubeconfig)
+    names, _current = read_contexts(path)
     if not names:
         raise AuditError(f"kubeconfig {path} has no contexts")
     return names

@@ -21,17 +21,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import yaml
+from urllib.parse import urlencode
 
 from soma_audit.config import Cluster as ClusterReading
-from soma_audit.core import fileio
 from soma_audit.core.errors import AuditError
 from soma_audit.core.escape import visible
-from soma_audit.core.yamlload import safe_load
 from soma_audit.kube.inventory import Inventory, Resource
 from soma_audit.sources import SourceInfo
 from soma_audit.sources.kinds import FORBIDDEN_KINDS, KINDS, KindInfo
+from soma_audit.sources.kubeconfig import (
+    Endpoint,
+    from_kubeconfig,
+    in_cluster,
+    kube_contexts,
+    kubeconfig_path,
+    plugin_user,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +48,6 @@ MAX_RESPONSE_BYTES = 128 * 1024 * 1024
 #: ``continue`` tokens without end stops here.
 MAX_PAGES = 2000
 _CHUNK = 256 * 1024
-SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-SERVICEACCOUNT_DIR_ENV = "SOMA_AUDIT_SERVICEACCOUNT_DIR"
 RETRYABLE = {429, 500, 502, 503, 504}
 
 
@@ -82,117 +85,60 @@ class Timeouts:
                    reading.retries, deadline=reading.scan_deadline)
 
 
-def _in_cluster_loader() -> Any:
-    """The official client's in-cluster loader, reading the token and CA from
-    $SOMA_AUDIT_SERVICEACCOUNT_DIR when set (to run the in-cluster mode beside a pod or in
-    tests, docs/exporter.md), else from where Kubernetes mounts them in a pod."""
-    from kubernetes.config.incluster_config import InClusterConfigLoader
+def _note_exec_plugin(path: Path, context: str) -> None:
+    """One stderr note when the context's user gets its token from a credential plugin:
+    the kubeconfig's command runs, as kubectl runs it (docs/security.md)."""
+    import sys
 
-    directory = Path(os.environ.get(SERVICEACCOUNT_DIR_ENV) or SERVICEACCOUNT_DIR)
-    return InClusterConfigLoader(token_filename=str(directory / "token"),
-                                 cert_filename=str(directory / "ca.crt"))
-
-
-def kubeconfig_path(kubeconfig: str | None) -> Path:
-    """The kubeconfig file to read, as kubectl picks it: the flag, else the first
-    $KUBECONFIG entry, else ~/.kube/config."""
-    path = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-    return Path(os.path.expanduser(path.split(os.pathsep)[0]))
-
-
-def kube_contexts(path: Path) -> tuple[list[str], str]:
-    """The context names of the kubeconfig at ``path``, in file order, and the current
-    one; AuditError when the file is missing or unreadable."""
-    from kubernetes import config
-    from kubernetes.config.config_exception import ConfigException
-
-    if not path.exists():
-        raise AuditError(f"kubeconfig not found: {path}")
-    try:  # a FIFO, a device or a huge file is refused before the client library reads it
-        fileio.read_bytes(path)
-    except fileio.UnreadableFile as exc:
-        raise AuditError(f"cannot read kubeconfig {path}: {exc}") from None
-    try:
-        contexts, active = config.list_kube_config_contexts(config_file=str(path))
-    except ConfigException as exc:
-        raise AuditError(f"cannot use kubeconfig {path}: {_one_line(exc)}") from None
-    except Exception as exc:  # yaml errors from a corrupt file
-        raise AuditError(f"cannot read kubeconfig {path}: {_one_line(exc)}") from None
-    names = [c["name"] for c in contexts or [] if isinstance(c, dict) and c.get("name")]
-    current = active.get("name", "") if isinstance(active, dict) else ""
-    return names, str(current)
+    found = plugin_user(path, context)
+    plugin = found[1].get("exec") if found else None
+    if not found or not isinstance(plugin, dict):
+        return
+    command = str(plugin.get("command", ""))
+    if command in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(command)
+    print(f"soma-audit: note: kubeconfig user {visible(found[0])!r} gets its credentials by "
+          f"running {visible(command)!r} (an exec plugin, as kubectl does)", file=sys.stderr)
 
 
 #: Exec credential plugins already announced by this process (a fleet opens many clients).
 _ANNOUNCED: set[str] = set()
 
 
-def _note_exec_plugin(path: Path, context: str) -> None:
-    """One stderr note when the context's user gets its token from an ``exec`` credential
-    plugin: the kubeconfig's command runs, as kubectl runs it (docs/security.md)."""
-    import sys
-
-    try:
-        data = safe_load(fileio.read_text(path))
-    except (fileio.UnreadableFile, yaml.YAMLError):
-        return  # the client library reports the file's problem
-    entries = data if isinstance(data, dict) else {}
-
-    def named(section: str, name: Any) -> dict[str, Any]:
-        items = entries.get(section)
-        found = next((i for i in items if isinstance(i, dict) and i.get("name") == name),
-                     None) if isinstance(items, list) else None
-        return found if isinstance(found, dict) else {}
-
-    user_name = (named("contexts", context).get("context") or {}).get("user")
-    user = named("users", user_name).get("user")
-    plugin = user.get("exec") if isinstance(user, dict) else None
-    if not isinstance(plugin, dict):
-        return
-    command = str(plugin.get("command", ""))
-    if command in _ANNOUNCED:
-        return
-    _ANNOUNCED.add(command)
-    print(f"soma-audit: note: kubeconfig user {visible(user_name)!r} gets its credentials by "
-          f"running {visible(command)!r} (an exec plugin, as kubectl does)", file=sys.stderr)
-
-
-def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str, str]:
-    """An ApiClient for the context, its name and its server; AuditError when unusable."""
-    from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
-
-    configuration = client.Configuration()
-    in_cluster = (
-        kubeconfig is None
+def _endpoint(kubeconfig_file: str | None, context: str | None) -> Endpoint:
+    """The context's endpoint (in a pod without a kubeconfig: the service account)."""
+    inside_pod = (
+        kubeconfig_file is None
         and context is None
         and "KUBERNETES_SERVICE_HOST" in os.environ
         and not kubeconfig_path(None).exists()
     )
-    try:
-        if in_cluster:
-            _in_cluster_loader().load_and_set(configuration)
-            name = "in-cluster"
-        else:
-            path = str(kubeconfig_path(kubeconfig))
-            names, active = kube_contexts(Path(path))
-            name = context or active
-            if context and context not in names:
-                raise AuditError(
-                    f"context {context!r} not found in {path}; known: {', '.join(names)}"
-                )
-            _note_exec_plugin(Path(path), name)
-            config.load_kube_config(config_file=path, context=context,
-                                    client_configuration=configuration, persist_config=False)
-    except AuditError:
-        raise
-    except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
-        what = "the in-cluster service account" if in_cluster else "kubeconfig"
-        raise AuditError(f"cannot use {what}: {_one_line(exc)}") from None
-    except Exception as exc:  # yaml and base64 errors from a corrupt kubeconfig
-        raise AuditError(f"cannot read kubeconfig: {_one_line(exc)}") from None
-    configuration.retries = False  # our own bounded retries, see ClusterSource._get
-    return client.ApiClient(configuration), name, configuration.host
+    if inside_pod:
+        return in_cluster()
+    path = kubeconfig_path(kubeconfig_file)
+    if context is None:
+        context = kube_contexts(path)[1]
+    _note_exec_plugin(path, context)
+    return from_kubeconfig(kubeconfig_file, context or None)
+
+
+def _pool(endpoint: Endpoint, size: int) -> Any:
+    """urllib3's pool for the endpoint: ``size`` connections, no retries of its own."""
+    import urllib3
+
+    options: dict[str, Any] = {"maxsize": size, "block": True, "retries": False}
+    if endpoint.tls is not None:
+        options |= {"ssl_context": endpoint.tls,
+                    "cert_reqs": "CERT_REQUIRED" if endpoint.verifies else "CERT_NONE"}
+        if endpoint.server_hostname:
+            options["server_hostname"] = endpoint.server_hostname
+        if not endpoint.verifies:
+            options["assert_hostname"] = False
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    if endpoint.proxy:
+        return urllib3.ProxyManager(endpoint.proxy, **options)
+    return urllib3.PoolManager(**options)
 
 
 class ClusterSource:
@@ -204,12 +150,13 @@ class ClusterSource:
         timeouts: Timeouts | None = None,
         workers: int = ClusterReading.workers,
     ) -> None:
-        self._client, name, host = _load_client(kubeconfig, context)
-        self._client.configuration.connection_pool_maxsize = workers
-        # Names the tool in the API server's audit log and metrics (not the SDK's default).
+        self._endpoint = _endpoint(kubeconfig, context)
+        self._http = _pool(self._endpoint, workers)
+        name, host = self._endpoint.name, self._endpoint.server
+        # Names the tool in the API server's audit log and metrics.
         from soma_audit import __version__
 
-        self._client.user_agent = f"soma-audit/{__version__}"
+        self._user_agent = f"soma-audit/{__version__}"
         self._timeouts = timeouts or Timeouts()
         self._workers = workers
         self.server = host
@@ -225,47 +172,55 @@ class ClusterSource:
         self.info = SourceInfo("cluster", name or host, repo=repo, label=name or host)
 
     # -- HTTP -----------------------------------------------------------------------------
+    def _send(self, method: str, path: str, query: list[tuple[str, Any]] | None,
+              body: Any, content_type: str | None) -> HttpResponse:
+        """One request on the pool; the body read within the bounds (any status)."""
+        headers = {"Accept": "application/json", "User-Agent": self._user_agent}
+        authorization = self._endpoint.authorization()
+        if authorization:
+            headers["Authorization"] = authorization
+        if content_type:
+            headers["Content-Type"] = content_type
+        url = self.server + path + (f"?{urlencode(query)}" if query else "")
+        if body is not None and not isinstance(body, bytes | str):
+            body = json.dumps(body)
+        with self._lock:
+            self.requests[method] += 1
+        response = self._http.request(
+            method, url, body=body.encode() if isinstance(body, str) else body,
+            headers=headers, preload_content=False, redirect=False,
+            timeout=_urllib3_timeout(self._timeouts),
+        )
+        return HttpResponse(response.status, self._read_body(response),
+                            _warnings(response.headers))
+
     def _call(self, method: str, path: str, query: list[tuple[str, Any]] | None = None,
               body: Any = None, content_type: str | None = None) -> HttpResponse:
         """One request with bounded retries on 429/5xx and connection errors.
 
         Only GET and dry-run PATCH are ever sent, so a retry cannot write twice.
         """
-        from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         timeouts = self._timeouts
         problem = "no answer"
-        headers_in = {"Accept": "application/json"}
-        if content_type:
-            headers_in["Content-Type"] = content_type
         for attempt in range(timeouts.retries + 1):
             if attempt:
                 self._stop.wait(timeouts.backoff * 2 ** (attempt - 1))
             self._check_deadline()
             try:
-                verb, url, headers, payload, post = self._client.param_serialize(
-                    method, path, query_params=query or [], header_params=dict(headers_in),
-                    body=body, auth_settings=["BearerToken"],
-                )
-                with self._lock:
-                    self.requests[method] += 1
-                response = self._client.call_api(
-                    verb, url, headers, payload, post,
-                    _request_timeout=(timeouts.connect, timeouts.read),
-                )
-                status, data = response.status, self._read_body(response)
-                warnings = _warnings(response.headers)
-            except (ApiException, HTTPError, OSError) as exc:
+                response = self._send(method, path, query, body, content_type)
+            except (HTTPError, OSError, ValueError) as exc:
                 problem = _describe(exc)
                 log.debug("%s %s failed (attempt %d): %s", method, path, attempt + 1, problem)
                 continue
-            if status in RETRYABLE:
-                problem = f"HTTP {status}"
+            if response.status in RETRYABLE:
+                problem = f"HTTP {response.status}"
                 continue
-            if not 200 <= status < 300:
-                raise ListError(_status_message(status, data), status)
-            return HttpResponse(status, data, warnings)
+            if not 200 <= response.status < 300:
+                raise ListError(_status_message(response.status, response.data),
+                                response.status)
+            return response
         raise ListError(f"{problem} (after {timeouts.retries + 1} attempts)", None)
 
     def request(self, method: str, path: str, query: list[tuple[str, Any]] | None = None,
@@ -273,24 +228,11 @@ class ClusterSource:
         """One request, any status, for the remediation engine (server-side apply, its
         dry-runs and rollbacks): never retried, since a write must not be sent twice.
         ListError (status None) only when nothing answered."""
-        from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         try:
-            verb, url, headers, payload, post = self._client.param_serialize(
-                method, path, query_params=query or [], body=body,
-                header_params={"Accept": "application/json", "Content-Type": content_type},
-                auth_settings=["BearerToken"],
-            )
-            with self._lock:
-                self.requests[method] += 1
-            response = self._client.call_api(
-                verb, url, headers, payload, post,
-                _request_timeout=(self._timeouts.connect, self._timeouts.read),
-            )
-            return HttpResponse(response.status, self._read_body(response),
-                                _warnings(response.headers))
-        except (ApiException, HTTPError, OSError) as exc:
+            return self._send(method, path, query, body, content_type)
+        except (HTTPError, OSError, ValueError) as exc:
             raise ListError(f"{method} {path}: {_describe(exc)}", None) from None
 
     def _check_deadline(self) -> None:
@@ -305,7 +247,7 @@ class ClusterSource:
         """The body, at most :data:`MAX_RESPONSE_BYTES`, read as it arrives so that the
         scan deadline and a stop are checked between reads (a server trickling bytes
         within the read timeout cannot keep one request going)."""
-        raw = response.response
+        raw = response
         try:
             declared = int(raw.headers.get("Content-Length") or 0)
         except ValueError:
@@ -548,6 +490,12 @@ def _drop_unread(metadata: Any) -> None:
         annotations = metadata.get("annotations")
         if isinstance(annotations, dict):
             annotations.pop(LAST_APPLIED, None)
+
+
+def _urllib3_timeout(timeouts: Timeouts) -> Any:
+    import urllib3
+
+    return urllib3.Timeout(connect=timeouts.connect, read=timeouts.read)
 
 
 def _status_message(status: int, data: bytes) -> str:

@@ -28,6 +28,7 @@ from soma_audit.engine.fleet import audit_fleet
 from soma_audit.engine.session import AuditSession
 from soma_audit.exporter.server import Exporter, _handler
 from soma_audit.sources.cluster import ClusterSource, Timeouts
+from testenv import certs
 from testenv.proc import free_port
 from tests.helpers import http_get, wait_until
 from tests.unit.test_cli import BIN, CLEAN_ENV, run
@@ -289,9 +290,14 @@ def test_in_cluster_mode_reads_the_service_account_dir_of_the_environment(
     missing = run("--ci", *ONLY, env=env)
     assert missing.returncode == 2
     assert missing.stderr == ("soma-audit: error: cannot use the in-cluster service account: "
-                              "Service token file does not exist.\n")
+                              f"no token file at {account / 'token'}\n")
     (account / "token").write_text("a-token")
     (account / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    broken = run("--ci", *ONLY, env=env)
+    assert broken.returncode == 2
+    assert broken.stderr == ("soma-audit: error: cannot use the in-cluster service account: "
+                             "certificate-authority is not a valid PEM certificate\n")
+    (account / "ca.crt").write_bytes(certs.ensure(tmp_path / "pki")["ca_crt"].read_bytes())
     prom = tmp_path / "soma_audit.prom"
     unreachable = run("--ci", *ONLY, "--metrics-file", str(prom), env=env)
     assert unreachable.returncode == 2

@@ -246,7 +246,7 @@ def test_a_scan_is_one_list_per_kind(kube: AdminKube, kube_env: Any) -> None:
     tests by a unique User-Agent (exactly ours)."""
     source = cluster_source(kube_env.readonly_kubeconfig, workers=4)
     agent = f"soma-audit-count-{uuid.uuid4().hex[:8]}"
-    source._client.user_agent = agent
+    source._user_agent = agent
     offset = kube_env.audit_log.stat().st_size
     before = request_totals(kube)
     started = time.perf_counter()
