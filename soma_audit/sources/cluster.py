@@ -163,8 +163,8 @@ class ClusterSource:
         #: Requests sent per HTTP verb (retries included): what a scan cost the server.
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
-        #: One object per distinct string value of a scan (see _share_strings).
-        self._strings: dict[str, str] = {}
+        #: One object per distinct value of the running scan (see share_equal_values).
+        self._shared: dict[Any, Any] = {}
         #: monotonic() time the running scan must end by (None outside a scan), and the
         #: flag that stops its workers (deadline passed, or the user interrupted).
         self._ends: float | None = None
@@ -344,7 +344,7 @@ class ClusterSource:
                 item["kind"] = info.kind
                 item["apiVersion"] = api_version
                 _drop_unread(item.get("metadata"))
-                _share_strings(item, self._strings)
+                share_equal_values(item, self._shared)
                 yield Resource(item, "cluster")
             metadata = page.get("metadata")
             token = metadata.get("continue") if isinstance(metadata, dict) else None
@@ -365,10 +365,11 @@ class ClusterSource:
             return self._load(kinds)
         finally:
             self._ends = None
+            self._shared = {}  # the inventory holds what it needs
 
     def _load(self, kinds: frozenset[str]) -> Inventory:
         inventory = Inventory()
-        self._strings = {}
+        self._shared = {}
         served = self._served_groups()
         jobs: list[tuple[KindInfo, str]] = []
         for kind in sorted(kinds):
@@ -457,30 +458,53 @@ def _decode(data: bytes) -> Any:
 #: Sharing stops this deep (a hostile object cannot exhaust the stack; it is only
 #: left unshared below).
 _SHARE_DEPTH = 32
+#: The keys of a listed object that are its own by construction (its name is in them):
+#: never shared, so the table of shared values does not hold one entry per object.
+_OWN_KEYS = frozenset({"metadata"})
+_SHARED_LEAVES = (str, dict, list)
 
 
-def _share_strings(node: Any, strings: dict[str, str], depth: int = 0) -> None:
-    """Replace each string value by the first equal one seen in this scan, in place.
+def share_equal_values(item: dict[str, Any], table: dict[Any, Any]) -> None:
+    """Make equal values inside one listed object and across a scan one object each.
 
-    Listed objects repeat the same few thousand values (image names, labels, ports,
-    defaults such as "IfNotPresent") across tens of thousands of objects; one object per
-    value (with orjson decoding) took the peak RSS of listing 47k objects from 273 to
-    234 MB. Equal strings stay equal, so nothing a probe reads changes.
+    Listed objects repeat the same few thousand strings (image names, labels, defaults
+    such as "IfNotPresent") and the same small structures (resources, probes, security
+    contexts, tolerations, ports, label sets) across tens of thousands of objects; each
+    is kept once per scan (``table`` maps a string to itself, a structure's content to
+    the structure). Equal values stay equal, so nothing a check reads changes; the
+    inventory is read-only (checks and plans copy what they change, a test holds them to
+    it), so one shared structure can serve many objects.
     """
-    if depth > _SHARE_DEPTH:
-        return
-    if node.__class__ is dict:
-        pairs: Iterable[tuple[Any, Any]] = node.items()
-    elif node.__class__ is list:
-        pairs = enumerate(node)
-    else:
-        return
+    for key, value in item.items():
+        if value.__class__ in _SHARED_LEAVES:
+            if key in _OWN_KEYS and value.__class__ is dict:
+                for inner, child in value.items():
+                    value[inner] = _shared(child, table, 2)
+            else:
+                item[key] = _shared(value, table, 1)
+
+
+def _shared(node: Any, table: dict[Any, Any], depth: int) -> Any:
+    """The scan's one copy of ``node`` (its children shared first)."""
+    kind = node.__class__
+    if kind is str:
+        return table.setdefault(node, node)
+    if (kind is not dict and kind is not list) or depth > _SHARE_DEPTH:
+        return node
+    # The key names each child by identity once it is shared (equal children are then
+    # the same object), and each scalar by its type and value (True, 1 and 1.0 differ).
+    parts: list[Any] = [kind]
+    pairs: Iterable[tuple[Any, Any]] = node.items() if kind is dict else enumerate(node)
     for key, value in pairs:
-        kind = value.__class__
-        if kind is str:
-            node[key] = strings.setdefault(value, value)
-        elif kind is dict or kind is list:
-            _share_strings(value, strings, depth + 1)
+        child = value.__class__
+        if child in _SHARED_LEAVES:
+            shared = _shared(value, table, depth + 1)
+            if shared is not value:
+                node[key] = shared
+            parts += (key, child, id(shared))
+        else:
+            parts += (key, child, value)
+    return table.setdefault(tuple(parts), node)
 
 
 def _drop_unread(metadata: Any) -> None:

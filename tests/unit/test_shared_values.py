@@ -1,0 +1,99 @@
+"""A live scan keeps equal values once (``share_equal_values``): one structure may then
+serve many objects, which is only safe because nothing writes to the inventory.
+
+Every check fixture case and the demo are audited twice, as read and with every equal
+value shared across the whole inventory: the results must be identical, and the
+inventory must be exactly what was loaded once every check has run.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from soma_audit.catalog.checks import load_catalog
+from soma_audit.config import load_config
+from soma_audit.engine.scan import AuditRequest, run_audit
+from soma_audit.kube.inventory import Inventory
+from soma_audit.sources import Source, SourceInfo
+from soma_audit.sources.cluster import share_equal_values
+from soma_audit.sources.manifests import ManifestsSource
+from soma_audit.sources.snapshot import SnapshotSource
+from tests.helpers import FIXTURES, REPO
+
+#: "last run 8160h10m15.2559s ago": how long ago depends on when the check ran.
+_AGO = re.compile(r"[\d.hms]+ ago")
+CASES = sorted(p for p in (FIXTURES / "checks").glob("*/*") if (p / "expect.yaml").is_file())
+
+
+class Shared:
+    """Another source's inventory with every equal value shared, as a live scan keeps it;
+    remembers a deep copy of what it handed out."""
+
+    def __init__(self, inner: Source) -> None:
+        self.inner = inner
+        self.info: SourceInfo = inner.info
+        self.loaded: list[dict[str, Any]] = []
+        self.handed: list[dict[str, Any]] = []
+
+    def load(self, kinds: frozenset[str]) -> Inventory:
+        inventory = self.inner.load(kinds)
+        table: dict[Any, Any] = {}
+        for resource in inventory:
+            share_equal_values(resource.body, table)
+        self.handed = [r.body for r in inventory]
+        self.loaded = copy.deepcopy(self.handed)
+        return inventory
+
+
+def _outcomes(source: Source, config: dict[str, Any], check_ids: set[str] | None) -> list[Any]:
+    checks = [c for c in load_catalog() if check_ids is None or c.id in check_ids]
+    report = run_audit(AuditRequest(source=source, config=load_config(**config), checks=checks))
+    return [(r.check.id, r.status, [(e.object, _AGO.sub("ago", e.message), e.location)
+                                    for e in r.evidence])
+            for r in report.results]
+
+
+def _source(case: Path, snapshot: bool, config: dict[str, Any]) -> Source:
+    if snapshot:
+        return SnapshotSource(case / "snapshot.yaml")
+    return ManifestsSource(case, config=load_config(**config))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_sharing_changes_no_result_and_nothing_writes_to_the_inventory(case: Path) -> None:
+    expect = yaml.safe_load((case / "expect.yaml").read_text())
+    snapshot = expect.get("source") == "snapshot"
+    config = expect.get("config") or {}
+    plain = _outcomes(_source(case, snapshot, config), config, {case.parent.name})
+    shared = Shared(_source(case, snapshot, config))
+    assert _outcomes(shared, config, {case.parent.name}) == plain
+    assert shared.handed == shared.loaded
+
+
+def test_the_whole_demo_with_shared_values() -> None:
+    demo = REPO / "demo" / "soma-gitops"
+    plain = _outcomes(ManifestsSource(demo, config=load_config()), {}, None)
+    shared = Shared(ManifestsSource(demo, config=load_config()))
+    assert _outcomes(shared, {}, None) == plain
+    assert shared.handed == shared.loaded
+
+
+def test_equal_values_become_one_object_and_types_stay_apart() -> None:
+    table: dict[Any, Any] = {}
+    first = {"metadata": {"name": "a", "labels": {"app": "x"}},
+             "spec": {"resources": {"cpu": "1"}, "flags": [True, 1, 1.0], "n": 1}}
+    second = {"metadata": {"name": "b", "labels": {"app": "x"}},
+              "spec": {"resources": {"cpu": "1"}, "flags": [1, 1, 1.0], "n": 1}}
+    share_equal_values(first, table)
+    share_equal_values(second, table)
+    assert first["metadata"]["labels"] is second["metadata"]["labels"]
+    assert first["spec"]["resources"] is second["spec"]["resources"]
+    assert first["metadata"] is not second["metadata"]  # an object's own, never shared
+    assert first["spec"] is not second["spec"]  # [True, 1, 1.0] is not [1, 1, 1.0]
+    assert first["spec"]["flags"] == [True, 1, 1.0] and type(second["spec"]["flags"][0]) is int
