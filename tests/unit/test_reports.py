@@ -156,3 +156,17 @@ def test_rendered_sources_and_origins_in_json_markdown_and_sarif() -> None:
     assert location["artifactLocation"]["uri"] == "k8s/helm/soma/templates/deployment.yaml"
     assert "region" not in location
     assert result["properties"] == {"rendered": how}
+
+
+@pytest.mark.parametrize("data", [
+    {"checks": [{"id": "a", "evidence": [{"message": "é \u2028 \x00 \" \\ /"}]}], "n": 0.5},
+    {"too big for orjson": 2 ** 70},
+    {"lone surrogate": "\ud800"},
+    {1: "non-string key"},
+])
+def test_json_report_text_is_what_json_writes(data: dict) -> None:
+    """orjson writes the report faster; the text is json's, and what orjson refuses is
+    written by json."""
+    from soma_audit.reports.jsonfmt import _dumps
+
+    assert _dumps(data) == json.dumps(data, indent=2, ensure_ascii=False) + "\n"
