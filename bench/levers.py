@@ -1,0 +1,122 @@
+"""Before and after each kept performance change (``bench/levers.yaml``), side by side.
+
+For each lever both revisions are checked out (``git worktree add --detach``, into a
+temporary folder, removed afterwards) and run alternately — before, after, before, after …
+— with this checkout's Python environment, on the same cluster at the same moment, so the
+machine's load hits both alike. Writes ``bench/results/<date>-levers.json``.
+
+    python bench/levers.py [--reps 3] [--only NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.run import (  # noqa: E402  (run as a script)
+    RESULTS,
+    Sample,
+    clean_env,
+    namespaces_for,
+    run_child,
+    seed,
+    size_cluster,
+    summarize,
+)
+from soma_audit.core.yamlload import load_file  # noqa: E402
+
+LEVERS = ROOT / "bench" / "levers.yaml"
+
+
+@contextlib.contextmanager
+def checkout(rev: str) -> Iterator[Path]:
+    """A detached worktree of ``rev`` for the duration of the block."""
+    folder = Path(tempfile.mkdtemp(prefix="soma-lever-"))
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
+                    str(folder), rev], check=True, timeout=120)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)],
+                       check=False, timeout=120)
+
+
+def command(tree: Path, subject: str, kubeconfig: Path | None) -> list[str]:
+    """The child that measures ``subject`` with the code of ``tree``."""
+    if subject == "fetch":
+        return [sys.executable, str(tree / "bench" / "fetch_only.py"), str(kubeconfig)]
+    if subject == "demo":
+        return [sys.executable, "-m", "soma_audit", "--demo", "--ci", "--format", "json"]
+    return [sys.executable, "-m", "soma_audit", "--ci", "--format", "json"]
+
+
+def measure(lever: dict[str, Any], reps: int, kubeconfig: Path | None) -> dict[str, Any]:
+    """Alternate runs of the two revisions (one untimed warm-up each first)."""
+    samples: dict[str, list[Sample]] = {"before": [], "after": []}
+    load: list[float] = []
+    with checkout(lever["before"]) as before, checkout(lever["after"]) as after:
+        trees = {"before": before, "after": after}
+        for rep in range(reps + 1):
+            if rep:
+                load.append(os.getloadavg()[0])
+            for side, tree in trees.items():
+                env = clean_env(kubeconfig) if kubeconfig else clean_env(Path(os.devnull))
+                env["PYTHONPATH"] = str(tree)
+                out = Path(tempfile.mkstemp(prefix="soma-lever-out-")[1])
+                sample = run_child(command(tree, lever["subject"], kubeconfig), env, stdout=out)
+                if lever["subject"] == "fetch":  # the load() time, the child's CPU and RSS
+                    words = out.read_text().split()
+                    if words[:1] == ["LOAD"]:
+                        sample = Sample(float(words[1]), sample.cpu_s, sample.rss_mb, sample.rc)
+                out.unlink()
+                if rep:
+                    samples[side].append(sample)
+            if rep:
+                walls = {side: f"{s[-1].wall_s:.2f}s" for side, s in samples.items()}
+                print(f"  {lever['name']} rep {rep}/{reps}: before {walls['before']} "
+                      f"after {walls['after']}")
+    return {**lever, "before_summary": summarize(samples["before"]),
+            "after_summary": summarize(samples["after"]), "load_average": load}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--only", help="measure only the lever of this name")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    levers = [lever for lever in load_file(LEVERS, "levers")
+              if not args.only or lever["name"] == args.only]
+    results = []
+    for size in sorted({lever.get("size") for lever in levers}, key=lambda s: s or 0):
+        group = [lever for lever in levers if lever.get("size") == size]
+        if size is None:
+            results += [measure(lever, args.reps, None) for lever in group]
+            continue
+        with size_cluster(size, fresh=False) as (api, home):
+            seed(api, namespaces_for(size))
+            results += [measure(lever, args.reps, home / "admin.kubeconfig")
+                        for lever in group]
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{dt.date.today().isoformat()}-levers.json"
+    path.write_text(json.dumps({"date": dt.date.today().isoformat(), "levers": results},
+                               indent=1, sort_keys=True) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
