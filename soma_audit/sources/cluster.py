@@ -468,12 +468,11 @@ def share_equal_values(item: dict[str, Any], table: dict[Any, Any]) -> None:
     """Make equal values inside one listed object and across a scan one object each.
 
     Listed objects repeat the same few thousand strings (image names, labels, defaults
-    such as "IfNotPresent") and the same small structures (resources, probes, security
-    contexts, tolerations, ports, label sets) across tens of thousands of objects; each
-    is kept once per scan (``table`` maps a string to itself, a structure's content to
-    the structure). Equal values stay equal, so nothing a check reads changes; the
-    inventory is read-only (checks and plans copy what they change, a test holds them to
-    it), so one shared structure can serve many objects.
+    such as "IfNotPresent") and the same structures (pod specs of one workload, resources,
+    probes, security contexts, tolerations, ports, label sets) across tens of thousands of
+    objects; each is kept once per scan. Equal values stay equal, so nothing a check reads
+    changes; the inventory is read-only (checks and plans copy what they change, a test
+    holds them to it), so one shared structure can serve many objects.
     """
     for key, value in item.items():
         if value.__class__ in _SHARED_LEAVES:
@@ -485,26 +484,56 @@ def share_equal_values(item: dict[str, Any], table: dict[Any, Any]) -> None:
 
 
 def _shared(node: Any, table: dict[Any, Any], depth: int) -> Any:
-    """The scan's one copy of ``node`` (its children shared first)."""
+    """The scan's one copy of ``node``, looked up from the top down.
+
+    A structure is found by its compact JSON text (length and hash as the key, equality
+    confirming a hit), so a structure seen before is taken whole without walking it; only
+    a new one is walked, to share what it holds. ``table`` also maps each string to its
+    one copy (a string key never equals a tuple key).
+    """
     kind = node.__class__
     if kind is str:
         return table.setdefault(node, node)
     if (kind is not dict and kind is not list) or depth > _SHARE_DEPTH:
         return node
-    # The key names each child by identity once it is shared (equal children are then
-    # the same object), and each scalar by its type and value (True, 1 and 1.0 differ).
-    parts: list[Any] = [kind]
+    key: tuple[int, int] | None = None
+    text = _compact_json(node)
+    if text is not None:
+        key = (len(text), hash(text))
+        found = table.get(key)
+        if found is None:
+            table[key] = node
+        elif found.__class__ is kind and found == node:
+            return found
     pairs: Iterable[tuple[Any, Any]] = node.items() if kind is dict else enumerate(node)
-    for key, value in pairs:
+    for name, value in pairs:
         child = value.__class__
-        if child in _SHARED_LEAVES:
-            shared = _shared(value, table, depth + 1)
-            if shared is not value:
-                node[key] = shared
-            parts += (key, child, id(shared))
-        else:
-            parts += (key, child, value)
-    return table.setdefault(tuple(parts), node)
+        if child is str:
+            node[name] = table.setdefault(value, value)
+        elif child is dict or child is list:
+            node[name] = _shared(value, table, depth + 1)
+    return node
+
+
+def _compact_json(node: Any) -> bytes | None:
+    """``node`` as compact JSON (None when it cannot be written: it is then not shared)."""
+    encode = _fast_dumps()
+    try:
+        if encode is not None:
+            return encode(node)
+        return json.dumps(node, separators=(",", ":"), ensure_ascii=False).encode()
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+@functools.cache
+def _fast_dumps() -> Callable[[Any], bytes] | None:
+    """orjson's encoder when installed (the `live` extra)."""
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - depends on the installation
+        return None
+    return orjson.dumps
 
 
 def _drop_unread(metadata: Any) -> None:
