@@ -266,12 +266,6 @@ class Renderer:
             ))
         return found
 
-    def render_helm(self, inputs: HelmInputs) -> list[Resource]:
-        key = _cache_key(inputs)
-        if key not in self._cache:
-            self._cache[key] = self._helm(inputs)
-        return self._cache[key]
-
     def _value_file(self, chart: Path, name: str) -> Path | None:
         if name.startswith("$"):  # Argo CD multi-source `$ref/path`: this repository
             name = name.partition("/")[2]
