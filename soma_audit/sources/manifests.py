@@ -247,16 +247,12 @@ class ManifestsSource:
                 inventory: Inventory) -> list[Resource]:
         rendered: list[Resource] = []
         seen: set[tuple[str, str, str | None, str]] = set()
-        for inputs in self._plan(renderer, survey, applications, inventory):
+        plan = self._plan(renderer, survey, applications, inventory)
+        for inputs, objects in zip(plan, renderer.render_all(plan), strict=True):
             tool = "helm" if isinstance(inputs, HelmInputs) else "kustomize"
             path = inputs.chart if isinstance(inputs, HelmInputs) else inputs.path
-            try:
-                if isinstance(inputs, HelmInputs):
-                    objects = renderer.render_helm(inputs)
-                else:
-                    objects = renderer.render_kustomize(inputs)
-            except RenderError as exc:
-                self._failed(renderer, tool, path, inputs.via, exc, inventory)
+            if isinstance(objects, RenderError):
+                self._failed(renderer, tool, path, inputs.via, objects, inventory)
                 continue
             fresh = [r for r in objects if _identity(r) not in seen]
             seen.update(_identity(r) for r in fresh)

@@ -25,6 +25,7 @@ from soma_audit.config import load_config
 from soma_audit.core.model import Status
 from soma_audit.engine.scan import AuditRequest, run_audit
 from soma_audit.kube.inventory import Inventory
+from soma_audit.sources import rendering
 from soma_audit.sources.manifests import ManifestsSource
 from soma_audit.sources.rendering import CLUSTER_SCOPED
 from tests.helpers import FIXTURES
@@ -266,6 +267,39 @@ def test_a_broken_overlay_fails_and_quotes_kustomize(
     assert failed.detail.startswith(f"kustomize build {OVERLAYS}/dev failed: Error:")
     assert "missing-base" in failed.detail
     assert results["ops.manifests-parse"].status is Status.FAIL
+
+
+def test_renderings_run_at_once_read_exactly_as_one_by_one(
+        platform: Path, renderers: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Distinct inputs render concurrently; the inventory (objects in order, origins,
+    sources, problems, unavailable kinds) equals a one-at-a-time load, failures included."""
+    (platform / "k8s/helm/broken").mkdir(parents=True)
+    (platform / "k8s/helm/broken/Chart.yaml").write_text("apiVersion: v2\nname: broken\n"
+                                                          "version: 0.1.0\n")
+    (platform / "k8s/helm/broken/templates").mkdir()
+    (platform / "k8s/helm/broken/templates/cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.no.such }}\n")
+    overlay = platform / OVERLAYS / "dev/kustomization.yaml"
+    overlay.write_text(overlay.read_text() + "  - ../../missing-base\n")
+    prod = (platform / "argocd/soma-prod.yaml").read_text()
+    (platform / "argocd/soma-prod-mirror.yaml").write_text(
+        prod.replace("name: soma-prod\n", "name: soma-prod-mirror\n"))
+
+    def snapshot() -> tuple[Any, ...]:
+        inventory = _load(platform, renderers)
+        return ([(r.origin, r.rendered, json.dumps(r.body, sort_keys=True)) for r in inventory],
+                inventory.sources, inventory.problems, inventory.unavailable)
+
+    assert rendering.RENDER_WORKERS > 1
+    at_once = snapshot()
+    monkeypatch.setattr(rendering, "RENDER_WORKERS", 1)
+    one_by_one = snapshot()
+    assert at_once == one_by_one
+    _, sources, problems, _ = at_once
+    assert [s.status for s in sources].count("failed") == 2 and len(problems) == 2
+    # The mirror's file sorts first: soma-prod repeats its inputs, rendered once.
+    assert any(s.via == "Application/argocd/soma-prod" and s.detail.endswith("counted once")
+               for s in sources)
 
 
 def test_cli_finds_the_binaries_on_path_and_reports_sources(
