@@ -629,6 +629,36 @@ def _verdict(found: list[str], what: str) -> int:
     return 0
 
 
+def bench(rev: str, size: int, out: Path) -> int:
+    """``make bench``'s check: a recorded scan of the size's own API server (bench/run.py)
+    and the demo, each compared between ``rev`` and this tree; writes
+    ``<out>/<date>-verdicts.json`` for docs/performance.md."""
+    from bench.run import namespaces_for, seed, size_cluster
+
+    outcome: dict[str, Any] = {"date": dt.date.today().isoformat(), "rev": rev,
+                               "head": _git("rev-parse", "--short", "HEAD"), "size": size}
+    with tempfile.TemporaryDirectory(prefix="soma-audit-verdicts-rec-") as folder:
+        recording = Path(folder) / "recording"
+        with size_cluster(size, fresh=False) as (api, home):
+            seed(api, namespaces_for(size))
+            record(recording, home / "admin.kubeconfig", None, [])
+        report = json.loads((recording / LIVE_REPORT).read_text())
+        outcome["checks"] = len(report.get("checks", []))
+        outcome["evidence"] = sum(len(c.get("evidence") or []) for c in report["checks"])
+        outcome["replay_same"] = replay(recording, rev) == 0
+    outcome["demo_same"] = demo(rev) == 0
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{outcome['date']}-verdicts.json"
+    path.write_text(json.dumps(outcome, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {path}")
+    return 0 if outcome["replay_same"] and outcome["demo_same"] else 1
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
+                          check=True, timeout=60).stdout.strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -642,8 +672,15 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--rev", required=True, help="git revision to compare with")
     dem = commands.add_parser("demo", help="compare a revision and this tree on --demo")
     dem.add_argument("--rev", required=True, help="git revision to compare with")
+    ben = commands.add_parser("bench", help="record the bench size's cluster, compare the "
+                              "revision and this tree on it and on the demo, write the result")
+    ben.add_argument("--rev", required=True, help="git revision to compare with")
+    ben.add_argument("--size", type=int, default=10_000)
+    ben.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     try:
+        if args.command == "bench":
+            return bench(args.rev, args.size, args.out)
         if args.command == "record":
             return record(args.out, args.kubeconfig, args.context, args.extra)
         if args.command == "replay":
