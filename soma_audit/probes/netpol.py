@@ -35,6 +35,7 @@ from soma_audit.domain.netpol.policy import (
     Exposure,
     IpBlock,
     Policy,
+    PolicySet,
     ServicePods,
     Verdict,
     allowed,
@@ -79,7 +80,7 @@ def _parsed_policies(inventory: Inventory) -> tuple[Policy, ...]:
     return tuple(load_policies(inventory))
 
 
-def _policies(inventory: Inventory) -> tuple[list[Policy], list[Evidence]]:
+def _policies(inventory: Inventory) -> tuple[PolicySet, list[Evidence]]:
     """The policies the API server would accept, and a note for each one it would not
     (or whose namespace is unknown): those are left out of every evaluation. Parsed once
     per inventory, for the four checks that read them."""
@@ -94,7 +95,7 @@ def _policies(inventory: Inventory) -> tuple[list[Policy], list[Evidence]]:
                             "it applies to is unknown"))
         else:
             valid.append(policy)
-    return valid, notes
+    return PolicySet(valid), notes
 
 
 def _modelled_notes(located: dict[str, ServicePods], namespace: str) -> list[Evidence]:

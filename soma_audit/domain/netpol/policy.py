@@ -28,6 +28,7 @@ here raises on malformed input.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -384,6 +385,25 @@ def parse_policy(body: Any, ref: str = "", origin: str = "") -> Policy:
                   origin)
 
 
+class PolicySet(tuple[Policy, ...]):
+    """Policies in their order, indexed by namespace: a policy only ever selects pods of
+    its own namespace, so a decision reads that namespace's few, not every policy."""
+
+    @functools.cached_property
+    def _by_namespace(self) -> dict[str, tuple[Policy, ...]]:
+        grouped: dict[str, list[Policy]] = {}
+        for policy in self:
+            grouped.setdefault(policy.namespace, []).append(policy)
+        return {namespace: tuple(found) for namespace, found in grouped.items()}
+
+    def in_namespace(self, namespace: str) -> tuple[Policy, ...]:
+        return self._by_namespace.get(namespace, ())
+
+
+def policy_set(policies: Iterable[Policy]) -> PolicySet:
+    return policies if isinstance(policies, PolicySet) else PolicySet(policies)
+
+
 def load_policies(inventory: Inventory) -> list[Policy]:
     """Every NetworkPolicy of the inventory, parsed (valid or not)."""
     return [parse_policy(r.body, r.ref, r.origin) for r in inventory.of_kind("NetworkPolicy")]
@@ -468,10 +488,11 @@ def _verdict(
     destination: Endpoint,
     port: int,
     protocol: str,
-    policies: Iterable[Policy],
+    policies: PolicySet,
     ns_labels: Callable[[str], Mapping[str, str]],
 ) -> Verdict:
-    isolating = [p for p in policies if direction in p.types and p.selects(subject)]
+    isolating = [p for p in policies.in_namespace(subject.namespace)
+                 if direction in p.types and p.selects(subject)]
     allowing = [
         p
         for p in isolating
@@ -491,8 +512,9 @@ def allowed(
     policies: Iterable[Policy],
     namespace_labels: Mapping[str, Mapping[str, str]],
 ) -> Decision:
-    """May ``src`` open a connection to ``dst`` on ``port``/``protocol`` (the pod's port)?"""
-    policies = list(policies)
+    """May ``src`` open a connection to ``dst`` on ``port``/``protocol`` (the pod's port)?
+    (Pass a :class:`PolicySet` when asking many times: it is indexed once.)"""
+    policies = policy_set(policies)
     ns_labels = namespace_label_lookup(namespace_labels)
     egress = _verdict(EGRESS, src, dst, dst, port, protocol, policies, ns_labels)
     ingress = _verdict(INGRESS, dst, src, dst, port, protocol, policies, ns_labels)
@@ -508,7 +530,7 @@ def reachability_matrix(
 ) -> dict[tuple[Endpoint, Endpoint], Decision]:
     """Every ordered pair of distinct endpoints, each on its destination's port."""
     endpoints = list(endpoints)
-    policies = list(policies)
+    policies = policy_set(policies)
     return {
         (src, dst): allowed(src, dst, port_of(dst), protocol, policies, namespace_labels)
         for src in endpoints
