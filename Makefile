@@ -52,6 +52,9 @@ testenv-down: install
 bench: install testenv
 	$(PY) bench/run.py
 	$(PY) bench/rendering.py
+	$(PY) bench/levers.py
+	$(PY) bench/verdicts.py bench
+	$(PY) bench/docs.py
 
 docs: install
 	$(VENV)/bin/soma-audit checks --format markdown > docs/checks.md

@@ -654,6 +654,13 @@ def bench(rev: str, size: int, out: Path) -> int:
     return 0 if outcome["replay_same"] and outcome["demo_same"] else 1
 
 
+def _before_every_lever() -> str:
+    from soma_audit.core.yamlload import load_file
+
+    levers = load_file(ROOT / "bench" / "levers.yaml", "levers")
+    return str(levers[0]["before"])
+
+
 def _git(*args: str) -> str:
     return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
                           check=True, timeout=60).stdout.strip()
@@ -674,13 +681,14 @@ def main(argv: list[str] | None = None) -> int:
     dem.add_argument("--rev", required=True, help="git revision to compare with")
     ben = commands.add_parser("bench", help="record the bench size's cluster, compare the "
                               "revision and this tree on it and on the demo, write the result")
-    ben.add_argument("--rev", required=True, help="git revision to compare with")
+    ben.add_argument("--rev", help="git revision to compare with (default: the code before "
+                     "the first change of bench/levers.yaml)")
     ben.add_argument("--size", type=int, default=10_000)
     ben.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     try:
         if args.command == "bench":
-            return bench(args.rev, args.size, args.out)
+            return bench(args.rev or _before_every_lever(), args.size, args.out)
         if args.command == "record":
             return record(args.out, args.kubeconfig, args.context, args.extra)
         if args.command == "replay":
