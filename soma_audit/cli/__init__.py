@@ -148,7 +148,7 @@ def _single_context(args: argparse.Namespace) -> str | None:
 def _session_opener(args: argparse.Namespace) -> Callable[[str | None], AuditSession]:
     """Load config and catalog once (bad input fails here, before any cluster is asked);
     the function returned opens a session on a kube context — with its own ClusterSource,
-    hence its own ApiClient, each time (a fleet audit opens one per context)."""
+    hence its own connection pool, each time (a fleet audit opens one per context)."""
     from soma_audit.catalog.checks import load_catalog
     from soma_audit.config import load_config
     from soma_audit.core.errors import AuditError

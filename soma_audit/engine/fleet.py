@@ -2,7 +2,7 @@
 
 A cluster that cannot be audited at all (unreachable, bad credentials) becomes a
 :class:`ClusterScan` with an ``error`` instead of a report; the others are unaffected.
-Each context gets its own session, hence its own ClusterSource and ApiClient: one client
+Each context gets its own session, hence its own ClusterSource and connection pool: one pool
 must never serve two contexts.
 """
 
