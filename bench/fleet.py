@@ -166,17 +166,19 @@ def _rss_kb(pid: int) -> int:
 
 
 class TreeRss:
-    """The peak of the summed RSS of all our descendants while the block runs."""
+    """The peak of the summed RSS of the processes we start while the block runs (our
+    descendants that were not there before it: not the API servers, not Toxiproxy)."""
 
     def __init__(self) -> None:
         self.peak_kb = 0
+        self._before = set(_descendants(os.getpid()))
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="tree-rss", daemon=True)
 
     def _sample(self) -> None:
         me = os.getpid()
         while not self._done.wait(RSS_SAMPLE_SECONDS):
-            total = sum(_rss_kb(pid) for pid in _descendants(me))
+            total = sum(_rss_kb(pid) for pid in _descendants(me) if pid not in self._before)
             self.peak_kb = max(self.peak_kb, total)
 
     def __enter__(self) -> TreeRss:
