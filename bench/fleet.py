@@ -16,9 +16,10 @@ cluster L ms away would; a TLS handshake pays it too (its server flight is delay
 does each new connection's first answer. Bytes flow at loopback speed otherwise.
 
 Figures per subject: wall, CPU (user+sys of the whole process tree, from wait4), the peak
-RSS of the largest single process (GNU time) and the peak of the summed RSS of the whole
-process tree (sampled from /proc every :data:`RSS_SAMPLE_SECONDS`): with one process per
-cluster the latter is what the machine pays. The 1-minute load average is recorded at
+RSS of the largest single process (GNU time) and the peak of the summed PSS of the whole
+process tree (sampled from /proc every :data:`PSS_SAMPLE_SECONDS`; PSS splits the pages
+that forked processes share): with one process per cluster the latter is what the
+machine pays. The 1-minute load average is recorded at
 every timed repetition. Each fleet run is also checked against the single runs of the
 same repetition: every cluster's summary and exit code must be the same (``consistent``).
 
@@ -73,7 +74,7 @@ CLUSTERS = 4
 #: real CPU next to the waits (seeding four of them takes well under a minute).
 NAMESPACES_PER_CLUSTER = 10
 LATENCIES_MS = (50, 150)
-RSS_SAMPLE_SECONDS = 0.2
+PSS_SAMPLE_SECONDS = 0.2
 FLEET = "fleet"
 
 
@@ -155,33 +156,35 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
-def _rss_kb(pid: int) -> int:
+def _pss_kb(pid: int) -> int:
+    """Proportional set size: a page shared by n processes (a fork's copy-on-write
+    pages) counts 1/n in each, so the sum over processes is what they take together."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
                 return int(line.split()[1])
     except OSError:
         pass
     return 0
 
 
-class TreeRss:
-    """The peak of the summed RSS of the processes we start while the block runs (our
+class TreePss:
+    """The peak of the summed PSS of the processes we start while the block runs (our
     descendants that were not there before it: not the API servers, not Toxiproxy)."""
 
     def __init__(self) -> None:
         self.peak_kb = 0
         self._before = set(_descendants(os.getpid()))
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._sample, name="tree-rss", daemon=True)
+        self._thread = threading.Thread(target=self._sample, name="tree-pss", daemon=True)
 
     def _sample(self) -> None:
         me = os.getpid()
-        while not self._done.wait(RSS_SAMPLE_SECONDS):
-            total = sum(_rss_kb(pid) for pid in _descendants(me) if pid not in self._before)
+        while not self._done.wait(PSS_SAMPLE_SECONDS):
+            total = sum(_pss_kb(pid) for pid in _descendants(me) if pid not in self._before)
             self.peak_kb = max(self.peak_kb, total)
 
-    def __enter__(self) -> TreeRss:
+    def __enter__(self) -> TreePss:
         self._thread.start()
         return self
 
@@ -192,10 +195,10 @@ class TreeRss:
 
 @dataclass
 class Run:
-    """One timed audit run: its sample, the tree's peak RSS and what it reported."""
+    """One timed audit run: its sample, the tree's peak PSS and what it reported."""
 
     sample: Sample
-    tree_rss_mb: float
+    tree_pss_mb: float
     clusters: dict[str, tuple[dict[str, int] | None, int]]
 
 
@@ -205,7 +208,7 @@ def run_audit(kubeconfig: Path, contexts: Sequence[str], scratch: Path) -> Run:
     for context in contexts:
         cmd += ["--context", context]
     out = scratch / f"{uuid.uuid4().hex}.json"
-    with TreeRss() as rss:
+    with TreePss() as pss:
         sample = run_child(cmd, clean_env(kubeconfig), stdout=out)
     try:
         report = json.loads(out.read_text())
@@ -216,16 +219,16 @@ def run_audit(kubeconfig: Path, contexts: Sequence[str], scratch: Path) -> Run:
         clusters = {c["name"]: (c["summary"], c["exit_code"]) for c in report["clusters"]}
     else:
         clusters = {contexts[0]: (report.get("summary"), sample.rc)}
-    return Run(sample, rss.peak_kb / 1024, clusters)
+    return Run(sample, pss.peak_kb / 1024, clusters)
 
 
 def summarize_runs(runs: Sequence[Run]) -> dict[str, Any]:
-    """``bench.run.summarize`` of the samples, plus the tree's peak RSS (median, max)."""
+    """``bench.run.summarize`` of the samples, plus the tree's peak PSS (median, max)."""
     out = summarize([r.sample for r in runs])
     if runs:
-        trees = [r.tree_rss_mb for r in runs]
-        out["tree_rss_mb"] = round(statistics.median(trees), 1)
-        out["tree_rss_mb_max"] = round(max(trees), 1)
+        trees = [r.tree_pss_mb for r in runs]
+        out["tree_pss_mb"] = round(statistics.median(trees), 1)
+        out["tree_pss_mb_max"] = round(max(trees), 1)
     return out
 
 
@@ -262,6 +265,8 @@ def measure_latency(env: FleetEnvironment, latency_ms: int, reps: int, scratch: 
         "slowest_single": slowest,
         "fleet_over_slowest_single": round(summaries[FLEET]["wall_s"]
                                            / summaries[slowest]["wall_s"], 3),
+        "fleet_over_mean_single": round(summaries[FLEET]["wall_s"] / statistics.fmean(
+            summaries[n]["wall_s"] for n in names), 3),
         "fleet_over_sum_of_singles": round(summaries[FLEET]["wall_s"] / sum(
             summaries[n]["wall_s"] for n in names), 3),
         "consistent": consistent,
@@ -283,19 +288,21 @@ def markdown(results: dict[str, Any]) -> str:
              + ", ".join(f"{name} {sum(kinds.values()):,}"
                          for name, kinds in results["objects"].items()),
              "",
-             "| latency | subject | wall s (median) | CPU s | peak RSS MB (largest process / "
-             "process tree) | fleet ÷ slowest single | load average (min / max) |",
-             "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+             "| latency | subject | wall s (median) | CPU s | peak RSS MB (largest process) | "
+             "peak PSS MB (process tree) | fleet ÷ slowest single (÷ mean single) | "
+             "load average (min / max) |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for latency in results["latencies"]:
         load = latency["load_average"] or [0.0]
         load_text = f"{min(load):.1f} / {max(load):.1f}"
         for name, s in latency["summaries"].items():
             if not s.get("n"):
                 continue
-            ratio = (f"**{latency['fleet_over_slowest_single']:.2f}**" if name == FLEET
+            ratio = (f"**{latency['fleet_over_slowest_single']:.2f}** "
+                     f"({latency['fleet_over_mean_single']:.2f})" if name == FLEET
                      else ("slowest" if name == latency["slowest_single"] else ""))
             lines.append(f"| {latency['latency_ms']} ms | {name} | {s['wall_s']:.2f} | "
-                         f"{s['cpu_s']:.2f} | {s['rss_mb']:.0f} / {s['tree_rss_mb']:.0f} | "
+                         f"{s['cpu_s']:.2f} | {s['rss_mb']:.0f} | {s['tree_pss_mb']:.0f} | "
                          f"{ratio} | {load_text} |")
     return "\n".join(lines)
 
