@@ -289,13 +289,13 @@ def _fleet_contexts(args: argparse.Namespace) -> list[str] | None:
 
 
 def _run_fleet(args: argparse.Namespace, contexts: list[str]) -> int:
-    """Audit the contexts concurrently, each in a process of its own; one stderr line per
-    cluster that could not be audited; the exit code is the worst of the clusters'."""
+    """Audit the contexts concurrently; one stderr line per cluster that could not be
+    audited; the exit code is the worst of the clusters'."""
     from soma_audit.core.model import Severity
     from soma_audit.engine.fleet import audit_fleet
     from soma_audit.reports import render_fleet, table
 
-    fleet = audit_fleet(contexts, _session_opener(args), processes=True)
+    fleet = audit_fleet(contexts, _session_opener(args))
     _write_metrics(args, fleet)
     for scan in fleet.failed:
         print(f"soma-audit: error: context {visible(scan.cluster)!r} not audited: "

@@ -157,14 +157,6 @@ def _note_exec_plugin(path: Path, context: str) -> None:
           f"running {visible(command)!r} (an exec plugin, as kubectl does)", file=sys.stderr)
 
 
-def preload() -> None:
-    """Import the Kubernetes client and the JSON decoder a scan uses, before any scan: a
-    fleet audit does it once, then forks one child per cluster that shares them."""
-    from kubernetes import client, config  # noqa: F401
-
-    _fast_loads()
-
-
 def _load_client(kubeconfig: str | None, context: str | None) -> tuple[Any, str, str]:
     """An ApiClient for the context, its name and its server; AuditError when unusable."""
     from kubernetes import client, config
