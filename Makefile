@@ -52,6 +52,7 @@ testenv-down: install
 bench: install testenv
 	$(PY) bench/run.py
 	$(PY) bench/rendering.py
+	$(PY) bench/fleet.py
 
 docs: install
 	$(VENV)/bin/soma-audit checks --format markdown > docs/checks.md
