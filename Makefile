@@ -46,12 +46,14 @@ testenv: install
 testenv-down: install
 	$(PY) -m testenv down
 
-# Seeds the test API server (bench-* namespaces, reused) and times soma-audit against a
-# raw-LIST baseline, Polaris and Popeye, then what rendering charts and overlays adds to a
-# manifests-mode load; see docs/performance.md. Asserts no time.
+# The size series (each size on its own API server and storage, seeded once and reused)
+# against a raw-LIST baseline, Polaris and Popeye; rendering; fleets behind Toxiproxy; each
+# kept change before/after; the verdict check; then regenerates docs/performance.md.
+# Asserts no time.
 bench: install testenv
 	$(PY) bench/run.py
 	$(PY) bench/rendering.py
+	$(PY) bench/fleet.py
 	$(PY) bench/levers.py
 	$(PY) bench/verdicts.py bench
 	$(PY) bench/docs.py

@@ -8,11 +8,13 @@ once from its Go module into the versioned cache (testenv/build.py) and reused.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from testenv import build, config
 from testenv.proc import free_port, spawn, stop_group, wait_for
@@ -33,6 +35,33 @@ class Server:
 
     api: str
     log: Path
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """One call of the HTTP API; its JSON answer (None when empty)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.api}{path}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read()
+        return json.loads(raw) if raw.strip() else None
+
+    def create_proxy(self, name: str, upstream: str) -> str:
+        """A proxy to ``upstream`` on a free loopback port; returns its host:port."""
+        proxy = self.call("POST", "/proxies", {"name": name, "listen": "127.0.0.1:0",
+                                               "upstream": upstream, "enabled": True})
+        return str(proxy["listen"])
+
+    def add_toxic(self, name: str, kind: str, stream: str, **attributes: Any) -> None:
+        """Add a toxic (latency, bandwidth, reset_peer, timeout ...) on one direction
+        (``downstream``: server to client; ``upstream``: client to server)."""
+        self.call("POST", f"/proxies/{name}/toxics", {
+            "name": f"{kind}-{stream}", "type": kind, "stream": stream, "toxicity": 1.0,
+            "attributes": attributes})
+
+    def remove_toxics(self, name: str) -> None:
+        """Remove every toxic of one proxy."""
+        for toxic in self.call("GET", f"/proxies/{name}/toxics") or []:
+            self.call("DELETE", f"/proxies/{name}/toxics/{toxic['name']}")
 
 
 @contextlib.contextmanager

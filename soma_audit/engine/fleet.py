@@ -73,7 +73,14 @@ def audit_fleet(contexts: Iterable[str], open_session: Callable[[str], AuditSess
     names = list(contexts)
     if not names:
         raise AuditError("no kube context to audit")
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names))),
-                            thread_name_prefix="soma-fleet") as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(names))),
+                              thread_name_prefix="soma-fleet")
+    try:
         scans = list(pool.map(lambda name: _scan_one(name, open_session), names))
+    except BaseException:
+        # Ctrl-C/SIGTERM: leave now; waiting for the workers would wait for the slowest
+        # cluster's timeouts (the CLI exits without joining them).
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return FleetReport(scans)

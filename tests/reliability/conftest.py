@@ -273,37 +273,25 @@ class Toxiproxy:
     """The few calls of Toxiproxy's HTTP API the tests need, and its log."""
 
     def __init__(self, server: toxiproxy.Server) -> None:
+        self.server = server
         self.api = server.api
         self.log = server.log
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.api}{path}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            raw = response.read()
-        return json.loads(raw) if raw.strip() else None
-
     def create(self, name: str, upstream: str) -> str:
         """A proxy to ``upstream`` on a free loopback port; returns its host:port."""
-        proxy = self._call("POST", "/proxies", {"name": name, "listen": "127.0.0.1:0",
-                                                "upstream": upstream, "enabled": True})
-        return str(proxy["listen"])
+        return self.server.create_proxy(name, upstream)
 
     def add(self, name: str, kind: str, stream: str, **attributes: Any) -> None:
         """Add a toxic (latency, bandwidth, reset_peer, timeout ...) on one direction."""
-        self._call("POST", f"/proxies/{name}/toxics", {
-            "name": f"{kind}-{stream}", "type": kind, "stream": stream, "toxicity": 1.0,
-            "attributes": attributes})
+        self.server.add_toxic(name, kind, stream, **attributes)
 
     def enable(self, name: str, enabled: bool) -> None:
         """Disabling closes every connection and stops listening: the server is gone."""
-        self._call("POST", f"/proxies/{name}", {"enabled": enabled})
+        self.server.call("POST", f"/proxies/{name}", {"enabled": enabled})
 
     def heal(self, name: str) -> None:
         """Remove every toxic and listen again."""
-        for toxic in self._call("GET", f"/proxies/{name}/toxics") or []:
-            self._call("DELETE", f"/proxies/{name}/toxics/{toxic['name']}")
+        self.server.remove_toxics(name)
         self.enable(name, True)
 
     def log_size(self) -> int:
