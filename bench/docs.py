@@ -114,9 +114,10 @@ def goals(sizes: list[dict[str, Any]], cold: dict[str, Any] | None,
             f"{_fmt(complete, '{:.3f}')} s",
             None if complete is None else complete <= TUI_COMPLETE_FRAME_S)
     for latency in (fleet or {}).get("latencies", []):
-        ratio = latency.get("fleet_over_slowest")
-        row(f"fleet of {latency.get('clusters', 4)} ≤ {FLEET_OVER_SLOWEST}x the slowest single "
-            f"cluster", f"{latency.get('latency_ms')} ms",
+        ratio = latency.get("fleet_over_slowest_single")
+        clusters = len(latency.get("summaries", {})) - 1
+        row(f"fleet of {clusters} ≤ {FLEET_OVER_SLOWEST}x the slowest single cluster",
+            f"{latency.get('latency_ms')} ms",
             f"{_fmt(ratio)}x", None if ratio is None else ratio <= FLEET_OVER_SLOWEST)
     return "\n".join(rows)
 

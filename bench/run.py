@@ -507,12 +507,37 @@ def _tree_rss_mb(pid: int) -> float:
     return total
 
 
+def _wait_child(proc: subprocess.Popen[bytes], timeout: float,
+                max_rss_mb: float | None) -> tuple[int, Any, str]:
+    """Wait for ``proc``: (wait status, resource usage, why it was killed or "")."""
+    started = time.perf_counter()
+    next_rss = started + 0.5
+    stopped = ""
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            return status, usage, stopped
+        now = time.perf_counter()
+        if max_rss_mb and now > next_rss:
+            next_rss = now + 0.5
+            if _tree_rss_mb(proc.pid) > max_rss_mb:
+                stopped = f"over {max_rss_mb:.0f} MB"
+        if now > started + timeout:
+            stopped = f"over {timeout:g} s"
+        if stopped:
+            os.killpg(proc.pid, 9)
+            _pid, status, usage = os.wait4(proc.pid, 0)
+            return status, usage, stopped
+        time.sleep(0.005)
+
+
 def run_child(cmd: Sequence[str], env: dict[str, str], timeout: float = CHILD_TIMEOUT,
               stdout: Path | None = None, max_rss_mb: float | None = None) -> Sample:
     """Run ``cmd`` once; wall time, and the child's own CPU and peak RSS from wait4.
 
     A child over ``timeout`` seconds or ``max_rss_mb`` of memory is killed, and the sample
-    says why (``stopped``)."""
+    says why (``stopped``). The child runs in its own session (so that all of it can be
+    killed); an interrupt of the benchmark kills it too."""
     # stderr goes to a file, never a pipe: a chatty child (Polaris warns per object) would
     # fill the pipe and block while we wait for it.
     err_path = Path(tempfile.mkstemp(prefix="soma-bench-stderr-")[1])
@@ -521,30 +546,17 @@ def run_child(cmd: Sequence[str], env: dict[str, str], timeout: float = CHILD_TI
     rss_path = Path(tempfile.mkstemp(prefix="soma-bench-rss-")[1])
     if Path(GNU_TIME).exists():
         cmd = [GNU_TIME, "-f", "%M", "-o", str(rss_path), *cmd]
-    stopped = ""
     with open(stdout or os.devnull, "wb") as out, open(err_path, "wb") as err_file:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err_file,
                                 stdin=subprocess.DEVNULL, cwd=tempfile.gettempdir(),
                                 start_new_session=True)
-        deadline = started + timeout
-        next_rss = started + 0.5
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            now = time.perf_counter()
-            if max_rss_mb and now > next_rss:
-                next_rss = now + 0.5
-                if _tree_rss_mb(proc.pid) > max_rss_mb:
-                    stopped = f"over {max_rss_mb:.0f} MB"
-            if now > deadline:
-                stopped = f"over {timeout:.0f} s"
-            if stopped:
-                os.killpg(proc.pid, 9)
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.005)
+        try:
+            status, usage, stopped = _wait_child(proc, timeout, max_rss_mb)
+        except BaseException:  # Ctrl-C or SIGTERM of the benchmark
+            os.killpg(proc.pid, 9)
+            os.wait4(proc.pid, 0)
+            raise
         wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = err_path.read_text(errors="replace")[-2000:]
