@@ -18,8 +18,10 @@ from soma_audit.cli.options import ENV_PREFIX, config_overrides
 from soma_audit.core.escape import visible
 
 if TYPE_CHECKING:
+    from soma_audit.config import Config
     from soma_audit.engine.session import AuditSession
     from soma_audit.results.fleet import FleetReport
+    from soma_audit.sources.cluster import ClusterSource
 
 FORMATS = ("table", "json", "markdown", "junit", "sarif")
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -187,15 +189,10 @@ def _session_opener(args: argparse.Namespace) -> Callable[[str | None], AuditSes
     else:
         source = None
     from soma_audit.services import connect_services
-    from soma_audit.sources.cluster import ClusterSource, Timeouts
-
-    reading = config.cluster
-    timeouts = Timeouts.of(reading)
 
     def open_session(context: str | None) -> AuditSession:
         return AuditSession(
-            source=source or ClusterSource(args.kubeconfig, context, repo=repo,
-                                           timeouts=timeouts, workers=reading.workers),
+            source=source or _cluster_source(args, context, config, repo),
             config=config,
             checks=checks,
             attestations_path=attestations_path or attestations.default_path(args.config),
@@ -203,6 +200,16 @@ def _session_opener(args: argparse.Namespace) -> Callable[[str | None], AuditSes
         )
 
     return open_session
+
+
+def _cluster_source(args: argparse.Namespace, context: str | None, config: Config,
+                    repo: Path | None) -> ClusterSource:
+    """A live cluster's source (its module is imported only when a cluster is audited)."""
+    from soma_audit.sources.cluster import ClusterSource, Timeouts
+
+    reading = config.cluster
+    return ClusterSource(args.kubeconfig, context, repo=repo, timeouts=Timeouts.of(reading),
+                         workers=reading.workers)
 
 
 def _list_checks(args: argparse.Namespace) -> int:
@@ -320,9 +327,12 @@ def _run_tui(session: AuditSession) -> int:
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise AuditError("the TUI needs a terminal; use --ci for headless runs")
+    from soma_audit.engine.forked import ForkedScan
+
+    first_scan = ForkedScan.start(session)  # before Textual is imported and starts threads
     from soma_audit.tui import run_tui
 
-    return run_tui(session)
+    return run_tui(session, first_scan)
 
 
 def _in_main_thread() -> bool:
@@ -345,16 +355,22 @@ def _interrupted() -> int:
     os._exit(130)
 
 
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    """The options of this run: flags, then the environment; logging set up from them."""
+    args = _parser().parse_args(argv)
+    _apply_environment(args)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     import signal
 
     if _in_main_thread():
         # SIGTERM stops a scan as Ctrl-C does (a CronJob's pod being deleted).
         signal.signal(signal.SIGTERM, signal.default_int_handler)
-    args = _parser().parse_args(argv)
-    _apply_environment(args)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    args = _arguments(argv)
     from soma_audit.core.errors import AuditError
 
     try:

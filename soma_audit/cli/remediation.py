@@ -4,6 +4,7 @@
 
 Nothing is written without a preview: ``apply`` shows the diff and asks, and refuses
 without a terminal unless ``--yes``; ``rollback`` does the same with its restore preview.
+The remediation machinery is imported when a verb runs: every start builds these parsers.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from soma_audit.cli.options import config_overrides
 from soma_audit.core.errors import AuditError
-from soma_audit.remediation.plan import RemediationError
-from soma_audit.remediation.workflow import prepare, rendered
 
 if TYPE_CHECKING:
     from soma_audit.engine.session import AuditSession
@@ -96,6 +95,9 @@ def _live_options(args: argparse.Namespace) -> LiveOptions:
 
 
 def run(args: argparse.Namespace, build_session: Any) -> int:
+    from soma_audit.remediation.plan import RemediationError
+    from soma_audit.remediation.workflow import prepare
+
     if args.command == "rollback":
         return _rollback(args)
     if args.demo:
@@ -134,6 +136,7 @@ def _use_persistent_demo(args: argparse.Namespace) -> None:
 def _render(args: argparse.Namespace, session: AuditSession) -> int:
     from soma_audit.remediation.recipes import get_recipe
     from soma_audit.remediation.targets import DirectoryTarget
+    from soma_audit.remediation.workflow import rendered
 
     recipe = get_recipe(args.remediation)
     api_versions = None
@@ -202,6 +205,7 @@ def _offer_interrupted(store: BackupStore, args: argparse.Namespace) -> None:
 def _apply(args: argparse.Namespace, session: AuditSession, plan: Plan) -> int:
     from soma_audit.remediation.apply import apply_plan
     from soma_audit.remediation.backup import BackupStore
+    from soma_audit.remediation.plan import RemediationError
 
     if plan.conflicts:
         raise RemediationError("field-manager conflicts with controllers (shown above); "
@@ -246,6 +250,7 @@ def _rescan(session: AuditSession, fixes: list[str]) -> None:
 
 def _target_of(backup: Backup, args: argparse.Namespace) -> Target:
     """Reconnect to the target a backup was taken from (credentials from config/env)."""
+    from soma_audit.remediation.plan import RemediationError
     from soma_audit.remediation.targets import DirectoryTarget
 
     described = backup.target
@@ -307,6 +312,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _restore(args: argparse.Namespace, backup: Backup, store: BackupStore, yes: bool) -> int:
     from soma_audit.remediation.apply import restore_preview, rollback
+    from soma_audit.remediation.plan import RemediationError
 
     target = _target_of(backup, args)
     preview = restore_preview(backup, target)

@@ -1,7 +1,9 @@
 """An audit session: one target, scanned as often as asked — what the CLI and TUI drive.
 
 It keeps what the views need between scans (config, catalog, attestations file) so that
-neither view holds audit logic of its own.
+neither view holds audit logic of its own. Opening one is cheap: the scan machinery (probes
+and the domain modules behind them) is imported by the first scan, so the TUI can paint the
+check list before it.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from soma_audit.config import Config
 from soma_audit.core.errors import AuditError
@@ -17,9 +19,11 @@ from soma_audit.core.fileio import write_atomically
 from soma_audit.core.model import Check
 from soma_audit.engine import attestations as attest_store
 from soma_audit.engine.attestations import Attestation
-from soma_audit.engine.scan import AuditRequest, Progress, run_audit
 from soma_audit.results.report import Report
 from soma_audit.sources import Source
+
+if TYPE_CHECKING:
+    from soma_audit.engine.scan import Progress
 
 
 @dataclass
@@ -33,6 +37,8 @@ class AuditSession:
 
     def scan(self, progress: Progress | None = None, only: set[str] | None = None) -> Report:
         """Audit the target; with ``only``, re-run those checks and keep the others' results."""
+        from soma_audit.engine.scan import AuditRequest, run_audit
+
         checks = [c for c in self.checks if only is None or c.id in only]
         request = AuditRequest(
             source=self.source,

@@ -17,6 +17,7 @@ import yaml
 from soma_audit.core.errors import ConfigError
 from soma_audit.core.paths import data_path
 from soma_audit.core.typed import build
+from soma_audit.core.yamlload import Loader
 
 Target = Literal["kubernetes", "openfga", "kafka"]
 #: How an existing non-Kubernetes file is merged with what the recipe renders
@@ -76,7 +77,8 @@ class Recipe:
 
 def _read(path: Path) -> Recipe:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # The C loader when installed: the TUI reads every recipe before its first frame.
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=Loader)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read recipe {path}: {exc}") from None
     except yaml.YAMLError as exc:

@@ -1,6 +1,7 @@
 """The Textual TUI — the only package of soma-audit that imports ``textual``.
 
-The CLI calls :func:`run_tui` with a ready :class:`~soma_audit.engine.session.AuditSession`.
+The CLI calls :func:`run_tui` with a ready :class:`~soma_audit.engine.session.AuditSession`
+and its first scan already started in a child process.
 """
 
 from __future__ import annotations
@@ -8,13 +9,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from soma_audit.engine.forked import ForkedScan
     from soma_audit.engine.session import AuditSession
 
 
-def run_tui(session: AuditSession) -> int:
-    """Run the app until the user quits; 0 unless the app itself failed."""
+def run_tui(session: AuditSession, first_scan: ForkedScan | None = None) -> int:
+    """Run the app until the user quits; 0 unless the app itself failed. ``first_scan``
+    is the session's first scan already under way in a child process, if any."""
     from soma_audit.tui.app import SomaAuditApp
 
-    app = SomaAuditApp(session)
+    app = SomaAuditApp(session, first_scan=first_scan)
     app.run()
     return app.return_code or 0

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, ClassVar
 from textual.app import App
 from textual.binding import Binding
 
-from soma_audit.tui.screens import DiffScreen, HelpScreen, MainScreen
+from soma_audit.tui.screens.main import MainScreen
 
 if TYPE_CHECKING:
+    from soma_audit.engine.forked import ForkedScan
     from soma_audit.engine.session import AuditSession
 
 
@@ -23,7 +24,8 @@ class SomaAuditApp(App[int]):
     """The audit TUI over one session.
 
     ``today`` and ``author`` are parameters so that the attestation form's defaults
-    (expiry in 90 days, last author) are deterministic in tests and snapshots.
+    (expiry in 90 days, last author) are deterministic in tests and snapshots;
+    ``first_scan`` is the session's first scan when it already runs in a child process.
     """
 
     TITLE = "soma-audit"
@@ -38,16 +40,19 @@ class SomaAuditApp(App[int]):
     ]
 
     def __init__(self, session: AuditSession, *, today: Callable[[], dt.date] = dt.date.today,
-                 author: str = "") -> None:
+                 author: str = "", first_scan: ForkedScan | None = None) -> None:
         super().__init__()
         self.session = session
         self.today = today
         self.author = author
+        self.first_scan = first_scan
 
     def on_mount(self) -> None:
-        self.push_screen(MainScreen(self.session, self.today(), self.author))
+        self.push_screen(MainScreen(self.session, self.today(), self.author, self.first_scan))
 
     def action_help(self) -> None:
+        from soma_audit.tui.screens import DiffScreen, HelpScreen
+
         if isinstance(self.screen, HelpScreen):
             return
         main = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)

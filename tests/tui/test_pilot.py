@@ -6,6 +6,7 @@ tree; see :mod:`tests.tui.scenario`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from textual.widgets import Input
 
 from soma_audit.core.errors import AuditError
 from soma_audit.core.model import Status
+from soma_audit.engine.scan import Progress
+from soma_audit.reports.table import ICONS
+from soma_audit.results.report import Report
 from soma_audit.tui.commands import AuditCommands
 from soma_audit.tui.screens import AttestScreen, ExportScreen, HelpScreen, MainScreen
 from soma_audit.tui.view import Scope
@@ -100,6 +104,49 @@ async def test_tree_selects_what_the_table_shows(session: FrozenSession) -> None
         await wait_until(pilot, lambda: table_ids(pilot)[:1] == ["chaos.schedules"])
         assert len(table_ids(pilot)) == 3
         assert main.query_one(CheckTable).border_subtitle == "3 of 13"
+
+
+class HeldSession(FrozenSession):
+    """A session whose scans wait for :data:`GATE` before they read anything: the test
+    decides when results may arrive."""
+
+    def scan(self, progress: Progress | None = None, only: set[str] | None = None) -> Report:
+        if not GATE.wait(timeout=30):
+            raise AuditError("the test never let the scan start")
+        return super().scan(progress, only)
+
+
+@pilot_test
+async def test_first_frame_lists_every_check_pending_then_the_results(workdir: Path) -> None:
+    """Before any result, the screen is complete: the source, every phase and area, every
+    check marked pending; then the results replace the marks."""
+    frozen = fixture_session(workdir)
+    session = HeldSession(**{f.name: getattr(frozen, f.name)
+                             for f in dataclasses.fields(frozen)})
+    ids = [check.id for check in session.checks]
+    async with make_app(session).run_test(size=SIZE) as pilot:
+        try:
+            main = pilot.app.main
+            await pilot.pause()
+            assert main.scanning and not main.results
+            assert "soma-gitops (manifests)" in header(pilot)
+            assert "scanning 0/13" in header(pilot)
+            rows = table_rows(pilot)
+            assert table_ids(pilot) == ids
+            assert all(row.startswith("… ") for row in rows), rows
+            labels = tree_labels(pilot)
+            assert labels["All checks"].split()[-1] == "…"
+            assert labels["Argo CD"].split()[-1] == "0/1"
+            assert labels["OpenFGA"].split()[-1] == "0/3"
+            assert "Waiting for the scan…" in detail(pilot)
+        finally:
+            GATE.set()
+        await scanned(pilot)
+        assert table_ids(pilot) == ids
+        for check_id, row in zip(ids, table_rows(pilot), strict=True):
+            assert row.startswith(f"{ICONS[main.results[check_id].status][0]} {check_id}")
+        assert "ready 45%  P1 43%  P2 50%  P3 50%" in header(pilot)
+        assert tree_labels(pilot)["All checks"].split()[-1] == "45%"
 
 
 @pilot_test
@@ -423,7 +470,8 @@ async def test_first_scan_failing_leaves_a_usable_screen(workdir: Path) -> None:
     for path in sorted((workdir / "soma-gitops").rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
     async with make_app(session).run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: "scan failed" in header(pilot))
+        # The notification reaches the app's queue after the header changed.
+        await wait_until(pilot, lambda: "scan failed" in header(pilot) and notifications(pilot))
         assert "Scan failed: manifests directory is empty" in notifications(pilot)[0]
         assert all(row.startswith("· ") for row in table_rows(pilot))
         assert "Not scanned yet." in detail(pilot)

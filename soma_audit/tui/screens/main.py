@@ -3,13 +3,20 @@
 It drives the engine through the session only — scans run in a thread worker and report
 each result as a message, so the tree and the table fill in while the UI stays live.
 Diff, apply and rollback are routed to :class:`~soma_audit.tui.remedy.Remedies`.
+
+The first frame comes from the catalog alone: every check pending. The first scan's worker
+starts with it but waits until that frame is painted (the GIL would otherwise share the
+start between the two); when the CLI already started that scan in a child process
+(:class:`~soma_audit.engine.forked.ForkedScan`), the worker only passes its results on.
+Results that arrive faster than the screen can show them are drawn together.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass, replace
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,14 +34,14 @@ from soma_audit.core.model import Check, Result
 from soma_audit.remediation.recipes import Recipe, load_recipes
 from soma_audit.results.report import Report
 from soma_audit.tui.commands import AuditCommands
-from soma_audit.tui.screens.attest import AttestScreen
-from soma_audit.tui.screens.export import ExportScreen
 from soma_audit.tui.view import Filter, Scope, next_gap
 from soma_audit.tui.widgets import AuditHeader, CheckDetail, CheckTable, FilterBar, PhaseTree
 
 if TYPE_CHECKING:
     from soma_audit.engine.attestations import Attestation
+    from soma_audit.engine.forked import ForkedScan
     from soma_audit.engine.session import AuditSession
+    from soma_audit.tui.remedy import Remedies
 
 
 #: Below this width the footer is compact and leaves out the keys in :data:`IN_DETAIL`.
@@ -83,9 +90,12 @@ class MainScreen(Screen[None]):
         done: int
         total: int
 
-    def __init__(self, session: AuditSession, today: dt.date, author: str = "") -> None:
+    def __init__(self, session: AuditSession, today: dt.date, author: str = "",
+                 first_scan: ForkedScan | None = None) -> None:
         super().__init__()
         self.session = session
+        #: The first scan, when it runs in a child process: taken by the first scan worker.
+        self._forked_scan = first_scan
         self.today = today
         self.author = author
         self.results: dict[str, Result] = {}
@@ -96,14 +106,24 @@ class MainScreen(Screen[None]):
         self.selected: str | None = None
         self._first_scan = True
         self._scan_worker: Worker[Report] | None = None
-        from soma_audit.tui.remedy import Remedies  # it imports the screens package
-
-        self.remedies = Remedies(self)
+        #: Set once the first frame is on screen: the first scan's worker waits for it.
+        self._painted = threading.Event()
+        #: Results received but not drawn yet (see :meth:`_draw_arrivals`).
+        self._arrivals: list[Check] = []
+        self._progress = (0, 0)
+        self._running_fork: ForkedScan | None = None
         try:
             self.recipes: dict[str, Recipe] = load_recipes()
             self._recipes_error = ""
         except AuditError as exc:
             self.recipes, self._recipes_error = {}, str(exc)
+
+    @cached_property
+    def remedies(self) -> Remedies:
+        """The remediation flows, loaded on the first ``d``, ``a`` or ``u``."""
+        from soma_audit.tui.remedy import Remedies  # it imports the screens package
+
+        return Remedies(self)
 
     def compose(self) -> ComposeResult:
         yield AuditHeader(self.session.source.info, id="header")
@@ -116,8 +136,11 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     def on_resize(self, event: events.Resize) -> None:
-        self.query_one(Footer).compact = event.size.width < NARROW
-        self.refresh_bindings()
+        footer = self.query_one(Footer)
+        compact = event.size.width < NARROW
+        if footer.compact != compact:  # the footer is rebuilt on each refresh of the keys
+            footer.compact = compact
+            self.refresh_bindings()
 
     @property
     def active_bindings(self) -> dict[str, ActiveBinding]:
@@ -134,8 +157,8 @@ class MainScreen(Screen[None]):
         if self._recipes_error:
             self.notify(self._recipes_error, title="Remediations unavailable",
                         severity="error", markup=False)
-        self._show_table()
-        self.scan()
+        self.scan()  # it shows every check pending
+        self.call_after_refresh(self._painted.set)
 
     # -- scanning ---------------------------------------------------------------------
 
@@ -160,28 +183,61 @@ class MainScreen(Screen[None]):
     def _scan_in_thread(self, only: set[str] | None) -> Report:
         """Runs in the worker thread: touches no widget, only posts messages."""
         worker = get_current_worker()
+        forked, self._forked_scan = self._forked_scan, None
+        try:
+            while not self._painted.wait(0.05):
+                if worker.is_cancelled:
+                    raise ScanCancelled
+        except ScanCancelled:
+            if forked:
+                forked.close()
+            raise
 
         def progress(result: Result, done: int, total: int) -> None:
             if worker.is_cancelled or not self.post_message(
                 self.ScanProgress(result, done, total)
             ):
                 raise ScanCancelled
+        if forked:  # the first scan: of every check
+            self._running_fork = forked
+            return forked.result(progress)
         return self.session.scan(progress, only)
+
+    def on_unmount(self) -> None:
+        """Leaving: a first scan still running in its child process is stopped (a worker
+        waiting for it then ends)."""
+        for forked in (self._forked_scan, self._running_fork):
+            if forked:
+                forked.stop()
 
     def on_main_screen_scan_progress(self, message: ScanProgress) -> None:
         check = message.result.check
         self.results[check.id] = message.result
         self.pending.discard(check.id)
-        self.query_one(AuditHeader).show_progress(message.done, message.total)
+        self._progress = (message.done, message.total)
+        if not self._arrivals:
+            # Drawn after the messages already queued: a burst is drawn once.
+            self.call_later(self._draw_arrivals)
+        self._arrivals.append(check)
+
+    def _draw_arrivals(self) -> None:
+        """Show the results received since the last drawing."""
+        arrived, self._arrivals = self._arrivals, []
+        if not arrived:
+            return  # the scan ended meanwhile: its report was drawn whole
+        self.query_one(AuditHeader).show_progress(*self._progress)
         self.query_one(PhaseTree).show(self.results, self.pending)
-        self.query_one(CheckTable).update_check(check)
-        if check.id == self.selected:
+        table = self.query_one(CheckTable)
+        for check in arrived:
+            table.update_check(check)
+        if self.selected in {check.id for check in arrived}:
             self._show_detail()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker is not self._scan_worker or not event.worker.is_finished:
             return
         self.pending = set()
+        self._arrivals = []
         if event.state is WorkerState.SUCCESS and isinstance(event.worker.result, Report):
             self._scan_finished(event.worker.result)
             return
@@ -203,18 +259,19 @@ class MainScreen(Screen[None]):
             self.notify(f"{len(unreadable)} source(s) could not be read: "
                         f"{', '.join(p.where for p in unreadable[:3])}",
                         title="Source problems", severity="warning")
-        self._refresh_rows()
-        if self._first_scan:
-            self._first_scan = False
-            self._open_on_first_gap()
-
-    def _open_on_first_gap(self) -> None:
-        """Show the first gap after the first scan, unless the user went elsewhere."""
-        if self.filter or self.scope != Scope():
+        gap = self._first_gap() if self._first_scan else None
+        self._first_scan = False
+        if gap is None:
+            self._refresh_rows()
             return
-        gap = next_gap(self.session.checks, self.results, None)
-        if gap is not None:
-            self.select_check(gap.id)
+        self.query_one(PhaseTree).show(self.results, self.pending)
+        self.select_check(gap.id)  # fills the table once, with the cursor on the gap
+
+    def _first_gap(self) -> Check | None:
+        """Where the first scan opens: its first gap, unless the user went elsewhere."""
+        if self.filter or self.scope != Scope():
+            return None
+        return next_gap(self.session.checks, self.results, None)
 
     # -- showing ----------------------------------------------------------------------
 
@@ -329,6 +386,8 @@ class MainScreen(Screen[None]):
             self.notify(f"{check.id} is automated; only manual checks are attested.",
                         severity="warning")
         else:
+            from soma_audit.tui.screens.attest import AttestScreen
+
             self.app.push_screen(AttestScreen(self.session, check, self.today, self.author),
                                  partial(self._attested, check))
 
@@ -345,6 +404,8 @@ class MainScreen(Screen[None]):
             self.notify("Nothing to export yet: wait for the scan to finish.",
                         severity="warning")
             return
+        from soma_audit.tui.screens.export import ExportScreen
+
         self.app.push_screen(ExportScreen(self.session, self.report), self._exported)
 
     def _exported(self, written: Path | None) -> None:

@@ -45,6 +45,8 @@ class AuditHeader(Horizontal):
         self._scores: list[Text] = []
         #: What the repository source rendered (``helm 1 rendered · kustomize …``).
         self._rendered = ""
+        #: Cells of the right part last laid out (see :meth:`_redraw`).
+        self._right_width = 0
 
     def compose(self) -> ComposeResult:
         yield Static(self._left(), id="header-source")
@@ -72,10 +74,14 @@ class AuditHeader(Horizontal):
 
     def _redraw(self) -> None:
         if self.is_mounted:
-            self.query_one("#header-score", Static).update(self._right())
-            # Its width is auto: a layout already under way can keep the old width, so
-            # lay it out once more after this refresh (else the scores can stay cut off).
-            self.call_after_refresh(self._relayout)
+            right = self._right()
+            self.query_one("#header-score", Static).update(right)
+            if right.cell_len != self._right_width:
+                # Its width is auto: a layout already under way can keep the old width, so
+                # lay it out once more after this refresh (else the scores can stay cut
+                # off). Not when the width is the same: a layout is the whole screen's.
+                self._right_width = right.cell_len
+                self.call_after_refresh(self._relayout)
 
     def _relayout(self) -> None:
         if not self.is_mounted:

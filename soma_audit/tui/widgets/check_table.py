@@ -39,11 +39,19 @@ class CheckTable(DataTable[Text | str]):
 
     def show(self, checks: list[Check], results: Mapping[str, Result],
              pending: AbstractSet[str], keep: str | None = None) -> None:
-        """Replace the rows; the cursor stays on ``keep`` when that check is still listed."""
+        """Replace the rows; the cursor stays on ``keep`` when that check is still listed.
+        The same checks again (a scan's end, a rescan) only get their marks redrawn: a
+        refill would lay the whole screen out again."""
+        same = [c.id for c in checks] == self.check_ids and self.row_count == len(checks)
         self._rows = checks
         self._results = results
         self._pending = pending
-        self._fill(keep)
+        if not same:
+            self._fill(keep)
+            return
+        for check in checks:
+            self.update_cell(check.id, "status", self._icon(check))
+        self._keep_cursor(keep)
 
     def _fill(self, keep: str | None) -> None:
         self.clear(columns=True)
@@ -67,7 +75,10 @@ class CheckTable(DataTable[Text | str]):
                 cells.append(Text(check.severity.value,
                                   style=SEVERITY_STYLES[check.severity]))
             self.add_row(*cells, key=check.id)
-        ids = [c.id for c in self._rows]
+        self._keep_cursor(keep)
+
+    def _keep_cursor(self, keep: str | None) -> None:
+        ids = self.check_ids
         if keep in ids:
             self.move_cursor(row=ids.index(keep), animate=False)
 
