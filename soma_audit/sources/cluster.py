@@ -137,7 +137,11 @@ def _pool(endpoint: Endpoint, size: int) -> Any:
             options["assert_hostname"] = False
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     if endpoint.proxy:
-        return urllib3.ProxyManager(endpoint.proxy, **options)
+        try:
+            return urllib3.ProxyManager(endpoint.proxy, **options)
+        except ValueError as exc:  # socks5:// and malformed URLs
+            raise AuditError(f"cannot use proxy-url of context {endpoint.name!r}: "
+                             f"{_one_line(exc)}") from None
     return urllib3.PoolManager(**options)
 
 

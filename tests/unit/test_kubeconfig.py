@@ -147,3 +147,14 @@ def test_the_kubernetes_package_is_not_imported_for_plain_credentials(
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:1080", "http://not a host"])
+def test_a_proxy_url_urllib3_cannot_use_is_one_clear_error(tmp_path: Path, proxy: str) -> None:
+    from soma_audit.sources.cluster import ClusterSource
+
+    path = _write(tmp_path / "config", {"server": "https://h", "proxy-url": proxy},
+                  {"token": "t"})
+    with pytest.raises(AuditError, match="cannot use proxy-url of context 'main'") as caught:
+        ClusterSource(str(path))
+    assert "\n" not in str(caught.value)
