@@ -890,11 +890,6 @@ def growth_rows(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def size_results(folder: Path) -> list[Path]:
-    """The per-size result files (``<date>-<size>.json``), not the cold-start one."""
-    return sorted(p for p in folder.glob("*.json") if p.stem.rpartition("-")[2].isdigit())
-
-
 def load_rows(results: Sequence[dict[str, Any]]) -> str:
     """The 1-minute load average during each size's timed repetitions (min, median, max)."""
     lines = ["| size | load average (min / median / max) | repetitions |",
@@ -905,20 +900,6 @@ def load_rows(results: Sequence[dict[str, Any]]) -> str:
             text = f"{load[0]:.1f} / {statistics.median(load):.1f} / {load[-1]:.1f}"
             lines.append(f"| {d['size']:,} | {text} | {len(load)} |")
     return "\n".join(lines)
-
-
-def report(paths: Sequence[Path]) -> str:
-    """The markdown tables of docs/performance.md from result files."""
-    results = [json.loads(p.read_text()) for p in sorted(paths, key=lambda p: p.stat().st_size)]
-    results.sort(key=lambda d: sum(d["cluster_objects"].values()))
-    out = [markdown_rows(results), "", load_rows(results), "", growth_rows(results), ""]
-    out += ["| size | subject | LIST requests | resources listed | other requests |",
-            "| --- | --- | ---: | ---: | ---: |"]
-    for d in results:
-        for name, reqs in d["requests"].items():
-            n, kinds, other = list_requests(reqs)
-            out.append(f"| {d['size']:,} | {name} | {n} | {kinds} | {other} |")
-    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -939,12 +920,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readonly-variant", action="store_true",
                         help="also time soma-audit with the read-only ServiceAccount")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--report", nargs="*", type=Path, metavar="RESULT",
-                        help="only print the markdown tables of these result files")
     args = parser.parse_args(argv)
-    if args.report is not None:
-        print(report(args.report or size_results(RESULTS)))
-        return 0
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     args.out.mkdir(parents=True, exist_ok=True)
     today = dt.date.today().isoformat()

@@ -6,8 +6,6 @@ arithmetic right.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from bench import run
 
 
@@ -108,10 +106,3 @@ def test_load_rows_show_the_spread_of_the_load_average() -> None:
                           {"size": 2000}])
     assert "| 30,000 | 2.5 / 5.0 / 7.2 | 3 |" in rows
     assert "2,000" not in rows  # no samples recorded: no row
-
-
-def test_the_report_reads_size_results_only(tmp_path: Path) -> None:
-    for name in ("2026-11-28-2000.json", "2026-11-28-30000.json", "2026-11-28-coldstart.json"):
-        (tmp_path / name).write_text("{}")
-    assert [p.name for p in run.size_results(tmp_path)] == [
-        "2026-11-28-2000.json", "2026-11-28-30000.json"]
