@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from soma_audit.core.errors import AuditError
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: How often the main thread wakes while clusters are scanned (see audit_fleet).
-SIGNAL_POLL_SECONDS = 0.25
 #: Clusters scanned at once. Each ClusterSource already runs its own LISTs in parallel,
 #: so a few clusters at a time keep the machine and the network busy without thrashing.
 DEFAULT_WORKERS = 4
@@ -78,14 +76,7 @@ def audit_fleet(contexts: Iterable[str], open_session: Callable[[str], AuditSess
     pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(names))),
                               thread_name_prefix="soma-fleet")
     try:
-        futures = [pool.submit(_scan_one, name, open_session) for name in names]
-        pending = set(futures)
-        while pending:
-            # A timed wait: the main thread runs Python again at least this often, so a
-            # Ctrl-C or SIGTERM is acted on within that time whatever it was waiting in
-            # (one clean-clone run waited 30 s for a silent cluster instead).
-            _done, pending = wait(pending, timeout=SIGNAL_POLL_SECONDS)
-        scans = [future.result() for future in futures]
+        scans = list(pool.map(lambda name: _scan_one(name, open_session), names))
     except BaseException:
         # Ctrl-C/SIGTERM: leave now; waiting for the workers would wait for the slowest
         # cluster's timeouts (the CLI exits without joining them).
