@@ -26,6 +26,12 @@ REPO = Path(__file__).resolve().parents[3]
 PATIENT = "cluster: {connect_timeout_seconds: 120, read_timeout_seconds: 120, retries: 0}\n"
 
 
+def _interruptible() -> None:
+    """SIGINT as a terminal delivers it: a test run started in the background by a
+    non-interactive shell (CI) inherits SIGINT ignored, and Python then keeps ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def silent() -> Iterator[socket.socket]:
     server = socket.create_server(("127.0.0.1", 0))  # listens; never accepts or answers
@@ -53,7 +59,7 @@ def test_a_signal_stops_the_fleet_at_once(kube_env: Any, silent: socket.socket,
          "--config", str(config), "--only", "pss.*", "--format", "json", "-o", str(report),
          "--context", "a", "--context", "silent"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=clean,
-        stdin=subprocess.DEVNULL, start_new_session=True)
+        stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_interruptible)
     connection = None
     try:
         silent.settimeout(60)
