@@ -77,3 +77,13 @@ def wait_until(what: str, condition: Callable[[], Any], timeout: float = 60.0,
             return result
         time.sleep(step)
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def sigint_as_a_terminal_sends_it() -> None:
+    """``preexec_fn`` for a child a test interrupts: SIGINT back to its default, so Python
+    turns it into KeyboardInterrupt. A test run started in the background by a
+    non-interactive shell (as CI may start it) inherits SIGINT ignored, and Python then
+    keeps ignoring it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

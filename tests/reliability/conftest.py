@@ -27,6 +27,7 @@ import pytest
 
 from soma_audit import __version__
 from testenv import toxiproxy
+from tests.helpers import sigint_as_a_terminal_sends_it
 from tests.integration.conftest import (  # noqa: F401 - fixtures re-exported
     _testenv_session,
     kafka_env,
@@ -147,7 +148,8 @@ def run_measured(argv: list[str], folder: Path, timeout: float = 120,
     with out.open("wb") as stdout, err.open("wb") as stderr:
         began = time.monotonic()
         proc = subprocess.Popen([str(SOMA_AUDIT), *argv], env=full, cwd=folder,
-                                stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
+                                stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                                preexec_fn=sigint_as_a_terminal_sends_it)
         if signal_after is not None:
             time.sleep(signal_after)
             proc.send_signal(signum)

@@ -20,16 +20,11 @@ from typing import Any
 import pytest
 
 from testenv.apiservers import write_kubeconfig
+from tests.helpers import sigint_as_a_terminal_sends_it
 
 REPO = Path(__file__).resolve().parents[3]
 #: Only a signal can end an audit of the silent server within the test's 30 s.
 PATIENT = "cluster: {connect_timeout_seconds: 120, read_timeout_seconds: 120, retries: 0}\n"
-
-
-def _interruptible() -> None:
-    """SIGINT as a terminal delivers it: a test run started in the background by a
-    non-interactive shell (CI) inherits SIGINT ignored, and Python then keeps ignoring it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture
@@ -59,7 +54,7 @@ def test_a_signal_stops_the_fleet_at_once(kube_env: Any, silent: socket.socket,
          "--config", str(config), "--only", "pss.*", "--format", "json", "-o", str(report),
          "--context", "a", "--context", "silent"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=clean,
-        stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_interruptible)
+        stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=sigint_as_a_terminal_sends_it)
     connection = None
     try:
         silent.settimeout(60)
