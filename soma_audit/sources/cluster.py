@@ -33,9 +33,7 @@ from soma_audit.sources.kubeconfig import (
     Endpoint,
     from_kubeconfig,
     in_cluster,
-    kube_contexts,
     kubeconfig_path,
-    plugin_user,
 )
 
 log = logging.getLogger(__name__)
@@ -85,20 +83,15 @@ class Timeouts:
                    reading.retries, deadline=reading.scan_deadline)
 
 
-def _note_exec_plugin(path: Path, context: str) -> None:
-    """One stderr note when the context's user gets its token from a credential plugin:
-    the kubeconfig's command runs, as kubectl runs it (docs/security.md)."""
+def _announce_exec_plugin(user: str, command: str) -> None:
+    """One stderr note when the context's user gets its token from an ``exec`` credential
+    plugin: the kubeconfig's command runs, as kubectl runs it (docs/security.md)."""
     import sys
 
-    found = plugin_user(path, context)
-    plugin = found[1].get("exec") if found else None
-    if not found or not isinstance(plugin, dict):
-        return
-    command = str(plugin.get("command", ""))
     if command in _ANNOUNCED:
         return
     _ANNOUNCED.add(command)
-    print(f"soma-audit: note: kubeconfig user {visible(found[0])!r} gets its credentials by "
+    print(f"soma-audit: note: kubeconfig user {visible(user)!r} gets its credentials by "
           f"running {visible(command)!r} (an exec plugin, as kubectl does)", file=sys.stderr)
 
 
@@ -116,11 +109,7 @@ def _endpoint(kubeconfig_file: str | None, context: str | None) -> Endpoint:
     )
     if inside_pod:
         return in_cluster()
-    path = kubeconfig_path(kubeconfig_file)
-    if context is None:
-        context = kube_contexts(path)[1]
-    _note_exec_plugin(path, context)
-    return from_kubeconfig(kubeconfig_file, context or None)
+    return from_kubeconfig(kubeconfig_file, context, announce=_announce_exec_plugin)
 
 
 def _pool(endpoint: Endpoint, size: int) -> Any:

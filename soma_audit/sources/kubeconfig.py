@@ -97,7 +97,10 @@ def _named(config: dict[str, Any], section: str, name: Any) -> dict[str, Any] | 
 def kube_contexts(path: Path) -> tuple[list[str], str]:
     """The context names of the kubeconfig at ``path``, in file order, and the current
     one; AuditError when the file is missing or unreadable."""
-    config = read_kubeconfig(path)
+    return _contexts(read_kubeconfig(path))
+
+
+def _contexts(config: dict[str, Any]) -> tuple[list[str], str]:
     contexts = config.get("contexts")
     names = [str(c["name"]) for c in (contexts if isinstance(contexts, list) else [])
              if isinstance(c, dict) and c.get("name")]
@@ -105,27 +108,14 @@ def kube_contexts(path: Path) -> tuple[list[str], str]:
     return names, str(current) if current else ""
 
 
-def plugin_user(path: Path, context: str) -> tuple[str, dict[str, Any]] | None:
-    """(user name, its ``exec``/``auth-provider`` entry) when the context's user gets its
-    credentials from a plugin; None otherwise or when the file cannot tell."""
-    try:
-        config = read_kubeconfig(path)
-    except AuditError:
-        return None
-    user_name = (_named(config, "contexts", context) or {}).get("user")
-    user = _named(config, "users", user_name) or {}
-    for key in _PLUGIN_KEYS:
-        if isinstance(user.get(key), dict):
-            return str(user_name), {key: user[key]}
-    return None
-
-
 # -- from a kubeconfig ----------------------------------------------------------------------
-def from_kubeconfig(kubeconfig: str | None, context: str | None) -> Endpoint:
-    """The endpoint of ``context`` (else the current context) of the kubeconfig."""
+def from_kubeconfig(kubeconfig: str | None, context: str | None,
+                    announce: Callable[[str, str], None] | None = None) -> Endpoint:
+    """The endpoint of ``context`` (else the current context) of the kubeconfig, read
+    once. ``announce(user, command)`` is called before a user's ``exec`` plugin runs."""
     path = kubeconfig_path(kubeconfig)
     config = read_kubeconfig(path)
-    names, current = kube_contexts(path)
+    names, current = _contexts(config)
     name = context or current
     if context and context not in names:
         raise AuditError(f"context {context!r} not found in {path}; known: {', '.join(names)}")
@@ -140,6 +130,9 @@ def from_kubeconfig(kubeconfig: str | None, context: str | None) -> Endpoint:
                          f"{entry.get('cluster')!r}, which is not defined")
     user = _named(config, "users", entry.get("user")) or {}
     if any(isinstance(user.get(key), dict) for key in _PLUGIN_KEYS):
+        plugin = user.get("exec")
+        if announce is not None and isinstance(plugin, dict):
+            announce(str(entry.get("user")), str(plugin.get("command", "")))
         return _from_client_library(path, name)
     return _endpoint(path, name, cluster, user)
 

@@ -114,14 +114,17 @@ def test_missing_kubeconfig(tmp_path: Path) -> None:
 
 
 def test_plugin_users_are_recognised(tmp_path: Path) -> None:
+    """An exec user is announced before its plugin runs; a plain user is not."""
+    announced: list[tuple[str, str]] = []
     path = _write(tmp_path / "config", {"server": "https://h"},
                   {"exec": {"apiVersion": "client.authentication.k8s.io/v1",
-                            "command": "get-token"}})
-    assert kubeconfig.plugin_user(path, "main") == (
-        "u", {"exec": {"apiVersion": "client.authentication.k8s.io/v1",
-                       "command": "get-token"}})
+                            "command": str(tmp_path / "get-token")}})
+    with pytest.raises(AuditError, match="cannot use kubeconfig"):  # no such plugin here
+        kubeconfig.from_kubeconfig(str(path), "main", lambda *user: announced.append(user))
+    assert announced == [("u", str(tmp_path / "get-token"))]
     plain = _write(tmp_path / "plain", {"server": "https://h"}, {"token": "t"})
-    assert kubeconfig.plugin_user(plain, "main") is None
+    kubeconfig.from_kubeconfig(str(plain), "main", lambda *user: announced.append(user))
+    assert len(announced) == 1
 
 
 def test_a_failing_exec_plugin_is_one_clear_error(tmp_path: Path) -> None:
