@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from soma_audit.core.fastjson import orjson
 from soma_audit.core.model import Severity
 from soma_audit.results.fleet import FleetReport
 from soma_audit.results.report import Report
@@ -25,13 +26,10 @@ def _dumps(data: Any) -> str:
     report runs to megabytes — except that it spells a few floats differently (1e-05 as
     0.00001, the same number); what it refuses (integers over 64 bits, lone surrogates,
     non-string keys) is written by json."""
-    try:
-        import orjson
-    except ImportError:  # pragma: no cover - depends on the installation
-        orjson = None
-    if orjson is not None:
+    fast = orjson()
+    if fast is not None:
         try:
-            return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n"
-        except (TypeError, orjson.JSONEncodeError):
+            return fast.dumps(data, option=fast.OPT_INDENT_2).decode() + "\n"
+        except TypeError:  # orjson.JSONEncodeError is a TypeError
             pass
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

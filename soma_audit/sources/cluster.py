@@ -8,7 +8,6 @@ recorded as absent.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -16,7 +15,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from urllib.parse import urlencode
 from soma_audit.config import Cluster as ClusterReading
 from soma_audit.core.errors import AuditError
 from soma_audit.core.escape import visible
+from soma_audit.core.fastjson import orjson
 from soma_audit.kube.inventory import Inventory, Resource
 from soma_audit.sources import SourceInfo
 from soma_audit.sources.kinds import FORBIDDEN_KINDS, KINDS, KindInfo
@@ -424,25 +424,15 @@ UNREAD_METADATA = ("managedFields", "resourceVersion", "uid", "generation", "sel
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
-@functools.cache
-def _fast_loads() -> Callable[[bytes], Any] | None:
-    """orjson's decoder when installed (the `live` extra), imported on first use."""
-    try:
-        import orjson
-    except ImportError:  # pragma: no cover - depends on the installation
-        return None
-    return orjson.loads
-
-
 def _decode(data: bytes) -> Any:
     """JSON from the API server: orjson when installed (a third less CPU on LIST pages),
     else the standard library. orjson refuses a few things json accepts (integers beyond
     64 bits, NaN, lone surrogates): those documents are decoded by json, so the result is
     always what json.loads gives."""
-    loads = _fast_loads()
-    if loads is not None:
+    fast = orjson()
+    if fast is not None:
         try:
-            return loads(data)
+            return fast.loads(data)
         except ValueError:
             pass
     return json.loads(data)
@@ -510,23 +500,13 @@ def _shared(node: Any, table: dict[Any, Any], depth: int) -> Any:
 
 def _compact_json(node: Any) -> bytes | None:
     """``node`` as compact JSON (None when it cannot be written: it is then not shared)."""
-    encode = _fast_dumps()
+    fast = orjson()
     try:
-        if encode is not None:
-            return encode(node)
+        if fast is not None:
+            return fast.dumps(node)
         return json.dumps(node, separators=(",", ":"), ensure_ascii=False).encode()
     except (TypeError, ValueError, RecursionError):
         return None
-
-
-@functools.cache
-def _fast_dumps() -> Callable[[Any], bytes] | None:
-    """orjson's encoder when installed (the `live` extra)."""
-    try:
-        import orjson
-    except ImportError:  # pragma: no cover - depends on the installation
-        return None
-    return orjson.dumps
 
 
 def _drop_unread(metadata: Any) -> None:
