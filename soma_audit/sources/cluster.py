@@ -236,11 +236,10 @@ class ClusterSource:
             raise ListError(f"the scan deadline ({self._timeouts.deadline:g}s, "
                             "cluster.scan_deadline_seconds) passed", None)
 
-    def _read_body(self, response: Any) -> bytes:
+    def _read_body(self, raw: Any) -> bytes:
         """The body, at most :data:`MAX_RESPONSE_BYTES`, read as it arrives so that the
         scan deadline and a stop are checked between reads (a server trickling bytes
         within the read timeout cannot keep one request going)."""
-        raw = response
         try:
             declared = int(raw.headers.get("Content-Length") or 0)
         except ValueError:
