@@ -11,14 +11,11 @@ machine's load hits both alike. Writes ``bench/results/<date>-levers.json``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,22 +33,10 @@ from bench.run import (  # noqa: E402  (run as a script)
     size_cluster,
     summarize,
 )
+from bench.verdicts import checkout  # noqa: E402
 from soma_audit.core.yamlload import load_file  # noqa: E402
 
 LEVERS = ROOT / "bench" / "levers.yaml"
-
-
-@contextlib.contextmanager
-def checkout(rev: str) -> Iterator[Path]:
-    """A detached worktree of ``rev`` for the duration of the block."""
-    folder = Path(tempfile.mkdtemp(prefix="soma-lever-"))
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
-                    str(folder), rev], check=True, timeout=120)
-    try:
-        yield folder
-    finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)],
-                       check=False, timeout=120)
 
 
 def command(tree: Path, subject: str, kubeconfig: Path | None) -> list[str]:
@@ -67,7 +52,9 @@ def measure(lever: dict[str, Any], reps: int, kubeconfig: Path | None) -> dict[s
     """Alternate runs of the two revisions (one untimed warm-up each first)."""
     samples: dict[str, list[Sample]] = {"before": [], "after": []}
     load: list[float] = []
-    with checkout(lever["before"]) as before, checkout(lever["after"]) as after:
+    with (tempfile.TemporaryDirectory(prefix="soma-lever-") as scratch,
+          checkout(lever["before"], Path(scratch, "before")) as before,
+          checkout(lever["after"], Path(scratch, "after")) as after):
         trees = {"before": before, "after": after}
         for rep in range(reps + 1):
             if rep:
