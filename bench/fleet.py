@@ -59,6 +59,7 @@ from bench.run import (  # noqa: E402
     audit_list_paths,
     clean_env,
     count_objects,
+    descendants,
     run_child,
     seed,
     soma_audit_bin,
@@ -136,26 +137,6 @@ def fleet_environment(home: Path, names: Sequence[str], namespaces: int,
 
 
 # -- measuring --------------------------------------------------------------------------
-def _descendants(root: int) -> list[int]:
-    """Every live process below ``root`` (from the parent pids of /proc/*/stat)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rpartition(")")[2].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def _pss_kb(pid: int) -> int:
     """Proportional set size: a page shared by n processes (a fork's copy-on-write
     pages) counts 1/n in each, so the sum over processes is what they take together."""
@@ -174,14 +155,14 @@ class TreePss:
 
     def __init__(self) -> None:
         self.peak_kb = 0
-        self._before = set(_descendants(os.getpid()))
+        self._before = set(descendants(os.getpid()))
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="tree-pss", daemon=True)
 
     def _sample(self) -> None:
         me = os.getpid()
         while not self._done.wait(PSS_SAMPLE_SECONDS):
-            total = sum(_pss_kb(pid) for pid in _descendants(me) if pid not in self._before)
+            total = sum(_pss_kb(pid) for pid in descendants(me) if pid not in self._before)
             self.peak_kb = max(self.peak_kb, total)
 
     def __enter__(self) -> TreePss:

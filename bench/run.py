@@ -491,19 +491,36 @@ def count_objects(api: Api, paths: Sequence[tuple[str, str]]) -> dict[str, int]:
 
 
 # -- child processes --------------------------------------------------------------------
+def descendants(root: int) -> list[int]:
+    """Every live process below ``root`` (from the parent pids of /proc/*/stat)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def _tree_rss_mb(pid: int) -> float:
     """Resident memory of ``pid`` and its descendants now (0 when gone)."""
-    total, stack = 0.0, [pid]
-    while stack:
-        current = stack.pop()
+    total = 0.0
+    for member in (pid, *descendants(pid)):
         try:
-            status = Path(f"/proc/{current}/status").read_text()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            status = Path(f"/proc/{member}/status").read_text()
         except OSError:
             continue
         found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
         total += int(found.group(1)) / 1024 if found else 0.0
-        stack.extend(int(c) for c in children)
     return total
 
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from bench import fleet
+from bench.run import descendants
 
 #: The newest result of the default run (``<date>-fleet.json``).
 RESULT = max(Path(fleet.RESULTS).glob("*-fleet.json"))
@@ -42,7 +43,7 @@ def test_descendants_include_a_grandchild() -> None:
     try:
         found: list[int] = []
         for _ in range(200):
-            found = fleet._descendants(os.getpid())
+            found = descendants(os.getpid())
             if set(found) - {child.pid}:
                 break
             time.sleep(0.05)
