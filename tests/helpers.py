@@ -3,6 +3,7 @@ poll a condition; GET a URL of a server under test."""
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.error
 import urllib.request
@@ -17,11 +18,35 @@ from soma_audit.config import load_config
 from soma_audit.core.model import Result
 from soma_audit.engine.scan import AuditRequest, run_audit
 from soma_audit.results.report import Report
+from soma_audit.sources import Source
 from soma_audit.sources.manifests import ManifestsSource
 from soma_audit.sources.snapshot import SnapshotSource
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
+#: Every check fixture case: a folder with the case's files and its ``expect.yaml``.
+CHECK_CASES = sorted(p for p in (FIXTURES / "checks").glob("*/*")
+                     if (p / "expect.yaml").is_file())
+#: "last run 8160h10m15.2559s ago": how long ago depends on when the check ran.
+_AGO = re.compile(r"[\d.hms]+ ago")
+
+
+def case_source(case: Path, snapshot: bool, config: dict[str, Any]) -> Source:
+    """The source a fixture case is audited from: its snapshot or its files."""
+    if snapshot:
+        return SnapshotSource(case / "snapshot.yaml")
+    return ManifestsSource(case, config=load_config(**config))
+
+
+def comparable_outcomes(source: Source, config: dict[str, Any],
+                        check_ids: set[str] | None) -> list[Any]:
+    """Each check's id, status and evidence from auditing ``source``, with the times that
+    depend on when the check ran left out: two audits of the same input compare equal."""
+    checks = [c for c in load_catalog() if check_ids is None or c.id in check_ids]
+    report = run_audit(AuditRequest(source=source, config=load_config(**config), checks=checks))
+    return [(r.check.id, r.status, [(e.object, _AGO.sub("ago", e.message), e.location)
+                                    for e in r.evidence])
+            for r in report.results]
 
 
 def audit_dir(directory: Path, check_ids: list[str] | None = None,

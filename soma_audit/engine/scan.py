@@ -16,6 +16,7 @@ from soma_audit.catalog.checks import validate_probes
 from soma_audit.config import Config, Waiver
 from soma_audit.core.model import Check, Evidence, Outcome, Result, Status
 from soma_audit.engine.attestations import Attestation
+from soma_audit.engine.parallel import can_fork, run_shared
 from soma_audit.probes import NoRepository, Probe, ProbeContext, ProbeError, load_probes
 from soma_audit.results.report import Report
 from soma_audit.services.tools import ToolError, ToolRunner
@@ -103,6 +104,9 @@ PROBE_WORKERS = 4
 #: Services whose client may be shared between threads: the cluster source's HTTP pool
 #: is. Checks needing any other live service run one at a time, in the calling thread.
 _THREAD_SAFE_SERVICES = frozenset({"cluster", "status"})
+#: What a check may need and still be shared with a forked process: objects' status is
+#: in the inventory; anything else is a live connection.
+_INVENTORY_ONLY = frozenset({"status"})
 
 
 def _manual(check: Check, request: AuditRequest) -> Outcome:
@@ -192,22 +196,33 @@ def _run_audit(request: AuditRequest, progress: Progress | None) -> Report:
     results: list[Result] = []
     total = len(request.checks)
     shareable = available & _THREAD_SAFE_SERVICES
+
+    def run(index: int) -> Outcome:
+        check = request.checks[index]
+        return _run_probe(check, probes[check.probe], ctx)
+
+    inventory_only = _INVENTORY_ONLY & available
+    pure = [i for i, c in enumerate(request.checks)
+            if not c.manual and set(c.requires) <= inventory_only]
+    done = run_shared(pure, run) if pure and can_fork(len(inventory)) else {}
     with ThreadPoolExecutor(PROBE_WORKERS, thread_name_prefix="soma-probe") as pool:
         # Results are still taken, waived and reported in catalog order.
         pending: dict[int, Future[Outcome]] = {
-            index: pool.submit(_run_probe, check, probes[check.probe], ctx)
+            index: pool.submit(run, index)
             for index, check in enumerate(request.checks)
-            if not check.manual and set(check.requires) <= shareable
+            if index not in done and not check.manual and set(check.requires) <= shareable
         }
         for index, check in enumerate(request.checks):
-            if index in pending:
+            if index in done:
+                outcome = done[index]
+            elif index in pending:
                 outcome = pending.pop(index).result()
             elif check.manual:
                 outcome = _manual(check, request)
             elif reason := _skip_reason(check, available, request.source.info.kind):
                 outcome = Outcome(Status.SKIP, (Evidence("", reason),))
             else:
-                outcome = _run_probe(check, probes[check.probe], ctx)
+                outcome = run(index)
             outcome = _apply_waiver(outcome, waivers.get(check.id), request.today)
             result = Result(check, outcome.status, _locate(outcome.evidence, origins))
             results.append(result)

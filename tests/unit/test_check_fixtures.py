@@ -19,16 +19,14 @@ import pytest
 import yaml
 
 from soma_audit.catalog.checks import load_catalog
-from tests.helpers import FIXTURES, run_check
-
-CASES = sorted(p for p in (FIXTURES / "checks").glob("*/*") if (p / "expect.yaml").is_file())
+from tests.helpers import CHECK_CASES, FIXTURES, run_check
 
 
 def _case_id(path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
-@pytest.mark.parametrize("case", CASES, ids=_case_id)
+@pytest.mark.parametrize("case", CHECK_CASES, ids=_case_id)
 def test_check_case(case: Path) -> None:
     expect = yaml.safe_load((case / "expect.yaml").read_text())
     snapshot = expect.get("source") == "snapshot"

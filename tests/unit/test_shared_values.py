@@ -9,26 +9,18 @@ inventory must be exactly what was loaded once every check has run.
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from soma_audit.catalog.checks import load_catalog
 from soma_audit.config import load_config
-from soma_audit.engine.scan import AuditRequest, run_audit
 from soma_audit.kube.inventory import Inventory
 from soma_audit.sources import Source, SourceInfo
 from soma_audit.sources.cluster import share_equal_values
 from soma_audit.sources.manifests import ManifestsSource
-from soma_audit.sources.snapshot import SnapshotSource
-from tests.helpers import FIXTURES, REPO
-
-#: "last run 8160h10m15.2559s ago": how long ago depends on when the check ran.
-_AGO = re.compile(r"[\d.hms]+ ago")
-CASES = sorted(p for p in (FIXTURES / "checks").glob("*/*") if (p / "expect.yaml").is_file())
+from tests.helpers import CHECK_CASES, REPO, case_source, comparable_outcomes
 
 
 class Shared:
@@ -51,36 +43,22 @@ class Shared:
         return inventory
 
 
-def _outcomes(source: Source, config: dict[str, Any], check_ids: set[str] | None) -> list[Any]:
-    checks = [c for c in load_catalog() if check_ids is None or c.id in check_ids]
-    report = run_audit(AuditRequest(source=source, config=load_config(**config), checks=checks))
-    return [(r.check.id, r.status, [(e.object, _AGO.sub("ago", e.message), e.location)
-                                    for e in r.evidence])
-            for r in report.results]
-
-
-def _source(case: Path, snapshot: bool, config: dict[str, Any]) -> Source:
-    if snapshot:
-        return SnapshotSource(case / "snapshot.yaml")
-    return ManifestsSource(case, config=load_config(**config))
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("case", CHECK_CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_sharing_changes_no_result_and_nothing_writes_to_the_inventory(case: Path) -> None:
     expect = yaml.safe_load((case / "expect.yaml").read_text())
     snapshot = expect.get("source") == "snapshot"
     config = expect.get("config") or {}
-    plain = _outcomes(_source(case, snapshot, config), config, {case.parent.name})
-    shared = Shared(_source(case, snapshot, config))
-    assert _outcomes(shared, config, {case.parent.name}) == plain
+    plain = comparable_outcomes(case_source(case, snapshot, config), config, {case.parent.name})
+    shared = Shared(case_source(case, snapshot, config))
+    assert comparable_outcomes(shared, config, {case.parent.name}) == plain
     assert shared.handed == shared.loaded
 
 
 def test_the_whole_demo_with_shared_values() -> None:
     demo = REPO / "demo" / "soma-gitops"
-    plain = _outcomes(ManifestsSource(demo, config=load_config()), {}, None)
+    plain = comparable_outcomes(ManifestsSource(demo, config=load_config()), {}, None)
     shared = Shared(ManifestsSource(demo, config=load_config()))
-    assert _outcomes(shared, {}, None) == plain
+    assert comparable_outcomes(shared, {}, None) == plain
     assert shared.handed == shared.loaded
 
 

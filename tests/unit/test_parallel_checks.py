@@ -1,0 +1,116 @@
+"""Checks shared with a forked process (``soma_audit.engine.parallel``): every check runs
+exactly once, in one process or the other, and the results are those of a scan in one
+process — for every check fixture case and the whole demo."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from soma_audit.config import load_config
+from soma_audit.engine import parallel, scan
+from soma_audit.sources.manifests import ManifestsSource
+from tests.helpers import CHECK_CASES, REPO, case_source, comparable_outcomes
+
+
+def test_each_index_runs_once_and_both_processes_take_work() -> None:
+    parent = os.getpid()
+
+    def run(index: int) -> tuple[int, int]:
+        if os.getpid() == parent:
+            time.sleep(0.2)  # the parent is slow: the child has time to draw
+        return index, os.getpid()
+
+    done = parallel.run_shared(list(range(20)), run)
+    assert sorted(done) == list(range(20))
+    assert all(done[i][0] == i for i in done)
+    runners = {pid for _, pid in done.values()}
+    assert parent in runners and len(runners) == 2, runners
+
+
+def test_checks_of_a_child_that_dies_are_run_by_the_parent() -> None:
+    parent = os.getpid()
+
+    def run(index: int) -> int:
+        if os.getpid() != parent:
+            os._exit(3)  # the child dies at its first check
+        time.sleep(0.01)
+        return index * 2
+
+    assert parallel.run_shared(list(range(10)), run) == {i: i * 2 for i in range(10)}
+
+
+def test_outcomes_that_cannot_be_sent_are_computed_again_by_the_parent() -> None:
+    parent = os.getpid()
+
+    def run(index: int) -> object:
+        if os.getpid() != parent:
+            return lambda: index  # pickle refuses a lambda
+        time.sleep(0.01)
+        return index
+
+    assert parallel.run_shared(list(range(10)), run) == {i: i for i in range(10)}
+
+
+def test_bad_indexes_are_refused() -> None:
+    with pytest.raises(ValueError):
+        parallel.run_shared([1, 1], lambda i: i)
+    with pytest.raises(ValueError):
+        parallel.run_shared([70_000], lambda i: i)
+
+
+def test_no_fork_for_small_inventories_or_beside_other_threads() -> None:
+    assert not parallel.can_fork(parallel.FORK_FROM_OBJECTS - 1)
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core: never forks")
+    assert parallel.can_fork(parallel.FORK_FROM_OBJECTS)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert not parallel.can_fork(parallel.FORK_FROM_OBJECTS)
+    finally:
+        release.set()
+        other.join()
+
+
+@pytest.fixture
+def always_fork(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Share the checks of every scan with a fork, whatever its size; counts the forks."""
+    forks: list[int] = []
+    shared = parallel.run_shared
+
+    def counted(indexes: list[int], run: object) -> object:
+        forks.append(len(indexes))
+        return shared(indexes, run)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan, "can_fork", lambda objects: True)
+    monkeypatch.setattr(scan, "run_shared", counted)
+    return forks
+
+
+@pytest.mark.parametrize("case", CHECK_CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_a_forked_scan_gives_the_results_of_one_process(case: Path, always_fork: list[int],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    expect = yaml.safe_load((case / "expect.yaml").read_text())
+    snapshot = expect.get("source") == "snapshot"
+    config = expect.get("config") or {}
+    forked = comparable_outcomes(case_source(case, snapshot, config), config,
+                                 {case.parent.name})
+    assert always_fork in ([1], [])  # manual and live-only checks are not shared
+    monkeypatch.setattr(scan, "can_fork", lambda objects: False)
+    assert comparable_outcomes(case_source(case, snapshot, config), config,
+                               {case.parent.name}) == forked
+
+
+def test_the_whole_demo_forked(always_fork: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    demo = REPO / "demo" / "soma-gitops"
+    forked = comparable_outcomes(ManifestsSource(demo, config=load_config()), {}, None)
+    assert always_fork and always_fork[0] > 30
+    monkeypatch.setattr(scan, "can_fork", lambda objects: False)
+    assert comparable_outcomes(ManifestsSource(demo, config=load_config()), {}, None) == forked
