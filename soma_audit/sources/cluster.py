@@ -8,6 +8,7 @@ recorded as absent.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,7 +251,8 @@ class ClusterSource:
                                 f"{MAX_RESPONSE_BYTES})", None)
             parts: list[bytes] = []
             size = 0
-            while part := raw.read1(_CHUNK):
+            read = _chunk_reader(raw)
+            while part := read(_CHUNK):
                 size += len(part)
                 if size > MAX_RESPONSE_BYTES:
                     raise ListError(f"answer over {MAX_RESPONSE_BYTES} bytes refused", None)
@@ -515,6 +517,26 @@ def _drop_unread(metadata: Any) -> None:
         annotations = metadata.get("annotations")
         if isinstance(annotations, dict):
             annotations.pop(LAST_APPLIED, None)
+
+
+def _chunk_reader(raw: Any) -> Callable[[int], bytes]:
+    """How to read a body as it arrives, a part at a time: from the standard library's
+    response inside urllib3's when the body is not compressed (the API server sends a
+    chunk per object, and urllib3's own ``read1`` costs about ten microseconds a call: a
+    CPU-second per 100,000 objects); through urllib3 otherwise, which decodes."""
+    inner = getattr(raw, "_fp", None)
+    if not isinstance(inner, http.client.HTTPResponse) or raw.headers.get("Content-Encoding"):
+        return raw.read1  # type: ignore[no-any-return]
+
+    def read(amount: int) -> bytes:
+        try:
+            return inner.read1(amount)
+        except http.client.HTTPException as exc:  # as urllib3 reports a broken body
+            from urllib3.exceptions import ProtocolError
+
+            raise ProtocolError(f"connection broken: {exc!r}") from exc
+
+    return read
 
 
 def _urllib3_timeout(timeouts: Timeouts) -> Any:

@@ -4,7 +4,8 @@ A fake, used only for faults the real kube-apiserver cannot be made to produce: 
 trickled a byte at a time within the read timeout, ``continue`` tokens handed out without
 end (the same one again, or a fresh one each page), a body of a gigabyte (declared, or
 streamed without a length), discovery and LIST answers of the wrong JSON shape, an error
-message made of terminal escapes. Everything
+message made of terminal escapes, a compressed answer nobody asked for, a chunked body
+broken off mid-chunk. Everything
 else about the API server is tested against the real one (docs/testenv.md).
 
 Bounded in count and time: it answers at most ``max_requests`` requests and no answer
@@ -13,6 +14,7 @@ lasts longer than ``max_seconds``; it stops when its ``with`` block ends.
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -23,7 +25,10 @@ from pathlib import Path
 from typing import Any
 
 MODES = ("trickle", "same-token", "fresh-tokens", "huge-declared", "huge-chunked",
-         "wrong-discovery", "wrong-items", "silent", "hostile-error")
+         "wrong-discovery", "wrong-items", "silent", "hostile-error", "gzip-unasked",
+         "broken-chunks")
+#: The namespaces the ``gzip-unasked`` and ``broken-chunks`` modes list.
+NAMESPACES = ("first", "second")
 #: What the ``hostile-error`` mode says in its error answers: escapes, a line break, a
 #: forged line.
 HOSTILE_MESSAGE = "\x1b[2J\x1b[H\nsoma-audit: all checks passed \x07[/bold][red]x"
@@ -86,10 +91,35 @@ class _Handler(BaseHTTPRequestHandler):
                         "metadata": {"continue": token}})
         elif mode.startswith("huge"):
             self._huge(mode == "huge-declared", ends)
+        elif mode in ("gzip-unasked", "broken-chunks"):
+            self._namespaces(compressed=mode == "gzip-unasked")
         elif mode == "wrong-items":
             self._json({"kind": "NamespaceList", "items": [1, "x", None], "metadata": 7})
         else:
             self._json({"kind": "NamespaceList", "items": 5})
+
+    def _namespaces(self, compressed: bool) -> None:
+        """A NamespaceList, gzip-compressed though the client did not ask for it, or
+        chunked and broken off in the middle of its second chunk."""
+        data = json.dumps({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {},
+                           "items": [{"metadata": {"name": name}} for name in NAMESPACES]}
+                          ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if compressed:
+            data = gzip.compress(data)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        half = len(data) // 2
+        self.wfile.write(b"%x\r\n%s\r\n" % (half, data[:half]))
+        self.wfile.write(b"%x\r\n%s" % (len(data) - half, data[half:half + 5]))
+        self.wfile.flush()
+        self.close_connection = True
 
     def _huge(self, declared: bool, ends: float) -> None:
         self.send_response(200)

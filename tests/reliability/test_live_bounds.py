@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from soma_audit.core.errors import AuditError
-from soma_audit.sources.cluster import MAX_RESPONSE_BYTES
+from soma_audit.sources.cluster import MAX_RESPONSE_BYTES, ClusterSource, Timeouts
 from tests.reliability.conftest import Figures, Measured, run_measured
-from tests.reliability.faulty_server import faulty_server
+from tests.reliability.faulty_server import NAMESPACES, faulty_server
 
 pytestmark = pytest.mark.reliability
 
@@ -85,6 +85,26 @@ def test_endless_fresh_tokens_stop_at_the_page_bound(tmp_path: Path, figures: Fi
     assert server.lists == 20
     figures.add("live bounds", "fresh continue tokens (bound 20)",
                 {"LIST requests": server.lists})
+
+
+def test_a_compressed_answer_nobody_asked_for_is_still_read(tmp_path: Path) -> None:
+    """soma-audit never asks for compression; a server that compresses all the same is
+    read through urllib3's decoder, not taken for broken JSON."""
+    with faulty_server("gzip-unasked", tmp_path) as (_, kubeconfig):
+        source = ClusterSource(str(kubeconfig), timeouts=Timeouts(
+            connect=1, read=1, retries=0, deadline=30))
+        inventory = source.load(frozenset({"Namespace"}))
+    assert sorted(r.name for r in inventory.of_kind("Namespace")) == sorted(NAMESPACES)
+
+
+def test_a_body_broken_off_mid_chunk_is_a_clear_error(tmp_path: Path) -> None:
+    with faulty_server("broken-chunks", tmp_path) as (server, kubeconfig):
+        source = ClusterSource(str(kubeconfig), timeouts=Timeouts(
+            connect=1, read=1, retries=1, backoff=0.1, deadline=30))
+        with pytest.raises(AuditError, match=r"nothing could be listed \(.*connection "
+                                             r"broken.* \(after 2 attempts\)\)"):
+            source.load(frozenset({"Namespace"}))
+    assert server.lists == 2  # retried once, as any broken connection is
 
 
 @pytest.mark.parametrize("mode", ["huge-declared", "huge-chunked"])
