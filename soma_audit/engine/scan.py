@@ -16,7 +16,7 @@ from soma_audit.catalog.checks import validate_probes
 from soma_audit.config import Config, Waiver
 from soma_audit.core.model import Check, Evidence, Outcome, Result, Status
 from soma_audit.engine.attestations import Attestation
-from soma_audit.engine.parallel import can_fork, run_shared
+from soma_audit.engine.parallel import run_shared, worth_forking
 from soma_audit.probes import NoRepository, Probe, ProbeContext, ProbeError, load_probes
 from soma_audit.results.report import Report
 from soma_audit.services.tools import ToolError, ToolRunner
@@ -204,7 +204,7 @@ def _run_audit(request: AuditRequest, progress: Progress | None) -> Report:
     inventory_only = _INVENTORY_ONLY & available
     pure = [i for i, c in enumerate(request.checks)
             if not c.manual and set(c.requires) <= inventory_only]
-    done = run_shared(pure, run) if pure and can_fork(len(inventory)) else {}
+    done = run_shared(pure, run) if pure and worth_forking(len(inventory)) else {}
     with ThreadPoolExecutor(PROBE_WORKERS, thread_name_prefix="soma-probe") as pool:
         # Results are still taken, waived and reported in catalog order.
         pending: dict[int, Future[Outcome]] = {

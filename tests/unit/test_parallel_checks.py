@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from soma_audit.config import load_config
+from soma_audit.core import forking
 from soma_audit.engine import parallel, scan
 from soma_audit.sources.manifests import ManifestsSource
 from tests.helpers import CHECK_CASES, REPO, case_source, comparable_outcomes
@@ -65,18 +66,60 @@ def test_bad_indexes_are_refused() -> None:
 
 
 def test_no_fork_for_small_inventories_or_beside_other_threads() -> None:
-    assert not parallel.can_fork(parallel.FORK_FROM_OBJECTS - 1)
+    assert not parallel.worth_forking(parallel.FORK_FROM_OBJECTS - 1)
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("one core: never forks")
-    assert parallel.can_fork(parallel.FORK_FROM_OBJECTS)
+    assert parallel.worth_forking(parallel.FORK_FROM_OBJECTS)
     release = threading.Event()
     other = threading.Thread(target=release.wait)
     other.start()
     try:
-        assert not parallel.can_fork(parallel.FORK_FROM_OBJECTS)
+        assert not forking.can_fork()
+        assert not parallel.worth_forking(parallel.FORK_FROM_OBJECTS)
     finally:
         release.set()
         other.join()
+
+
+def test_a_forked_call_sends_its_result_back() -> None:
+    call = forking.ForkedCall.start(lambda: {"pid": os.getpid(), "items": list(range(5))})
+    result = call.result()
+    assert result is not None and result["items"] == [0, 1, 2, 3, 4]
+    assert result["pid"] != os.getpid()
+
+
+def test_a_forked_call_that_dies_or_cannot_send_gives_none() -> None:
+    assert forking.ForkedCall.start(lambda: os._exit(5)).result() is None
+    assert forking.ForkedCall.start(lambda: (lambda: 1)).result() is None
+    assert forking.ForkedCall.start(lambda: 1 / 0).result() is None
+
+
+def test_a_forked_child_leaves_when_its_parent_is_gone(tmp_path: Path) -> None:
+    """A middle process forks a child that would work for a minute, then dies: the child
+    notices within a second and leaves."""
+    marker = tmp_path / "child-pid"
+    middle = os.fork()
+    if middle == 0:
+        try:
+            forking.ForkedCall.start(
+                lambda: (marker.write_text(str(os.getpid())), time.sleep(60)))
+            time.sleep(0.3)
+        finally:
+            os._exit(0)
+    os.waitpid(middle, 0)
+    for _ in range(100):
+        if marker.exists() and marker.read_text():
+            break
+        time.sleep(0.05)
+    child = int(marker.read_text())
+    for _ in range(60):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(child, 9)
+    raise AssertionError("the orphaned child was still running after 6 s")
 
 
 @pytest.fixture
@@ -89,7 +132,7 @@ def always_fork(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         forks.append(len(indexes))
         return shared(indexes, run)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(scan, "can_fork", lambda objects: True)
+    monkeypatch.setattr(scan, "worth_forking", lambda objects: True)
     monkeypatch.setattr(scan, "run_shared", counted)
     return forks
 
@@ -103,7 +146,7 @@ def test_a_forked_scan_gives_the_results_of_one_process(case: Path, always_fork:
     forked = comparable_outcomes(case_source(case, snapshot, config), config,
                                  {case.parent.name})
     assert always_fork in ([1], [])  # manual and live-only checks are not shared
-    monkeypatch.setattr(scan, "can_fork", lambda objects: False)
+    monkeypatch.setattr(scan, "worth_forking", lambda objects: False)
     assert comparable_outcomes(case_source(case, snapshot, config), config,
                                {case.parent.name}) == forked
 
@@ -112,5 +155,5 @@ def test_the_whole_demo_forked(always_fork: list[int], monkeypatch: pytest.Monke
     demo = REPO / "demo" / "soma-gitops"
     forked = comparable_outcomes(ManifestsSource(demo, config=load_config()), {}, None)
     assert always_fork and always_fork[0] > 30
-    monkeypatch.setattr(scan, "can_fork", lambda objects: False)
+    monkeypatch.setattr(scan, "worth_forking", lambda objects: False)
     assert comparable_outcomes(ManifestsSource(demo, config=load_config()), {}, None) == forked

@@ -1,0 +1,89 @@
+"""A function run in a forked copy of this process, its result sent back through a pipe.
+
+A scan is Python work, and Python threads take turns on one core; a fork is how a scan
+gets a second one. The child starts with everything the parent had (pages are copied
+only when written), runs one function and sends its picklable result back. It leaves
+with ``os._exit``, so the parent's exit handlers (which remove the parent's scratch
+folders) and buffered output never run twice; Ctrl-C ends it without a word (the parent
+says it), and it stops on its own once the parent is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import struct
+import threading
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+_LENGTH = struct.Struct("<Q")
+#: How often a child looks whether its parent is still there.
+_PARENT_POLL_SECONDS = 0.5
+
+
+def can_fork() -> bool:
+    """Whether a fork is possible and safe here: a second core to run on, and no other
+    thread (a fork copies only the calling thread; a lock another thread holds would stay
+    locked in the child)."""
+    return (hasattr(os, "fork") and len(os.sched_getaffinity(0)) >= 2
+            and threading.active_count() == 1)
+
+
+class ForkedCall(Generic[T]):
+    """``work()`` running in a child process from :meth:`start` on."""
+
+    def __init__(self, pid: int, pipe: int) -> None:
+        self._pid = pid
+        self._pipe = pipe
+
+    @classmethod
+    def start(cls, work: Callable[[], T]) -> ForkedCall[T]:
+        """Fork, and run ``work`` in the child. Check :func:`can_fork` first."""
+        read_end, write_end = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(read_end)
+            _run_and_send(work, write_end, parent)
+        os.close(write_end)
+        return cls(pid, read_end)
+
+    def result(self) -> T | None:
+        """What ``work`` returned; None if the child died or could not send it."""
+        try:
+            with os.fdopen(self._pipe, "rb") as pipe:
+                header = pipe.read(_LENGTH.size)
+                if len(header) != _LENGTH.size:
+                    return None
+                (length,) = _LENGTH.unpack(header)
+                data = pipe.read(length)
+        finally:
+            os.waitpid(self._pid, 0)
+        if len(data) != length:
+            return None
+        value: T = pickle.loads(data)  # bytes of our own child
+        return value
+
+
+def _run_and_send(work: Callable[[], T], pipe: int, parent: int) -> None:
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        threading.Thread(target=_exit_without, args=(parent,), daemon=True).start()
+        data = pickle.dumps(work(), pickle.HIGHEST_PROTOCOL)
+        with os.fdopen(pipe, "wb") as out:
+            out.write(_LENGTH.pack(len(data)) + data)
+    finally:
+        os._exit(0)
+
+
+def _exit_without(parent: int) -> None:
+    """End the child once its parent is gone (killed): nobody waits for its result."""
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL_SECONDS)
+    os._exit(0)
