@@ -27,6 +27,7 @@ from soma_audit.config import Cluster as ClusterReading
 from soma_audit.core.errors import AuditError
 from soma_audit.core.escape import visible
 from soma_audit.core.fastjson import orjson
+from soma_audit.core.forking import ForkedCall, can_fork
 from soma_audit.kube.inventory import Inventory, Resource
 from soma_audit.sources import SourceInfo
 from soma_audit.sources.kinds import FORBIDDEN_KINDS, KINDS, KindInfo
@@ -350,6 +351,38 @@ class ClusterSource:
             seen.add(token)
         raise ListError(f"more than {MAX_PAGES} pages listing {info.resource}", None)
 
+    def _fetch(self, jobs: list[tuple[KindInfo, str]]) -> dict[str, list[Resource] | ListError]:
+        """Every page of each kind, ``workers`` kinds at a time; kind → objects or why not."""
+
+        def fetch(job: tuple[KindInfo, str]) -> list[Resource] | ListError:
+            try:
+                return list(self._list(*job))
+            except ListError as exc:
+                return exc
+
+        pool = ThreadPoolExecutor(max_workers=self._workers)
+        try:
+            outcomes = list(pool.map(fetch, jobs))
+        except BaseException:
+            self._stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        return {info.kind: outcome for (info, _), outcome in zip(jobs, outcomes, strict=True)}
+
+    def _fetched_for_parent(self, jobs: list[tuple[KindInfo, str]]) -> tuple[
+            dict[str, list[dict[str, Any]] | tuple[str, int | None]], Counter[str]]:
+        """In a forked child: the kinds' objects as plain data (or the error's message and
+        status), and the requests sent. The child has connections of its own: the
+        parent's stay the parent's."""
+        self._http = _pool(self._endpoint, self._workers)
+        self.requests = Counter()
+        sent: dict[str, list[dict[str, Any]] | tuple[str, int | None]] = {}
+        for kind, outcome in self._fetch(jobs).items():
+            sent[kind] = ((str(outcome), outcome.status) if isinstance(outcome, ListError)
+                          else [resource.body for resource in outcome])
+        return sent, self.requests
+
     def load(self, kinds: frozenset[str]) -> Inventory:
         """One scan, bounded by the scan deadline; Ctrl-C stops every worker at its next
         read (the interrupt is raised again at once, without waiting for them)."""
@@ -380,22 +413,23 @@ class ClusterSource:
             else:
                 inventory.absent[kind] = f"{info.product} not installed (no {info.group} API)"
         unreachable: list[str] = []
-
-        def fetch(job: tuple[KindInfo, str]) -> tuple[KindInfo, list[Resource] | ListError]:
-            info, version = job
-            try:
-                return info, list(self._list(info, version))
-            except ListError as exc:
-                return info, exc
-
-        pool = ThreadPoolExecutor(max_workers=self._workers)
-        try:
-            outcomes = list(pool.map(fetch, jobs))
-        except BaseException:
-            self._stop.set()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
+        forked = [job for job in jobs if job[0].kind in FORKED_KINDS]
+        child = None
+        if forked and len(forked) < len(jobs) and can_fork():
+            child = ForkedCall.start(lambda: self._fetched_for_parent(forked))
+        fetched = self._fetch(jobs if child is None else [j for j in jobs if j not in forked])
+        if child is not None:
+            sent = child.result()
+            if sent is None:  # the child died: list its kinds here
+                fetched.update(self._fetch(forked))
+            else:
+                bodies, requests = sent
+                self.requests.update(requests)
+                fetched.update(
+                    (kind, [Resource(body, "cluster") for body in outcome]
+                     if isinstance(outcome, list) else ListError(*outcome))
+                    for kind, outcome in bodies.items())
+        outcomes = [(info, fetched[info.kind]) for info, _ in jobs]
         for info, outcome in outcomes:
             if isinstance(outcome, ListError):
                 if outcome.status == 404:
@@ -415,6 +449,10 @@ class ClusterSource:
                              f"({unreachable[0]})")
         return inventory
 
+
+#: Kinds listed by a forked child on a second core while this process lists the others:
+#: usually the largest (and a real cluster's Pods carry a large status).
+FORKED_KINDS = frozenset({"Pod", "ReplicaSet"})
 
 #: Metadata no check reads, kept out of the inventory (a scan holds every listed object):
 #: managedFields is about half of every object; the others are server bookkeeping the
