@@ -263,7 +263,7 @@ def _write_file(path: str, text: str, what: str) -> None:
 def _run_ci(args: argparse.Namespace, session: AuditSession) -> int:
     from soma_audit.core.errors import AuditError
     from soma_audit.core.model import Severity
-    from soma_audit.reports import render, table
+    from soma_audit.reports import render
     from soma_audit.results.fleet import ClusterScan, FleetReport
 
     info = session.source.info
@@ -274,8 +274,15 @@ def _run_ci(args: argparse.Namespace, session: AuditSession) -> int:
         _write_metrics(args, FleetReport([ClusterScan(cluster, error=str(exc))]))
         raise
     _write_metrics(args, FleetReport([ClusterScan(cluster, report)]))
-    _emit(args, lambda fmt, color: table.render(report, color=color) if fmt == "table"
-          else render(report, fmt))
+
+    def text(fmt: str, color: bool) -> str:
+        if fmt != "table":
+            return render(report, fmt)
+        from soma_audit.reports import table  # rich: imported only for a table
+
+        return table.render(report, color=color)
+
+    _emit(args, text)
     return int(report.exit_code(Severity(args.fail_on or "low")))
 
 
