@@ -30,8 +30,13 @@ def can_fork() -> bool:
     """Whether a fork is possible and safe here: a second core to run on, and no other
     thread (a fork copies only the calling thread; a lock another thread holds would stay
     locked in the child)."""
-    return (hasattr(os, "fork") and len(os.sched_getaffinity(0)) >= 2
-            and threading.active_count() == 1)
+    return hasattr(os, "fork") and _cores() >= 2 and threading.active_count() == 1
+
+
+def _cores() -> int:
+    """The cores this process may run on (all of the machine's where that is not told)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
 class ForkedCall(Generic[T]):
