@@ -81,6 +81,11 @@ def test_no_fork_for_small_inventories_or_beside_other_threads() -> None:
         other.join()
 
 
+def test_no_fork_on_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(forking, "_cores", lambda: 1)
+    assert not forking.can_fork()
+
+
 def test_a_forked_call_sends_its_result_back() -> None:
     call = forking.ForkedCall.start(lambda: {"pid": os.getpid(), "items": list(range(5))})
     result = call.result()
