@@ -57,7 +57,7 @@ class ScanCancelled(Exception):
 class MainScreen(Screen[None]):
     """Gaps by phase. Bindings below are also the command palette's and the help's."""
 
-    CSS_PATH = "main.tcss"
+    #: Its styles (main.tcss) are the app's: see :attr:`SomaAuditApp.CSS_PATH`.
     COMMANDS = {AuditCommands}
     BINDINGS = [
         Binding("r", "rescan", "Rescan", tooltip="Scan the target again; the selection stays"),
