@@ -13,10 +13,11 @@ a terminal). It prints two stamps, in epoch seconds:
 ``READY <epoch>``
     the first painted frame that shows the first scan's report.
 
-A frame is painted when the screen's compositor hands it to ``App._display``: the headless
-driver writes nothing, but the frame is composed the same. The probe wraps that method and
-reads what the frame shows from the screen's state at that moment (a private Textual
-method: this is a measurement, not product code).
+A frame is painted when the screen's compositor hands it to ``App._display`` outside a
+batch update (``App._display`` drops a frame handed over inside one, as during the app's
+start): the headless driver writes nothing, but the frame is composed the same. The probe
+wraps that method and reads what the frame shows from the screen's state at that moment
+(private Textual names: this is a measurement, not product code).
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ async def _run() -> Frames:
 
     def painted(screen: Any, renderable: Any) -> None:
         display(screen, renderable)
-        if renderable is not None:
+        if renderable is not None and not app._batch_count:
             frames.painted(app)
 
     app._display = painted  # type: ignore[method-assign]
