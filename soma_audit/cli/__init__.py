@@ -283,7 +283,6 @@ def _fleet_contexts(args: argparse.Namespace) -> list[str] | None:
     """The contexts of a fleet audit (several --context, or --all-contexts), else None —
     and then ``args.context`` is the one context (or None) of a single-cluster audit."""
     from soma_audit.core.errors import AuditError
-    from soma_audit.engine.fleet import fleet_contexts
 
     named = list(dict.fromkeys(args.context or []))
     if not args.all_contexts and len(named) <= 1:
@@ -292,6 +291,8 @@ def _fleet_contexts(args: argparse.Namespace) -> list[str] | None:
     if args.manifests or args.snapshot or args.demo:
         raise AuditError("several contexts and --all-contexts audit live clusters; "
                          "drop --manifests, --snapshot or --demo")
+    from soma_audit.engine.fleet import fleet_contexts  # a fleet audit's only
+
     return fleet_contexts(args.kubeconfig, named, bool(args.all_contexts))
 
 
