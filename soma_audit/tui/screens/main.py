@@ -129,8 +129,7 @@ class MainScreen(Screen[None]):
         yield AuditHeader(self.session.source.info, id="header")
         with Horizontal(id="body"):
             yield PhaseTree(self.session.checks, id="phases")
-            with Vertical(id="right"):
-                yield FilterBar(id="filter")
+            with Vertical(id="right"):  # the filter bar joins on the first /
                 yield CheckTable(id="checks")
                 yield CheckDetail(id="detail")
         yield Footer()
@@ -337,7 +336,11 @@ class MainScreen(Screen[None]):
     def action_rescan(self) -> None:
         self.scan()
 
-    def action_filter(self) -> None:
+    async def action_filter(self) -> None:
+        """Open the filter bar, mounted above the table the first time: hidden until then,
+        it would only cost the first frame its styles and its mount."""
+        if not self.query(FilterBar):
+            await self.query_one("#right").mount(FilterBar(id="filter"), before="#checks")
         self.query_one(FilterBar).open()
 
     def action_clear_filter(self) -> None:
