@@ -172,9 +172,9 @@ async def _run() -> Frames:
     from soma_audit.engine.forked import ForkedScan  # as soma_audit.cli._run_tui does
 
     first_scan = ForkedScan.start(session)
-    from soma_audit.tui.app import SomaAuditApp  # as soma_audit.tui.run_tui does
+    from soma_audit.tui import app_class  # as soma_audit.tui.run_tui does
 
-    app = SomaAuditApp(session, first_scan=first_scan)
+    app = app_class()(session, first_scan=first_scan)
     frames = Frames()
     display = app._display
 

@@ -14,6 +14,7 @@ Results that arrive faster than the screen can show them are drawn together.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import threading
 from dataclasses import dataclass, replace
 from functools import cached_property, partial
@@ -157,7 +158,13 @@ class MainScreen(Screen[None]):
             self.notify(self._recipes_error, title="Remediations unavailable",
                         severity="error", markup=False)
         self.scan()  # it shows every check pending
-        self.call_after_refresh(self._painted.set)
+        self.call_after_refresh(self._first_frame_painted)
+
+    def _first_frame_painted(self) -> None:
+        """Let the first scan's worker go on, and turn the garbage collector back on (the
+        TUI's start pauses it: :func:`soma_audit.tui.app_class`)."""
+        gc.enable()
+        self._painted.set()
 
     # -- scanning ---------------------------------------------------------------------
 
