@@ -371,22 +371,34 @@ def _run_tui(args: argparse.Namespace) -> int:
 
 def _tui_start(args: argparse.Namespace
                ) -> tuple[ForkedScan | None, Callable[[], AuditSession]]:
-    """Fork the first scan before anything is read (and before Textual is imported and
-    starts threads): its child opens the session — config, catalog, the demo's copy,
-    source — and hands the first three over. Also the function that opens the
-    TUI's own session from them: called once Textual is imported, it waits for the child
-    and raises its error for bad input. Where processes cannot fork, it opens the session
-    in the process (and the TUI scans in it)."""
+    """Fork the first scan (before Textual is imported and starts threads), and the
+    function that opens the TUI's session: call it once Textual is imported. A
+    repository, a snapshot or the demo is forked before anything is read: the child opens
+    the session — config, catalog, the demo's copy, source — and hands the first three
+    over, and the function opens the TUI's own session from them (it waits for the child
+    and raises its error for bad input). A live cluster's session is opened here, once
+    (its kubeconfig's credential plugin runs once), and the child scans it. Where
+    processes cannot fork, the session is opened in the process (and the TUI scans in
+    it)."""
     from soma_audit.engine.forked import ForkedScan
 
-    scratch = _scratch() if args.demo else None
+    if args.demo or args.manifests or args.snapshot:
+        scratch = _scratch() if args.demo else None
 
-    def open_own(handed: tuple[Config, list[Check], Path | None]) -> AuditSession:
-        return _opener(args, *handed)(_single_context(args))
+        def open_own(handed: Any) -> AuditSession:
+            return _opener(args, *handed)(_single_context(args))
 
-    def open_session() -> tuple[AuditSession, tuple[Config, list[Check], Path | None]]:
-        handed = _read(args, scratch)
-        return open_own(handed), handed
+        def open_session() -> tuple[AuditSession, Any]:
+            handed = _read(args, scratch)
+            return open_own(handed), handed
+    else:
+        session = _build_session(args)
+
+        def open_own(handed: Any) -> AuditSession:
+            return session
+
+        def open_session() -> tuple[AuditSession, Any]:
+            return session, None
 
     first_scan = ForkedScan.start(open_session)
     if first_scan is None:

@@ -2,12 +2,12 @@
 
 A scan is Python work: in a thread of the TUI's process it would share one core (the GIL)
 with Textual's own start, and the first results would wait for both. The TUI's process
-forks before it reads its config and catalog and before it imports Textual: the child
-opens the session and hands over what the parent needs to open its own (the config and
-the catalog, already checked: the parent imports Textual meanwhile), then scans and sends
-each result, then the report, through a pipe; the parent's scan worker hands them on as
-an in-process scan would. Later scans (a rescan, the re-run after an attestation or an
-apply) run in the process.
+forks before it imports Textual: the child opens the session and hands over what the
+parent needs to open its own (the CLI's choice: the config and the catalog, read and
+checked while the parent imports Textual, or nothing when the session was opened before
+the fork), then scans and sends each result, then the report, through a pipe; the
+parent's scan worker hands them on as an in-process scan would. Later scans (a rescan,
+the re-run after an attestation or an apply) run in the process.
 """
 
 from __future__ import annotations
@@ -81,9 +81,9 @@ class ForkedScan:
         return self.session
 
     def result(self, progress: Progress | None = None) -> Report:
-        """Pass on each result to ``progress`` as the child sends it; the report. Raises
-        the scan's :class:`AuditError`, :class:`ScanCrashed`, or what ``progress`` raises
-        (the child is then stopped)."""
+        """After :meth:`opened`: pass on each result to ``progress`` as the child sends
+        it; the report. Raises the scan's :class:`AuditError`, :class:`ScanCrashed`, or
+        what ``progress`` raises (the child is then stopped)."""
         try:
             while True:
                 kind, *payload = self._receive()
@@ -92,8 +92,8 @@ class ForkedScan:
                         progress(*payload)
                 elif kind == "report":
                     report: Report = payload[0]
-                    if self.session is not None:
-                        self.session.last_report = report
+                    assert self.session is not None
+                    self.session.last_report = report
                     return report
                 else:
                     self._raise(kind, payload)

@@ -161,8 +161,8 @@ def test_bad_input_on_a_terminal_is_one_line_and_no_tui(tmp_path: Path, flags: t
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
 def test_sigterm_while_the_tui_starts_stops_the_child_too(tmp_path: Path) -> None:
-    """SIGTERM once the first scan's child is forked (it opens the session while the
-    parent imports Textual): exit code 130, one line, no demo copy and no child left."""
+    """SIGTERM while the first scan's child opens the session and the parent imports
+    Textual: exit code 130, one line, no demo copy and no child left."""
     main, side = os.openpty()
     proc = subprocess.Popen([str(BIN), "--demo"], stdin=side, stdout=side,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
@@ -173,6 +173,7 @@ def test_sigterm_while_the_tui_starts_stops_the_child_too(tmp_path: Path) -> Non
         while not children.read_text().split() and time.monotonic() < deadline:
             time.sleep(0.005)
         child = int(children.read_text().split()[0])
+        time.sleep(0.1)  # the parent is past the fork (importing Textual), the child reading
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
     finally:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from soma_audit import cli
 from soma_audit.catalog.checks import load_catalog
 from soma_audit.config import load_config
 from soma_audit.core.errors import AuditError
@@ -109,3 +110,29 @@ def test_a_bug_while_the_child_opens_is_a_crash(tmp_path: Path) -> None:
     with pytest.raises(ScanCrashed, match="KeyError"):
         forked.opened(lambda handed: pytest.fail("no session to open"))
     assert _reaped(forked)
+
+
+def test_the_tui_opens_a_live_cluster_once(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A live cluster's source is opened before the fork, not in both processes (its
+    kubeconfig's credential plugin runs when it is opened): the child scans that one."""
+    witness = tmp_path / "opened-by"
+    directory = prepare_demo(tmp_path / "demo")
+
+    def cluster_source(*_: object) -> ManifestsSource:
+        with witness.open("a", encoding="utf-8") as out:
+            out.write(f"{os.getpid()}\n")
+        return ManifestsSource(directory)
+
+    monkeypatch.setattr(cli, "_cluster_source", cluster_source)
+    monkeypatch.setattr(cli, "_FORKED", [])
+    args = cli._arguments([])
+    assert cli._fleet_contexts(args) is None
+    first_scan, open_session = cli._tui_start(args)
+    assert first_scan is not None
+    try:
+        assert open_session() is first_scan.session
+        assert first_scan.result().results
+    finally:
+        first_scan.close()
+    assert witness.read_text(encoding="utf-8").split() == [str(os.getpid())]
