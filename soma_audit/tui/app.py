@@ -55,6 +55,10 @@ class SomaAuditApp(App[int]):
         also laid out and rendered during the start, where Textual shows no frame)."""
         return MainScreen(self.session, self.today(), self.author, self.first_scan)
 
+    def on_ready(self) -> None:
+        """Textual's first frame is displayed (the audit screen's, every check pending)."""
+        self.main.first_frame_painted()
+
     def action_help(self) -> None:
         from soma_audit.tui.screens import DiffScreen, HelpScreen
 

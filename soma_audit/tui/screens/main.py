@@ -5,10 +5,11 @@ each result as a message, so the tree and the table fill in while the UI stays l
 Diff, apply and rollback are routed to :class:`~soma_audit.tui.remedy.Remedies`.
 
 The first frame comes from the catalog alone: every check pending. The first scan's worker
-starts with it but waits until that frame is painted (the GIL would otherwise share the
-start between the two); when the CLI already started that scan in a child process
-(:class:`~soma_audit.engine.forked.ForkedScan`), the worker only passes its results on.
-Results that arrive faster than the screen can show them are drawn together.
+starts with it but waits until that frame is on screen (Textual's ``Ready``, passed on by
+the app; the GIL would otherwise share the start between the two); when the CLI already
+started that scan in a child process (:class:`~soma_audit.engine.forked.ForkedScan`), the
+worker only passes its results on. Results that arrive faster than the screen can show
+them are drawn together.
 """
 
 from __future__ import annotations
@@ -158,11 +159,11 @@ class MainScreen(Screen[None]):
             self.notify(self._recipes_error, title="Remediations unavailable",
                         severity="error", markup=False)
         self.scan()  # it shows every check pending
-        self.call_after_refresh(self._first_frame_painted)
 
-    def _first_frame_painted(self) -> None:
-        """Let the first scan's worker go on, and turn the garbage collector back on (the
-        TUI's start pauses it: :func:`soma_audit.tui.app_class`)."""
+    def first_frame_painted(self) -> None:
+        """Called by the app once its first frame is on screen: let the first scan's
+        worker go on, and turn the garbage collector back on (the TUI's start pauses it:
+        :func:`soma_audit.tui.app_class`)."""
         gc.enable()
         self._painted.set()
 
