@@ -2,9 +2,10 @@
 
 Run as a fresh process by bench/run.py (so imports count). It takes the steps of
 ``soma-audit --demo`` in the CLI's order, with the CLI's own functions — the entry module,
-the options, the session, the first scan forked, the TUI package and its app — and drives
-the real app headless with ``App.run_test()`` where the CLI calls ``App.run()`` (which needs
-a terminal). It prints two stamps, in epoch seconds:
+the options, the first scan forked (its child opens the session), the TUI package and its
+app, the TUI's session opened from what the child read — and drives the real app headless
+with ``App.run_test()`` where the CLI calls ``App.run()`` (which needs a terminal). It
+prints two stamps, in epoch seconds:
 
 ``FIRST <epoch>``
     the first painted frame of the audit screen that lists every check of the catalog, each
@@ -13,10 +14,11 @@ a terminal). It prints two stamps, in epoch seconds:
 ``READY <epoch>``
     the first painted frame that shows the first scan's report.
 
-A frame is painted when the screen's compositor hands it to ``App._display``: the headless
-driver writes nothing, but the frame is composed the same. The probe wraps that method and
-reads what the frame shows from the screen's state at that moment (a private Textual
-method: this is a measurement, not product code).
+A frame is painted when the screen's compositor hands it to ``App._display`` outside a
+batch update (``App._display`` drops a frame handed over inside one, as during the app's
+start): the headless driver writes nothing, but the frame is composed the same. The probe
+wraps that method and reads what the frame shows from the screen's state at that moment
+(private Textual names: this is a measurement, not product code).
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ Measured twice: headless through the CLI's own steps (frames stamped as the comp
 paints them), and as the real `soma-audit --demo` on a pseudo-terminal (stamped when its
 output shows them). `soma-audit --demo` paints its first frame from the session alone
 (config, catalog and source; the engine's probes are not loaded yet) and forks its first
-scan before it imports Textual, so the scan runs on the second core while the TUI
-starts. Warm starts (the page cache and the bytecode cache filled by an untimed run);
+scan before it reads anything: the child reads the config and catalog, copies the demo,
+hands the config and catalog over and scans on the second core, while the TUI imports
+Textual. Warm starts (the page cache and the bytecode cache filled by an untimed run);
 medians, with the 1-minute load average before and after: the machine is shared.
 """
 
@@ -162,24 +165,21 @@ def markdown(cold: dict[str, Any]) -> str:
 
 async def _run() -> Frames:
     # The steps of soma_audit.cli.main for `soma-audit --demo`, in its order.
-    from soma_audit.cli import _arguments, _build_session, _fleet_contexts
+    from soma_audit.cli import _arguments, _fleet_contexts, _tui_start
 
     args = _arguments(["--demo"])
     if _fleet_contexts(args) is not None:
         raise SystemExit("--demo is one target")
-    session = _build_session(args)
-    from soma_audit.engine.forked import ForkedScan  # as soma_audit.cli._run_tui does
+    first_scan, open_session = _tui_start(args)  # as soma_audit.cli._run_tui does
+    from soma_audit.tui import app_class  # as soma_audit.tui.run_tui does
 
-    first_scan = ForkedScan.start(session)
-    from soma_audit.tui.app import SomaAuditApp  # as soma_audit.tui.run_tui does
-
-    app = SomaAuditApp(session, first_scan=first_scan)
+    app = app_class()(open_session(), first_scan=first_scan)
     frames = Frames()
     display = app._display
 
     def painted(screen: Any, renderable: Any) -> None:
         display(screen, renderable)
-        if renderable is not None:
+        if renderable is not None and not app._batch_count:
             frames.painted(app)
 
     app._display = painted  # type: ignore[method-assign]

@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,8 @@ from soma_audit.core.escape import visible
 
 if TYPE_CHECKING:
     from soma_audit.config import Config
+    from soma_audit.core.model import Check
+    from soma_audit.engine.forked import ForkedScan
     from soma_audit.engine.session import AuditSession
     from soma_audit.results.fleet import FleetReport
     from soma_audit.sources.cluster import ClusterSource
@@ -29,6 +32,9 @@ _TRUE = {"1", "true", "yes", "on"}
 #: Scratch folders this process made (the demo's copy): removed at exit, and at once when
 #: the user interrupts.
 _SCRATCH: list[Path] = []
+#: The TUI's first scan: its child is stopped before the scratch folders are removed (it
+#: may still be copying the demo into one).
+_FORKED: list[ForkedScan] = []
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -151,13 +157,16 @@ def _session_opener(args: argparse.Namespace) -> Callable[[str | None], AuditSes
     """Load config and catalog once (bad input fails here, before any cluster is asked);
     the function returned opens a session on a kube context — with its own ClusterSource,
     hence its own connection pool, each time (a fleet audit opens one per context)."""
+    return _opener(args, *_read(args, _scratch() if args.demo else None))
+
+
+def _read(args: argparse.Namespace, scratch: Path | None
+          ) -> tuple[Config, list[Check], Path | None]:
+    """The config and the catalog (narrowed by --only) — where bad input fails — and the
+    demo's copy, made in ``scratch`` (with --demo)."""
     from soma_audit.catalog.checks import load_catalog
     from soma_audit.config import load_config
     from soma_audit.core.errors import AuditError
-    from soma_audit.engine import attestations
-    from soma_audit.engine.session import AuditSession
-    from soma_audit.sources.manifests import ManifestsSource
-    from soma_audit.sources.snapshot import SnapshotSource
 
     config = load_config(args.config, **config_overrides(args))
     checks = load_catalog(list(config.catalogs))
@@ -167,28 +176,53 @@ def _session_opener(args: argparse.Namespace) -> Callable[[str | None], AuditSes
         checks = [c for c in checks if any(fnmatchcase(c.id, p) for p in args.only)]
         if not checks:
             raise AuditError(f"no check matches --only {' '.join(args.only)}")
+    if scratch is None:
+        return config, checks, None
+    from soma_audit.engine.demo import prepare_demo
+
+    return config, checks, prepare_demo(scratch)
+
+
+def _scratch() -> Path:
+    """A folder for the demo's copy, as long as this process lives: removed at exit, and
+    at once when the user interrupts (the remediation commands keep their own persistent
+    demo copy)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="soma-audit-demo-"))
+    _SCRATCH.append(folder)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def _opener(args: argparse.Namespace, config: Config, checks: list[Check],
+            demo: Path | None) -> Callable[[str | None], AuditSession]:
+    """The function that opens a session over ``config`` and ``checks`` on a kube context;
+    ``demo`` is the demo's copy (with --demo)."""
+    from soma_audit.engine import attestations
+    from soma_audit.engine.session import AuditSession
+    from soma_audit.services import connect_services
+
     repo = Path(config.repo) if config.repo else None
     attestations_path = Path(config.attestations) if config.attestations else None
-    if args.demo:
-        import atexit
-        import shutil
+    if demo:
+        from soma_audit.engine.demo import DEMO_NAME
+        from soma_audit.sources.manifests import ManifestsSource
 
-        from soma_audit.engine.demo import DEMO_NAME, prepare_demo
-
-        directory = prepare_demo()
-        # The scratch copy lives as long as this process (the remediation commands keep
-        # their own persistent demo copy).
-        _SCRATCH.append(directory.parent)
-        atexit.register(shutil.rmtree, directory.parent, ignore_errors=True)
-        source: Any = ManifestsSource(directory, label=f"demo: {DEMO_NAME}", config=config)
-        attestations_path = attestations_path or directory / attestations.DEFAULT_FILE
+        source: Any = ManifestsSource(demo, label=f"demo: {DEMO_NAME}", config=config)
+        attestations_path = attestations_path or demo / attestations.DEFAULT_FILE
     elif args.manifests:
+        from soma_audit.sources.manifests import ManifestsSource
+
         source = ManifestsSource(args.manifests, config=config)
     elif args.snapshot:
+        from soma_audit.sources.snapshot import SnapshotSource
+
         source = SnapshotSource(args.snapshot, repo=repo)
     else:
         source = None
-    from soma_audit.services import connect_services
 
     def open_session(context: str | None) -> AuditSession:
         return AuditSession(
@@ -294,7 +328,7 @@ def _fleet_contexts(args: argparse.Namespace) -> list[str] | None:
         args.context = _single_context(args)
         return None
     from soma_audit.core.errors import AuditError
-    from soma_audit.engine.fleet import fleet_contexts
+    from soma_audit.engine.fleet import fleet_contexts  # a fleet audit's only
 
     if args.manifests or args.snapshot or args.demo:
         raise AuditError("several contexts and --all-contexts audit live clusters; "
@@ -329,17 +363,54 @@ def _write_metrics(args: argparse.Namespace, fleet: FleetReport) -> None:
         _write_file(args.metrics_file, render(fleet), "metrics")
 
 
-def _run_tui(session: AuditSession) -> int:
+def _run_tui(args: argparse.Namespace) -> int:
     from soma_audit.core.errors import AuditError
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        _build_session(args)  # bad input is said first, as on a terminal
         raise AuditError("the TUI needs a terminal; use --ci for headless runs")
-    from soma_audit.engine.forked import ForkedScan
-
-    first_scan = ForkedScan.start(session)  # before Textual is imported and starts threads
+    first_scan, open_session = _tui_start(args)
     from soma_audit.tui import run_tui
 
-    return run_tui(session, first_scan)
+    return run_tui(open_session, first_scan)
+
+
+def _tui_start(args: argparse.Namespace
+               ) -> tuple[ForkedScan | None, Callable[[], AuditSession]]:
+    """Fork the first scan (before Textual is imported and starts threads), and the
+    function that opens the TUI's session: call it once Textual is imported. A
+    repository, a snapshot or the demo is forked before anything is read: the child opens
+    the session — config, catalog, the demo's copy, source — and hands the first three
+    over, and the function opens the TUI's own session from them (it waits for the child
+    and raises its error for bad input). A live cluster's session is opened here, once
+    (its kubeconfig's credential plugin runs once), and the child scans it. Where
+    processes cannot fork, the session is opened in the process (and the TUI scans in
+    it)."""
+    from soma_audit.engine.forked import ForkedScan
+
+    if args.demo or args.manifests or args.snapshot:
+        scratch = _scratch() if args.demo else None
+
+        def open_own(handed: Any) -> AuditSession:
+            return _opener(args, *handed)(_single_context(args))
+
+        def open_session() -> tuple[AuditSession, Any]:
+            handed = _read(args, scratch)
+            return open_own(handed), handed
+    else:
+        session = _build_session(args)
+
+        def open_own(handed: Any) -> AuditSession:
+            return session
+
+        def open_session() -> tuple[AuditSession, Any]:
+            return session, None
+
+    first_scan = ForkedScan.start(open_session)
+    if first_scan is None:
+        return None, lambda: open_session()[0]
+    _FORKED.append(first_scan)
+    return first_scan, partial(first_scan.opened, open_own)
 
 
 def _in_main_thread() -> bool:
@@ -355,6 +426,8 @@ def _interrupted() -> int:
     are written whole, at the end)."""
     import shutil
 
+    for forked in _FORKED:
+        forked.close()
     for folder in _SCRATCH:
         shutil.rmtree(folder, ignore_errors=True)
     print("soma-audit: interrupted", file=sys.stderr)
@@ -404,8 +477,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.ci:
                 raise AuditError("the TUI audits one cluster; use --ci for several contexts")
             return _run_fleet(args, contexts)
-        session = _build_session(args)
-        return _run_ci(args, session) if args.ci else _run_tui(session)
+        return _run_ci(args, _build_session(args)) if args.ci else _run_tui(args)
     except AuditError as exc:
         print(f"soma-audit: error: {visible(exc)}", file=sys.stderr)
         return 2

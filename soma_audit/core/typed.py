@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import difflib
+import functools
 import types
 import typing
 from typing import Any, TypeVar
@@ -113,15 +113,24 @@ def _convert_scalar(tp: Any, value: Any, where: str) -> Any:
     raise ConfigError(f"{where}: expected {_TYPE_NAMES.get(tp, tp)}, got {_describe(value)}")
 
 
+@functools.cache
+def _fields(cls: Any) -> tuple[dict[str, dataclasses.Field[Any]], dict[str, Any]]:
+    """The fields of dataclass ``cls`` by YAML key, and its resolved type hints: once per
+    class (resolving the hints evaluates every annotation's string, and a catalog builds
+    the same few classes hundreds of times)."""
+    return {yaml_key(f): f for f in dataclasses.fields(cls)}, typing.get_type_hints(cls)
+
+
 def _convert_dataclass(cls: Any, value: Any, where: str) -> Any:
     if value is None:
         value = {}
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a mapping, got {_describe(value)}")
-    hints = typing.get_type_hints(cls)
-    fields = {yaml_key(f): f for f in dataclasses.fields(cls)}
+    fields, hints = _fields(cls)
     for key in value:
         if key not in fields:
+            import difflib  # only for the message: a valid file never needs it
+
             hint = difflib.get_close_matches(str(key), list(fields), n=1)
             suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
             known = ", ".join(sorted(fields))

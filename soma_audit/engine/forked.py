@@ -2,9 +2,12 @@
 
 A scan is Python work: in a thread of the TUI's process it would share one core (the GIL)
 with Textual's own start, and the first results would wait for both. The TUI's process
-forks before it imports Textual; the child scans and sends each result, then the report,
-through a pipe, and the parent's scan worker hands them on as an in-process scan would.
-Later scans (a rescan, the re-run after an attestation or an apply) run in the process.
+forks before it imports Textual: the child opens the session and hands over what the
+parent needs to open its own (the CLI's choice: the config and the catalog, read and
+checked while the parent imports Textual, or nothing when the session was opened before
+the fork), then scans and sends each result, then the report, through a pipe; the
+parent's scan worker hands them on as an in-process scan would. Later scans (a rescan,
+the re-run after an attestation or an apply) run in the process.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import os
 import pickle
 import signal
 import threading
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from soma_audit.core.errors import AuditError
 
@@ -31,56 +35,83 @@ CHILD_NICENESS = 10
 
 
 class ScanCrashed(Exception):
-    """The child's scan raised something other than an :class:`AuditError` (a bug)."""
+    """The child's opening or scan raised something other than an :class:`AuditError`
+    (a bug)."""
 
 
 class ForkedScan:
-    """The first scan of ``session``, running in a child process from :meth:`start` on."""
+    """The first scan of a session opened in a child process, from :meth:`start` on."""
 
-    def __init__(self, session: AuditSession, pid: int, pipe: IO[bytes]) -> None:
-        self.session = session
+    def __init__(self, pid: int, pipe: IO[bytes]) -> None:
+        #: The parent's own session, once :meth:`opened` has opened it.
+        self.session: AuditSession | None = None
         self._pid = pid
         self._pipe = pipe
         self._lock = threading.Lock()
         self._reaped = False
 
     @classmethod
-    def start(cls, session: AuditSession) -> ForkedScan | None:
-        """Fork the scan; None where processes cannot fork (the caller scans in-process).
-        Call it before any thread is started: a fork copies only the calling thread."""
+    def start(cls, open_session: Callable[[], tuple[AuditSession, Any]]) -> ForkedScan | None:
+        """Fork: the child calls ``open_session`` (the session to scan, and what to hand
+        over to the parent, picklable), hands that over, then scans. None where processes
+        cannot fork (the caller opens and scans in-process). Call it before any thread is
+        started: a fork copies only the calling thread."""
         if not hasattr(os, "fork"):
             return None
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             os.close(read_end)
-            _scan_and_send(session, write_end)
+            _open_scan_and_send(open_session, write_end)
         os.close(write_end)
-        return cls(session, pid, os.fdopen(read_end, "rb"))
+        return cls(pid, os.fdopen(read_end, "rb"))
+
+    def opened(self, open_own: Callable[[Any], AuditSession]) -> AuditSession:
+        """The parent's session: ``open_own`` opens it from what the child handed over.
+        Raises what the child's ``open_session`` raised (an :class:`AuditError` for bad
+        input, else :class:`ScanCrashed`); the child is then reaped."""
+        try:
+            kind, *payload = self._receive()
+            if kind != "opened":
+                self._raise(kind, payload)
+            self.session = open_own(payload[0])
+        except BaseException:
+            self.close()
+            raise
+        return self.session
 
     def result(self, progress: Progress | None = None) -> Report:
-        """Pass on each result to ``progress`` as the child sends it; the report. Raises
-        the scan's :class:`AuditError`, :class:`ScanCrashed`, or what ``progress`` raises
-        (the child is then stopped)."""
+        """After :meth:`opened`: pass on each result to ``progress`` as the child sends
+        it; the report. Raises the scan's :class:`AuditError`, :class:`ScanCrashed`, or
+        what ``progress`` raises (the child is then stopped)."""
         try:
             while True:
-                try:
-                    kind, *payload = pickle.load(self._pipe)
-                except (EOFError, pickle.UnpicklingError):
-                    raise AuditError("the scan process ended without a report") from None
+                kind, *payload = self._receive()
                 if kind == "result":
                     if progress:
                         progress(*payload)
                 elif kind == "report":
                     report: Report = payload[0]
+                    assert self.session is not None
                     self.session.last_report = report
                     return report
-                elif kind == "error":
-                    raise AuditError(payload[0])
                 else:
-                    raise ScanCrashed(payload[0])
+                    self._raise(kind, payload)
         finally:
             self.close()
+
+    def _receive(self) -> list[Any]:
+        try:
+            message: list[Any] = list(pickle.load(self._pipe))
+        except (EOFError, pickle.UnpicklingError):
+            raise AuditError("the scan process ended without a report") from None
+        return message
+
+    @staticmethod
+    def _raise(kind: str, payload: list[Any]) -> NoReturn:
+        if kind == "error":
+            raise AuditError(payload[0])
+        raise ScanCrashed(payload[0])
 
     def stop(self) -> None:
         """Kill the child, from any thread: a reader waiting in :meth:`result` gets to the
@@ -100,13 +131,12 @@ class ForkedScan:
         self._pipe.close()
 
 
-def _scan_and_send(session: AuditSession, write_end: int) -> None:
-    """The child: scan, send every result and the report (or the error), and leave
-    without running the parent's exit handlers (they remove the parent's demo copy)."""
+def _open_scan_and_send(open_session: Callable[[], tuple[AuditSession, Any]],
+                        write_end: int) -> None:
+    """The child: open the session and hand it over, scan, send every result and the
+    report (or the error), and leave without running the parent's exit handlers (they
+    remove the parent's demo copy)."""
     try:
-        # Behind the TUI where the two share a core (a busy machine): the first frame comes
-        # first. On a free core the child runs at full speed all the same.
-        os.nice(CHILD_NICENESS)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)  # the terminal's input is the TUI's, not the tools'
         with os.fdopen(write_end, "wb") as pipe:
@@ -119,6 +149,12 @@ def _scan_and_send(session: AuditSession, write_end: int) -> None:
                 send("result", result, done, total)
 
             try:
+                session, handover = open_session()
+                send("opened", handover)
+                # Behind the TUI where the two share a core (a busy machine): the first
+                # frame comes first. On a free core the child runs at full speed all the
+                # same. Not before: the parent waits for the handover.
+                os.nice(CHILD_NICENESS)
                 send("report", session.scan(progress))
             except AuditError as exc:
                 send("error", str(exc))

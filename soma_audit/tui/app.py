@@ -29,7 +29,9 @@ class SomaAuditApp(App[int]):
     """
 
     TITLE = "soma-audit"
-    CSS_PATH = "app.tcss"
+    #: The audit screen's styles too: it is the default screen, whose own CSS_PATH Textual
+    #: does not read.
+    CSS_PATH = ["app.tcss", "screens/main.tcss"]
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
         (0, "-narrow"), (100, "-wide"),
     ]
@@ -47,8 +49,15 @@ class SomaAuditApp(App[int]):
         self.author = author
         self.first_scan = first_scan
 
-    def on_mount(self) -> None:
-        self.push_screen(MainScreen(self.session, self.today(), self.author, self.first_scan))
+    def get_default_screen(self) -> MainScreen:
+        """The audit screen, at the bottom of the stack: mounted once the app has started,
+        its first frame is laid out and rendered once (pushed from ``on_mount``, it was
+        also laid out and rendered during the start, where Textual shows no frame)."""
+        return MainScreen(self.session, self.today(), self.author, self.first_scan)
+
+    def on_ready(self) -> None:
+        """Textual's first frame is displayed (the audit screen's, every check pending)."""
+        self.main.first_frame_painted()
 
     def action_help(self) -> None:
         from soma_audit.tui.screens import DiffScreen, HelpScreen

@@ -7,8 +7,10 @@ tree; see :mod:`tests.tui.scenario`.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
@@ -19,6 +21,7 @@ from soma_audit.core.model import Status
 from soma_audit.engine.scan import Progress
 from soma_audit.reports.table import ICONS
 from soma_audit.results.report import Report
+from soma_audit.tui import app_class
 from soma_audit.tui.commands import AuditCommands
 from soma_audit.tui.screens import AttestScreen, ExportScreen, HelpScreen, MainScreen
 from soma_audit.tui.view import Scope
@@ -147,6 +150,39 @@ async def test_first_frame_lists_every_check_pending_then_the_results(workdir: P
             assert row.startswith(f"{ICONS[main.results[check_id].status][0]} {check_id}")
         assert "ready 45%  P1 43%  P2 50%  P3 50%" in header(pilot)
         assert tree_labels(pilot)["All checks"].split()[-1] == "45%"
+
+
+@pilot_test
+async def test_the_start_paints_the_audit_screen_once_then_collects_again(
+        session: FrozenSession) -> None:
+    """The audit screen is the app's default screen: no frame of it is rendered inside
+    Textual's start (where a frame is dropped, to be rendered again). The collector that
+    ``app_class`` pauses for the start is back on once the first frame is painted, and
+    the filter bar waits for the first ``/``."""
+    try:
+        app_class()
+        assert not gc.isenabled()
+        app = make_app(session)
+        dropped: list[object] = []
+        display = app._display
+
+        def painted(screen: Any, renderable: Any) -> None:
+            if renderable is not None and app._batch_count:
+                dropped.append(screen)
+            display(screen, renderable)
+
+        app._display = painted  # type: ignore[method-assign]
+        async with app.run_test(size=SIZE) as pilot:
+            main = pilot.app.main
+            assert pilot.app.screen_stack == [main]
+            await scanned(pilot)
+            assert gc.isenabled()
+            assert not dropped
+            assert not main.query(FilterBar)
+            await pilot.press("slash")
+            assert main.query_one(FilterBar).has_focus
+    finally:
+        gc.enable()
 
 
 @pilot_test

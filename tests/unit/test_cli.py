@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -114,6 +116,72 @@ def test_tui_without_a_terminal_refuses_cleanly(clean_dir: Path) -> None:
     proc = run("--manifests", str(clean_dir))
     assert proc.returncode == 2
     assert "needs a terminal" in proc.stderr
+
+
+def _on_a_terminal(*args: str, cwd: Path, tmp: Path) -> tuple[int, str, bytes]:
+    """Run in ``cwd`` with stdin and stdout on a pseudo-terminal (the TUI's path) and
+    stderr on a pipe, temporary files in ``tmp``: the exit code, stderr, and what the
+    terminal received."""
+    main, side = os.openpty()
+    try:
+        proc = subprocess.run([str(BIN), *args], stdin=side, stdout=side,
+                              stderr=subprocess.PIPE, text=True, timeout=60, cwd=cwd,
+                              env={**CLEAN_ENV, "TERM": "xterm-256color", "TMPDIR": str(tmp)})
+        os.set_blocking(main, False)
+        try:
+            shown = os.read(main, 1 << 16)
+        except BlockingIOError:
+            shown = b""
+    finally:
+        os.close(main)
+        os.close(side)
+    return proc.returncode, proc.stderr, shown
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+@pytest.mark.parametrize(("flags", "message"), [
+    (("--demo", "--config", "bad.yaml"), "unknown key 'bad'"),
+    (("--demo", "--only", "nope.*"), "no check matches --only nope.*"),
+    (("--manifests", "missing"), "manifests directory not found: missing"),
+])
+def test_bad_input_on_a_terminal_is_one_line_and_no_tui(tmp_path: Path, flags: tuple[str, ...],
+                                                        message: str) -> None:
+    """The TUI's child reads the config and catalog while the parent imports Textual: bad
+    input is still one line, exit code 2, no traceback, no screen drawn, no copy left."""
+    (tmp_path / "bad.yaml").write_text("bad: 1\n")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    code, stderr, shown = _on_a_terminal(*flags, cwd=tmp_path, tmp=scratch)
+    assert code == 2
+    assert stderr.startswith("soma-audit: error: ") and stderr.count("\n") == 1, stderr
+    assert message in stderr and "Traceback" not in stderr
+    assert b"\x1b[?1049h" not in shown  # the TUI never took the screen
+    assert not list(scratch.iterdir())  # the demo's copy, if made, is removed
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
+def test_sigterm_while_the_tui_starts_stops_the_child_too(tmp_path: Path) -> None:
+    """SIGTERM while the first scan's child opens the session and the parent imports
+    Textual: exit code 130, one line, no demo copy and no child left."""
+    main, side = os.openpty()
+    proc = subprocess.Popen([str(BIN), "--demo"], stdin=side, stdout=side,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**CLEAN_ENV, "TERM": "xterm-256color", "TMPDIR": str(tmp_path)})
+    try:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        deadline = time.monotonic() + 30
+        while not children.read_text().split() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        child = int(children.read_text().split()[0])
+        time.sleep(0.1)  # the parent is past the fork (importing Textual), the child reading
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        os.close(main)
+        os.close(side)
+    assert proc.returncode == 130 and stderr == "soma-audit: interrupted\n", stderr
+    assert not Path(f"/proc/{child}").exists()  # reaped, not left scanning
+    assert not list(tmp_path.iterdir())
 
 
 def test_demo_is_partly_ready_in_every_format(tmp_path: Path) -> None:

@@ -5,15 +5,17 @@ each result as a message, so the tree and the table fill in while the UI stays l
 Diff, apply and rollback are routed to :class:`~soma_audit.tui.remedy.Remedies`.
 
 The first frame comes from the catalog alone: every check pending. The first scan's worker
-starts with it but waits until that frame is painted (the GIL would otherwise share the
-start between the two); when the CLI already started that scan in a child process
-(:class:`~soma_audit.engine.forked.ForkedScan`), the worker only passes its results on.
-Results that arrive faster than the screen can show them are drawn together.
+starts with it but waits until that frame is on screen (Textual's ``Ready``, passed on by
+the app; the GIL would otherwise share the start between the two); when the CLI already
+started that scan in a child process (:class:`~soma_audit.engine.forked.ForkedScan`), the
+worker only passes its results on. Results that arrive faster than the screen can show
+them are drawn together.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import threading
 from dataclasses import dataclass, replace
 from functools import cached_property, partial
@@ -57,7 +59,7 @@ class ScanCancelled(Exception):
 class MainScreen(Screen[None]):
     """Gaps by phase. Bindings below are also the command palette's and the help's."""
 
-    CSS_PATH = "main.tcss"
+    #: Its styles (main.tcss) are the app's: see :attr:`SomaAuditApp.CSS_PATH`.
     COMMANDS = {AuditCommands}
     BINDINGS = [
         Binding("r", "rescan", "Rescan", tooltip="Scan the target again; the selection stays"),
@@ -129,8 +131,7 @@ class MainScreen(Screen[None]):
         yield AuditHeader(self.session.source.info, id="header")
         with Horizontal(id="body"):
             yield PhaseTree(self.session.checks, id="phases")
-            with Vertical(id="right"):
-                yield FilterBar(id="filter")
+            with Vertical(id="right"):  # the filter bar joins on the first /
                 yield CheckTable(id="checks")
                 yield CheckDetail(id="detail")
         yield Footer()
@@ -158,7 +159,13 @@ class MainScreen(Screen[None]):
             self.notify(self._recipes_error, title="Remediations unavailable",
                         severity="error", markup=False)
         self.scan()  # it shows every check pending
-        self.call_after_refresh(self._painted.set)
+
+    def first_frame_painted(self) -> None:
+        """Called by the app once its first frame is on screen: let the first scan's
+        worker go on, and turn the garbage collector back on (the TUI's start pauses it:
+        :func:`soma_audit.tui.app_class`)."""
+        gc.enable()
+        self._painted.set()
 
     # -- scanning ---------------------------------------------------------------------
 
@@ -337,7 +344,11 @@ class MainScreen(Screen[None]):
     def action_rescan(self) -> None:
         self.scan()
 
-    def action_filter(self) -> None:
+    async def action_filter(self) -> None:
+        """Open the filter bar, mounted above the table the first time: hidden until then,
+        it would only cost the first frame its styles and its mount."""
+        if not self.query(FilterBar):
+            await self.query_one("#right").mount(FilterBar(id="filter"), before="#checks")
         self.query_one(FilterBar).open()
 
     def action_clear_filter(self) -> None:
