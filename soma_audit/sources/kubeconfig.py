@@ -262,7 +262,7 @@ def _from_client_library(path: Path, name: str) -> Endpoint:
         with _logged_problems() as problems:
             config.load_kube_config(config_file=str(path), context=name,
                                     client_configuration=configuration, persist_config=False)
-        if not configuration.api_key.get("authorization") and not configuration.cert_file:
+        if not _plugin_bearer(configuration) and not configuration.cert_file:
             # the loader logs a failing plugin and goes on without credentials
             reason = problems[-1] if problems else "it gave no credentials"
             raise AuditError(f"cannot use kubeconfig {path}: the credential plugin of context "
@@ -286,12 +286,25 @@ def _from_client_library(path: Path, name: str) -> Endpoint:
         with lock:
             if configuration.refresh_api_key_hook is not None:
                 configuration.refresh_api_key_hook(configuration)
-            value = configuration.get_api_key_with_prefix("authorization")
-        return str(value) if value else None
+            return _plugin_bearer(configuration)
 
     return Endpoint(name, configuration.host.rstrip("/"), tls,
                     getattr(configuration, "tls_server_name", None) or None,
                     configuration.proxy or None, authorization)
+
+
+#: Where the official client keeps a plugin's token: "BearerToken" in current releases
+#: (37 here: "Bearer <token>"), "authorization" in older ones.
+_TOKEN_KEYS = ("BearerToken", "authorization")
+
+
+def _plugin_bearer(configuration: Any) -> str | None:
+    """The Authorization header value the official loader set up, if any."""
+    for key in _TOKEN_KEYS:
+        value = configuration.get_api_key_with_prefix(key)
+        if value:
+            return str(value)
+    return None
 
 
 @contextlib.contextmanager

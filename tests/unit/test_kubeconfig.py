@@ -127,6 +127,23 @@ def test_plugin_users_are_recognised(tmp_path: Path) -> None:
     assert len(announced) == 1
 
 
+def test_an_exec_plugin_token_is_the_bearer(tmp_path: Path, pki: dict[str, Path]) -> None:
+    """The official loader runs the plugin (a real process) and its token authorizes every
+    request, whichever key the installed client keeps it under."""
+    credential = ('{"apiVersion": "client.authentication.k8s.io/v1", '
+                  '"kind": "ExecCredential", "status": {"token": "t0k3n"}}')
+    plugin = tmp_path / "get-token"
+    plugin.write_text(f"#!/bin/sh\necho '{credential}'\n", encoding="utf-8")
+    plugin.chmod(0o755)
+    path = _write(tmp_path / "config", {"server": "https://127.0.0.1:6443",
+                                        "certificate-authority-data": _b64(pki["ca_crt"])},
+                  {"exec": {"apiVersion": "client.authentication.k8s.io/v1",
+                            "command": str(plugin), "interactiveMode": "Never"}})
+    endpoint = kubeconfig.from_kubeconfig(str(path), None)
+    assert endpoint.authorization() == "Bearer t0k3n"
+    assert endpoint.server == "https://127.0.0.1:6443" and endpoint.verifies
+
+
 def test_a_failing_exec_plugin_is_one_clear_error(tmp_path: Path) -> None:
     """The official loader runs the plugin; its failure is the kubeconfig's error."""
     path = _write(tmp_path / "config", {"server": "https://h"},
