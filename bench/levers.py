@@ -87,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     levers = [lever for lever in load_file(LEVERS, "levers")
               if not args.only or lever["name"] == args.only]
+    for lever in levers:
+        if not all(isinstance(lever.get(side), str) for side in ("before", "after")):
+            # an all-digit hash unquoted is read as a number (and loses its leading zeros)
+            raise SystemExit(f"{LEVERS}: lever {lever.get('name')!r}: quote the revisions")
     results = []
     for size in sorted({lever.get("size") for lever in levers}, key=lambda s: s or 0):
         group = [lever for lever in levers if lever.get("size") == size]
