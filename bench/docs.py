@@ -122,6 +122,33 @@ def goals(sizes: list[dict[str, Any]], cold: dict[str, Any] | None,
     return "\n".join(rows)
 
 
+def cpu_budget(sizes: list[dict[str, Any]]) -> str:
+    """What the ``--ci`` ratio goal leaves soma-audit on this machine's cores.
+
+    The scan and the API server (with etcd) share the cores, so a run cannot take less wall
+    time than their CPU seconds together divided by the cores: the floor. For ``--ci`` to
+    stay within the goal, its own CPU may be at most goal * baseline * cores minus the
+    server's CPU during a ``--ci`` run."""
+    out = ["| size | goal: wall ≤ | API server + etcd CPU during `--ci` | soma-audit CPU that "
+           "fits | soma-audit CPU | floor: (both CPU) ÷ cores | `--ci` wall |",
+           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for data in sizes:
+        cores = data.get("machine", {}).get("cpus") or 1
+        mine, base = data["summaries"].get("soma-audit", {}), data["summaries"].get("baseline")
+        server = mine.get("server_cpu_s")
+        if not (mine.get("n") and _median(base) and server):
+            continue
+        goal = CI_OVER_BASELINE * base["wall_s"]
+        fits = goal * cores - server
+        floor = (mine["cpu_s"] + server) / cores
+        out.append(f"| {data['size']:,} | {goal:.2f} s | {server:.2f} s | "
+                   f"{max(fits, 0.0):.2f} s | {mine['cpu_s']:.2f} s | {floor:.2f} s | "
+                   f"{mine['wall_s']:.2f} s |")
+    if len(out) == 2:
+        return "(the API server's CPU was not measured in this round)"
+    return "\n".join(out)
+
+
 def requests_table(sizes: list[dict[str, Any]]) -> str:
     out = ["| size | subject | LIST requests | resources listed | other requests |",
            "| --- | --- | ---: | ---: | ---: |"]
@@ -222,6 +249,7 @@ def render() -> str:
         "seeding": seeding_table(sizes),
         "sizes": markdown_rows(sizes),
         "goals": goals(sizes, cold, fleet),
+        "cpu_budget": cpu_budget(sizes),
         "growth": growth_rows(sizes),
         "load": load_rows(sizes),
         "requests": requests_table(sizes),

@@ -224,6 +224,8 @@ class Sample:
     rc: int = 0
     #: Why the child was killed (over the time or memory limit), else empty.
     stopped: str = ""
+    #: CPU seconds the API server and etcd spent meanwhile (they share the machine's cores).
+    server_cpu_s: float = 0.0
 
 
 def summarize(samples: Sequence[Sample]) -> dict[str, Any]:
@@ -231,7 +233,10 @@ def summarize(samples: Sequence[Sample]) -> dict[str, Any]:
     if not samples:
         return {"n": 0}
     out: dict[str, Any] = {"n": len(samples), "rc": [s.rc for s in samples]}
-    for name in ("wall_s", "cpu_s", "rss_mb"):
+    metrics = ["wall_s", "cpu_s", "rss_mb"]
+    if any(s.server_cpu_s for s in samples):
+        metrics.append("server_cpu_s")
+    for name in metrics:
         values = [getattr(s, name) for s in samples]
         out[name] = round(statistics.median(values), 4)
         out[f"{name}_min"] = round(min(values), 4)
@@ -312,6 +317,9 @@ class Api:
         import urllib3
 
         self.server = server.rstrip("/")
+        #: The processes serving this API (kube-apiserver, etcd), when known: their CPU
+        #: time is read around each run (see :meth:`server_cpu_s`).
+        self.server_pids: tuple[int, ...] = ()
         if not re.match(r"https://(127\.\d+\.\d+\.\d+|localhost|\[::1\])[:/]", self.server + "/"):
             raise SystemExit(f"bench: refusing a non-loopback API server: {server}")
         self.http = urllib3.PoolManager(
@@ -332,6 +340,15 @@ class Api:
         if status != 200:
             raise RuntimeError(f"GET {path}: HTTP {status}: {data[:200]!r}")
         return json.loads(data)
+
+    def server_cpu_s(self) -> float:
+        """CPU seconds (user + system, all threads) used so far by :attr:`server_pids`."""
+        ticks = 0
+        for pid in self.server_pids:
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def metrics(self) -> dict[str, float]:
         status, data = self.request("GET", "/metrics")
@@ -357,8 +374,10 @@ def size_cluster(size: int, fresh: bool, log: Callable[[str], None] = print,
     home = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
     server = start_extra_apiserver(home, prefix_name=prefix, unique=False)
     log(f"size {size}: kube-apiserver {server.server} on storage /{prefix}")
+    api = Api(server.server, server.pki, SEED_WORKERS)
+    api.server_pids = (server.pid, testenv.state()["components"]["etcd"]["pid"])
     try:
-        yield Api(server.server, server.pki, SEED_WORKERS), home
+        yield api, home
     finally:
         server.stop(keep_storage=True)
 
@@ -806,8 +825,9 @@ def measure_size(api: Api, home: Path, size: int, reps: int,
     for rep in range(reps + 1):  # rep 0 is a warm-up (and the request count), not timed
         if rep:
             load.append(os.getloadavg()[0])
-        before = api.metrics()
+        before, server_cpu = api.metrics(), api.server_cpu_s()
         sample, io = baseline_once(api, paths)
+        sample.server_cpu_s = api.server_cpu_s() - server_cpu
         if rep == 0:
             requests["baseline"] = diff_totals(before, api.metrics())
         else:
@@ -815,10 +835,11 @@ def measure_size(api: Api, home: Path, size: int, reps: int,
         for name, cmd in subjects.items():
             if name in stopped:
                 continue
-            before = api.metrics()
+            before, server_cpu = api.metrics(), api.server_cpu_s()
             limit = PEER_LIMITS if name in peers else {"seconds": CHILD_TIMEOUT}
             sample = run_child(cmd, env, timeout=limit["seconds"],
                                stdout=scratch / f"{name}.json", max_rss_mb=limit.get("rss_mb"))
+            sample.server_cpu_s = api.server_cpu_s() - server_cpu
             if sample.stopped:
                 stopped[name] = sample.stopped
                 if name in peers:
@@ -868,8 +889,9 @@ def to_json(result: SizeResult) -> dict[str, Any]:
 def markdown_rows(results: Sequence[dict[str, Any]]) -> str:
     """The performance.md table rows: one per (size, subject)."""
     lines = ["| size (bench objects / listed in cluster) | subject | wall s (median) | CPU s | "
-             "peak RSS MB | x baseline (wall) | soma-audit ÷ subject (wall) |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+             "API server + etcd CPU s | peak RSS MB | x baseline (wall) | "
+             "soma-audit ÷ subject (wall) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for data in results:
         summaries = data["summaries"]
         base = summaries.get("baseline", {}).get("wall_s")
@@ -881,8 +903,9 @@ def markdown_rows(results: Sequence[dict[str, Any]]) -> str:
             x_base = f"{s['wall_s'] / base:.2f}" if base else "—"
             vs = f"{mine / s['wall_s']:.2f}" if mine and name != "soma-audit" else "—"
             rss = f"{s['rss_mb']:.0f}" if s["rss_mb"] else "—"
-            lines.append(f"| {label} | {name} | {s['wall_s']:.3f} | {s['cpu_s']:.2f} | {rss} | "
-                         f"{x_base} | {vs} |")
+            server = f"{s['server_cpu_s']:.2f}" if s.get("server_cpu_s") else "—"
+            lines.append(f"| {label} | {name} | {s['wall_s']:.3f} | {s['cpu_s']:.2f} | "
+                         f"{server} | {rss} | {x_base} | {vs} |")
     return "\n".join(lines)
 
 

@@ -50,6 +50,17 @@ def test_goal_verdicts_follow_the_figures() -> None:
     assert found[("fleet of 2 ≤ 1.3x the slowest single cluster", "50 ms")] == "**met**"
 
 
+def test_the_cpu_budget_is_what_the_goal_leaves_after_the_server() -> None:
+    measured = _size(30_000, 2.5, 1.0, 100.0, {})
+    measured["machine"] = {"cpus": 2}
+    measured["summaries"]["soma-audit"] |= {"cpu_s": 3.0, "server_cpu_s": 1.25}
+    unmeasured = _size(10_000, 1.0, 0.5, 60.0, {})  # an older round: no server CPU
+    rows = docs.cpu_budget([unmeasured, measured]).splitlines()[2:]
+    # goal 1.5 s; fits 1.5 * 2 - 1.25; floor (3.0 + 1.25) / 2
+    assert rows == ["| 30,000 | 1.50 s | 1.25 s | 1.75 s | 3.00 s | 2.12 s | 2.50 s |"]
+    assert "not measured" in docs.cpu_budget([unmeasured])
+
+
 def test_the_page_has_no_placeholder_left() -> None:
     text = docs.render()
     assert "{{" not in text and "## The goals" in text

@@ -94,11 +94,12 @@ def test_continue_token_is_read_without_decoding() -> None:
 def test_markdown_rows_show_ratios_to_baseline() -> None:
     data = {"seed": {"bench_objects": 2016}, "cluster_objects": {"Pod": 10, "Namespace": 5},
             "summaries": {"baseline": run.summarize([run.Sample(0.5)]),
-                          "soma-audit": run.summarize([run.Sample(1.0, 2.0, 150.0)]),
+                          "soma-audit": run.summarize([run.Sample(1.0, 2.0, 150.0,
+                                                                  server_cpu_s=0.75)]),
                           "popeye": run.summarize([run.Sample(4.0, 1.0, 900.0)])}}
     table = run.markdown_rows([data])
-    assert "| 2,016 / 15 | soma-audit | 1.000 | 2.00 | 150 | 2.00 | — |" in table
-    assert "| 2,016 / 15 | popeye | 4.000 | 1.00 | 900 | 8.00 | 0.25 |" in table
+    assert "| 2,016 / 15 | soma-audit | 1.000 | 2.00 | 0.75 | 150 | 2.00 | — |" in table
+    assert "| 2,016 / 15 | popeye | 4.000 | 1.00 | — | 900 | 8.00 | 0.25 |" in table
 
 
 def test_load_rows_show_the_spread_of_the_load_average() -> None:
