@@ -84,9 +84,15 @@ def goals(sizes: list[dict[str, Any]], cold: dict[str, Any] | None,
                 f"{_fmt(ratio)}x ({_fmt(mine)} s vs {_fmt(base)} s)",
                 None if ratio is None else ratio <= CI_OVER_BASELINE)
         if data["size"] in RSS_GOALS:
+            # The largest process's peak RSS, and (when measured) the whole tree's peak PSS:
+            # the forks' own pages count too; the goal holds only if both are within it.
             rss = _median(s.get("soma-audit"), "rss_mb")
-            row(f"peak RSS ≤ {RSS_GOALS[data['size']]:.0f} MB", label, f"{_fmt(rss, '{:.0f}')} MB",
-                None if rss is None else rss <= RSS_GOALS[data["size"]])
+            tree = data.get("tree_pss_mb", {}).get("soma-audit")
+            figure = f"{_fmt(rss, '{:.0f}')} MB"
+            if tree:
+                figure += f" (whole process tree, PSS: {tree:.0f} MB)"
+            row(f"peak RSS ≤ {RSS_GOALS[data['size']]:.0f} MB", label, figure,
+                None if rss is None else max(rss, tree or 0.0) <= RSS_GOALS[data["size"]])
         for peer in ("polaris", "popeye"):
             theirs = s.get(peer)
             if theirs is None:

@@ -226,6 +226,8 @@ class Sample:
     stopped: str = ""
     #: CPU seconds the API server and etcd spent meanwhile (they share the machine's cores).
     server_cpu_s: float = 0.0
+    #: Peak proportional memory (PSS) of the child's whole process tree, when sampled.
+    tree_pss_mb: float = 0.0
 
 
 def summarize(samples: Sequence[Sample]) -> dict[str, Any]:
@@ -530,46 +532,57 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def _tree_rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and its descendants now (0 when gone)."""
+def _tree_mb(pid: int, proc_file: str = "status", key: str = "VmRSS") -> float:
+    """``key`` (a ``kB`` figure of ``/proc/<pid>/<proc_file>``) summed over ``pid`` and its
+    descendants now (0 when gone): resident memory by default; ``smaps_rollup``'s ``Pss``
+    counts a page shared by a process and its forks once, split between them."""
     total = 0.0
+    pattern = re.compile(rf"^{key}:\s+(\d+) kB", re.M)
     for member in (pid, *descendants(pid)):
         try:
-            status = Path(f"/proc/{member}/status").read_text()
+            text = Path(f"/proc/{member}/{proc_file}").read_text()
         except OSError:
             continue
-        found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+        found = pattern.search(text)
         total += int(found.group(1)) / 1024 if found else 0.0
     return total
 
 
-def _wait_child(proc: subprocess.Popen[bytes], timeout: float,
-                max_rss_mb: float | None) -> tuple[int, Any, str]:
-    """Wait for ``proc``: (wait status, resource usage, why it was killed or "")."""
+def _wait_child(proc: subprocess.Popen[bytes], timeout: float, max_rss_mb: float | None,
+                tree_pss: bool = False) -> tuple[int, Any, str, float]:
+    """Wait for ``proc``: (wait status, resource usage, why it was killed or "", peak
+    proportional memory of its whole tree when ``tree_pss``, sampled every 20 ms)."""
     started = time.perf_counter()
     next_rss = started + 0.5
     stopped = ""
+    peak_pss = 0.0
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
-            return status, usage, stopped
+            return status, usage, stopped, peak_pss
         now = time.perf_counter()
         if max_rss_mb and now > next_rss:
             next_rss = now + 0.5
-            if _tree_rss_mb(proc.pid) > max_rss_mb:
+            if _tree_mb(proc.pid) > max_rss_mb:
                 stopped = f"over {max_rss_mb:.0f} MB"
         if now > started + timeout:
             stopped = f"over {timeout:g} s"
         if stopped:
             os.killpg(proc.pid, 9)
             _pid, status, usage = os.wait4(proc.pid, 0)
-            return status, usage, stopped
-        time.sleep(0.005)
+            return status, usage, stopped, peak_pss
+        if tree_pss:
+            peak_pss = max(peak_pss, _tree_mb(proc.pid, "smaps_rollup", "Pss"))
+        time.sleep(0.02 if tree_pss else 0.005)
 
 
 def run_child(cmd: Sequence[str], env: dict[str, str], timeout: float = CHILD_TIMEOUT,
-              stdout: Path | None = None, max_rss_mb: float | None = None) -> Sample:
-    """Run ``cmd`` once; wall time, and the child's own CPU and peak RSS from wait4.
+              stdout: Path | None = None, max_rss_mb: float | None = None,
+              tree_pss: bool = False) -> Sample:
+    """Run ``cmd`` once; wall time, and the child's own CPU and peak RSS from wait4 (the
+    largest single process: a fork's pages shared with its parent are not added), and with
+    ``tree_pss`` the whole tree's peak proportional memory (sampling costs CPU: for untimed
+    runs).
 
     A child over ``timeout`` seconds or ``max_rss_mb`` of memory is killed, and the sample
     says why (``stopped``). The child runs in its own session (so that all of it can be
@@ -588,7 +601,8 @@ def run_child(cmd: Sequence[str], env: dict[str, str], timeout: float = CHILD_TI
                                 stdin=subprocess.DEVNULL, cwd=tempfile.gettempdir(),
                                 start_new_session=True)
         try:
-            status, usage, stopped = _wait_child(proc, timeout, max_rss_mb)
+            status, usage, stopped, peak_pss = _wait_child(proc, timeout, max_rss_mb,
+                                                           tree_pss)
         except BaseException:  # Ctrl-C or SIGTERM of the benchmark
             os.killpg(proc.pid, 9)
             os.wait4(proc.pid, 0)
@@ -603,7 +617,7 @@ def run_child(cmd: Sequence[str], env: dict[str, str], timeout: float = CHILD_TI
     if found:
         peak_kb = int(found[-1])
     sample = Sample(wall, usage.ru_utime + usage.ru_stime, peak_kb / 1024, proc.returncode,
-                    stopped)
+                    stopped, tree_pss_mb=peak_pss)
     name = Path(cmd[5] if cmd[0] == GNU_TIME else cmd[0]).name
     if stopped:
         print(f"  {name} stopped: {stopped}")
@@ -789,6 +803,9 @@ class SizeResult:
     machine: dict[str, Any] = field(default_factory=dict)
     #: 1-minute load average at the start of each timed repetition (the machine is shared).
     load_average: list[float] = field(default_factory=list)
+    #: Peak PSS of each soma-audit subject's whole process tree (its forks included), from
+    #: the untimed warm-up: sampling /proc costs CPU.
+    tree_pss_mb: dict[str, float] = field(default_factory=dict)
 
 
 def measure_size(api: Api, home: Path, size: int, reps: int,
@@ -818,6 +835,7 @@ def measure_size(api: Api, home: Path, size: int, reps: int,
     samples: dict[str, list[Sample]] = {"baseline": [], FETCH: [],
                                         **{s: [] for s in subjects}}
     stopped: dict[str, str] = {}
+    tree_pss: dict[str, float] = {}
     requests: dict[str, dict[str, int]] = {}
     io: dict[str, int] = {}
     load: list[float] = []
@@ -838,7 +856,8 @@ def measure_size(api: Api, home: Path, size: int, reps: int,
             before, server_cpu = api.metrics(), api.server_cpu_s()
             limit = PEER_LIMITS if name in peers else {"seconds": CHILD_TIMEOUT}
             sample = run_child(cmd, env, timeout=limit["seconds"],
-                               stdout=scratch / f"{name}.json", max_rss_mb=limit.get("rss_mb"))
+                               stdout=scratch / f"{name}.json", max_rss_mb=limit.get("rss_mb"),
+                               tree_pss=rep == 0 and name not in peers)
             sample.server_cpu_s = api.server_cpu_s() - server_cpu
             if sample.stopped:
                 stopped[name] = sample.stopped
@@ -847,6 +866,8 @@ def measure_size(api: Api, home: Path, size: int, reps: int,
                 continue
             if rep == 0:
                 requests[name] = diff_totals(before, api.metrics())
+                if sample.tree_pss_mb:
+                    tree_pss[name] = round(sample.tree_pss_mb, 1)
             else:
                 samples[name].append(sample)
         fetch = run_child([sys.executable, str(FETCH_PROBE), str(kubeconfig)], env,
@@ -864,7 +885,8 @@ def measure_size(api: Api, home: Path, size: int, reps: int,
     return SizeResult(size=size, date=dt.date.today().isoformat(), seed=seeded,
                       cluster_objects=counts, list_paths=[p for _, p in paths],
                       baseline_io=io, summaries=summaries, requests=requests,
-                      peers=copy.deepcopy(peers), machine=machine_info(api), load_average=load)
+                      peers=copy.deepcopy(peers), machine=machine_info(api), load_average=load,
+                      tree_pss_mb=tree_pss)
 
 
 def machine_info(api: Api) -> dict[str, Any]:

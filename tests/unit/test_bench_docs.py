@@ -34,6 +34,10 @@ def test_goal_verdicts_follow_the_figures() -> None:
     fleet = {"latencies": [{"latency_ms": 50, "fleet_over_slowest_single": 1.2,
                             "summaries": {"a": {}, "b": {}, "fleet": {}}}]}
     found = _verdicts(docs.goals(sizes, cold, fleet))
+    with_forks = _size(100_000, 6.0, 4.0, 400.0, {})
+    with_forks["tree_pss_mb"] = {"soma-audit": 460.0}  # the process under, its tree over
+    assert _verdicts(docs.goals([with_forks], None, None))[
+        ("peak RSS ≤ 450 MB", "100,000")] == "**missed**"
     ratio = "`--ci` ≤ 1.5x the raw-LIST baseline"
     assert found[(ratio, "10,000")] == "**met**"
     assert found[(ratio, "30,000")] == "**missed**"
@@ -75,3 +79,16 @@ def test_a_child_over_its_memory_or_time_is_stopped() -> None:
     assert slow.stopped == "over 0.5 s"
     done = run_child([sys.executable, "-c", "pass"], dict(os.environ))
     assert done.stopped == "" and done.rc == 0
+
+
+def test_the_tree_memory_counts_every_forked_childs_own_pages() -> None:
+    # Two forks write 60 MB each of their own: the largest process's RSS sees one of them,
+    # the tree's PSS both.
+    code = ("import os, time\n"
+            "for _ in range(2):\n"
+            "    if os.fork() == 0:\n"
+            "        own = b'x' * (60 << 20); time.sleep(1.5); os._exit(0)\n"
+            "os.wait(); os.wait()\n")
+    sample = run_child([sys.executable, "-c", code], dict(os.environ), tree_pss=True)
+    assert sample.rc == 0
+    assert sample.tree_pss_mb > 120 > 100 > sample.rss_mb
