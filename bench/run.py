@@ -633,6 +633,8 @@ def clean_env(kubeconfig: Path) -> dict[str, str]:
            if not k.startswith(("SOMA_AUDIT_", "SOMA_TESTENV_", "FGA_"))}
     env["KUBECONFIG"] = str(kubeconfig)
     env["NO_COLOR"] = "1"
+    # An installed package has its bytecode cached: without it every run compiles it again.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
@@ -690,6 +692,9 @@ def peer_command(name: str, binary: str, kubeconfig: Path, scratch: Path) -> lis
 TUI_PROBE = ROOT / "bench" / "tui_first_frame.py"
 FETCH_PROBE = ROOT / "bench" / "fetch_only.py"
 FETCH = "soma-audit fetch phase"
+#: Repetitions of each TUI frame probe: a frame is half a second, and on shared cores one
+#: run in three can be 0.1-0.2 s late, so the median needs more than three.
+TUI_REPS = 9
 
 
 def cold_start(reps: int, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -699,8 +704,7 @@ def cold_start(reps: int, log: Callable[[str], None] = print) -> dict[str, Any]:
     (bench/tui_first_frame.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOMA_AUDIT_", "FGA_"))}
     env["KUBECONFIG"] = os.devnull
-    # An installed package has its bytecode cached: the warm-up runs write it.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as clean_env: the warm-up runs write it
     exe = soma_audit_bin()
     result: dict[str, Any] = {"load_average_before": os.getloadavg()[0]}
     for name, cmd, n in (
@@ -711,7 +715,7 @@ def cold_start(reps: int, log: Callable[[str], None] = print) -> dict[str, Any]:
         result[name] = summarize([run_child(cmd, env) for _ in range(n)])
         log(f"cold start {name}: {result[name]['wall_s'] * 1000:.0f} ms")
     frames: dict[str, list[Sample]] = {"FIRST": [], "READY": []}
-    for rep in range(max(reps, 3) + 1):  # rep 0 warms the caches, not timed
+    for rep in range(max(reps, TUI_REPS) + 1):  # rep 0 warms the caches, not timed
         started = time.time()
         proc = subprocess.run([sys.executable, str(TUI_PROBE)], env=env, capture_output=True,
                               text=True, timeout=120, cwd=tempfile.gettempdir())
@@ -729,7 +733,7 @@ def cold_start(reps: int, log: Callable[[str], None] = print) -> dict[str, Any]:
     from bench.tui_first_frame import terminal_frames
 
     terminal: dict[str, list[Sample]] = {"first": [], "complete": []}
-    for rep in range(max(reps, 3) + 1):  # rep 0 warms the caches, not timed
+    for rep in range(max(reps, TUI_REPS) + 1):  # rep 0 warms the caches, not timed
         started = time.time()
         try:
             first, ready = terminal_frames([exe, "--demo"], env)
@@ -996,6 +1000,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, info in peers.items():
         if info.get("error"):
             print(f"peer {name} could not be built: {info['command']}: {info['error'][-300:]}")
+    if not args.no_cold_start:
+        # First, on a machine not yet busy with the sizes' servers (after the 100k size the
+        # load stays above 1.5 for a minute and the first frame is 0.1-0.2 s later).
+        cold = cold_start(args.reps)
+        path = args.out / f"{today}-coldstart.json"
+        path.write_text(json.dumps(cold, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {path}")
     written: list[dict[str, Any]] = []
     for size in sorted(sizes):
         with size_cluster(size, args.fresh) as (size_api, home):
@@ -1008,11 +1019,6 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
         written.append(data)
         print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
-    if not args.no_cold_start:
-        cold = cold_start(args.reps)
-        path = args.out / f"{today}-coldstart.json"
-        path.write_text(json.dumps(cold, indent=1, sort_keys=True) + "\n")
-        print(f"wrote {path}")
     if not args.no_live_diff:
         data = live_diff(api, args.reps)
         path = args.out / f"{today}-livediff.json"
