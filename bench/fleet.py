@@ -17,8 +17,8 @@ does each new connection's first answer. Bytes flow at loopback speed otherwise.
 
 Figures per subject: wall, CPU (user+sys of the whole process tree, from wait4), the peak
 RSS of the largest single process (GNU time) and the peak of the summed PSS of the whole
-process tree (sampled from /proc every :data:`PSS_SAMPLE_SECONDS`; PSS splits the pages
-that forked processes share): with one process per cluster the latter is what the
+process tree (sampled from /proc every :data:`bench.run.PSS_SAMPLE_SECONDS`; PSS splits the
+pages that forked processes share): with one process per cluster the latter is what the
 machine pays. The 1-minute load average is recorded at
 every timed repetition. Each fleet run is also checked against the single runs of the
 same repetition: every cluster's summary and exit code must be the same (``consistent``).
@@ -40,7 +40,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -56,10 +55,10 @@ from bench.run import (  # noqa: E402
     OBJECTS_PER_NAMESPACE,
     Api,
     Sample,
+    TreePss,
     audit_list_paths,
     clean_env,
     count_objects,
-    descendants,
     run_child,
     seed,
     soma_audit_bin,
@@ -75,7 +74,6 @@ CLUSTERS = 4
 #: real CPU next to the waits (seeding four of them takes well under a minute).
 NAMESPACES_PER_CLUSTER = 10
 LATENCIES_MS = (50, 150)
-PSS_SAMPLE_SECONDS = 0.2
 FLEET = "fleet"
 
 
@@ -137,43 +135,6 @@ def fleet_environment(home: Path, names: Sequence[str], namespaces: int,
 
 
 # -- measuring --------------------------------------------------------------------------
-def _pss_kb(pid: int) -> int:
-    """Proportional set size: a page shared by n processes (a fork's copy-on-write
-    pages) counts 1/n in each, so the sum over processes is what they take together."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-class TreePss:
-    """The peak of the summed PSS of the processes we start while the block runs (our
-    descendants that were not there before it: not the API servers, not Toxiproxy)."""
-
-    def __init__(self) -> None:
-        self.peak_kb = 0
-        self._before = set(descendants(os.getpid()))
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._sample, name="tree-pss", daemon=True)
-
-    def _sample(self) -> None:
-        me = os.getpid()
-        while not self._done.wait(PSS_SAMPLE_SECONDS):
-            total = sum(_pss_kb(pid) for pid in descendants(me) if pid not in self._before)
-            self.peak_kb = max(self.peak_kb, total)
-
-    def __enter__(self) -> TreePss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-
 @dataclass
 class Run:
     """One timed audit run: its sample, the tree's peak PSS and what it reported."""

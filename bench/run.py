@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -226,8 +227,6 @@ class Sample:
     stopped: str = ""
     #: CPU seconds the API server and etcd spent meanwhile (they share the machine's cores).
     server_cpu_s: float = 0.0
-    #: Peak proportional memory (PSS) of the child's whole process tree, when sampled.
-    tree_pss_mb: float = 0.0
 
 
 def summarize(samples: Sequence[Sample]) -> dict[str, Any]:
@@ -532,57 +531,90 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def _tree_mb(pid: int, proc_file: str = "status", key: str = "VmRSS") -> float:
-    """``key`` (a ``kB`` figure of ``/proc/<pid>/<proc_file>``) summed over ``pid`` and its
-    descendants now (0 when gone): resident memory by default; ``smaps_rollup``'s ``Pss``
-    counts a page shared by a process and its forks once, split between them."""
+def _tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants now (0 when gone)."""
     total = 0.0
-    pattern = re.compile(rf"^{key}:\s+(\d+) kB", re.M)
     for member in (pid, *descendants(pid)):
         try:
-            text = Path(f"/proc/{member}/{proc_file}").read_text()
+            status = Path(f"/proc/{member}/status").read_text()
         except OSError:
             continue
-        found = pattern.search(text)
+        found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
         total += int(found.group(1)) / 1024 if found else 0.0
     return total
 
 
-def _wait_child(proc: subprocess.Popen[bytes], timeout: float, max_rss_mb: float | None,
-                tree_pss: bool = False) -> tuple[int, Any, str, float]:
-    """Wait for ``proc``: (wait status, resource usage, why it was killed or "", peak
-    proportional memory of its whole tree when ``tree_pss``, sampled every 20 ms)."""
+def pss_kb(pid: int) -> int:
+    """Proportional set size: a page shared by n processes (a fork's copy-on-write
+    pages) counts 1/n in each, so the sum over processes is what they take together."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+#: How often :class:`TreePss` samples by default (reading /proc costs CPU of its own).
+PSS_SAMPLE_SECONDS = 0.2
+
+
+class TreePss:
+    """The peak of the summed PSS of the processes we start while the block runs (our
+    descendants that were not there before it: not the API servers, not Toxiproxy),
+    sampled every ``every`` seconds."""
+
+    def __init__(self, every: float = PSS_SAMPLE_SECONDS) -> None:
+        self.peak_kb = 0
+        self._every = every
+        self._before = set(descendants(os.getpid()))
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="tree-pss", daemon=True)
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        while not self._done.wait(self._every):
+            total = sum(pss_kb(pid) for pid in descendants(me) if pid not in self._before)
+            self.peak_kb = max(self.peak_kb, total)
+
+    def __enter__(self) -> TreePss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def _wait_child(proc: subprocess.Popen[bytes], timeout: float,
+                max_rss_mb: float | None) -> tuple[int, Any, str]:
+    """Wait for ``proc``: (wait status, resource usage, why it was killed or "")."""
     started = time.perf_counter()
     next_rss = started + 0.5
     stopped = ""
-    peak_pss = 0.0
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
-            return status, usage, stopped, peak_pss
+            return status, usage, stopped
         now = time.perf_counter()
         if max_rss_mb and now > next_rss:
             next_rss = now + 0.5
-            if _tree_mb(proc.pid) > max_rss_mb:
+            if _tree_rss_mb(proc.pid) > max_rss_mb:
                 stopped = f"over {max_rss_mb:.0f} MB"
         if now > started + timeout:
             stopped = f"over {timeout:g} s"
         if stopped:
             os.killpg(proc.pid, 9)
             _pid, status, usage = os.wait4(proc.pid, 0)
-            return status, usage, stopped, peak_pss
-        if tree_pss:
-            peak_pss = max(peak_pss, _tree_mb(proc.pid, "smaps_rollup", "Pss"))
-        time.sleep(0.02 if tree_pss else 0.005)
+            return status, usage, stopped
+        time.sleep(0.005)
 
 
 def run_child(cmd: Sequence[str], env: dict[str, str], timeout: float = CHILD_TIMEOUT,
-              stdout: Path | None = None, max_rss_mb: float | None = None,
-              tree_pss: bool = False) -> Sample:
+              stdout: Path | None = None, max_rss_mb: float | None = None) -> Sample:
     """Run ``cmd`` once; wall time, and the child's own CPU and peak RSS from wait4 (the
-    largest single process: a fork's pages shared with its parent are not added), and with
-    ``tree_pss`` the whole tree's peak proportional memory (sampling costs CPU: for untimed
-    runs).
+    largest single process: a fork's own pages are not added; :class:`TreePss` counts them).
 
     A child over ``timeout`` seconds or ``max_rss_mb`` of memory is killed, and the sample
     says why (``stopped``). The child runs in its own session (so that all of it can be
@@ -601,8 +633,7 @@ def run_child(cmd: Sequence[str], env: dict[str, str], timeout: float = CHILD_TI
                                 stdin=subprocess.DEVNULL, cwd=tempfile.gettempdir(),
                                 start_new_session=True)
         try:
-            status, usage, stopped, peak_pss = _wait_child(proc, timeout, max_rss_mb,
-                                                           tree_pss)
+            status, usage, stopped = _wait_child(proc, timeout, max_rss_mb)
         except BaseException:  # Ctrl-C or SIGTERM of the benchmark
             os.killpg(proc.pid, 9)
             os.wait4(proc.pid, 0)
@@ -617,7 +648,7 @@ def run_child(cmd: Sequence[str], env: dict[str, str], timeout: float = CHILD_TI
     if found:
         peak_kb = int(found[-1])
     sample = Sample(wall, usage.ru_utime + usage.ru_stime, peak_kb / 1024, proc.returncode,
-                    stopped, tree_pss_mb=peak_pss)
+                    stopped)
     name = Path(cmd[5] if cmd[0] == GNU_TIME else cmd[0]).name
     if stopped:
         print(f"  {name} stopped: {stopped}")
@@ -859,9 +890,13 @@ def measure_size(api: Api, home: Path, size: int, reps: int,
                 continue
             before, server_cpu = api.metrics(), api.server_cpu_s()
             limit = PEER_LIMITS if name in peers else {"seconds": CHILD_TIMEOUT}
-            sample = run_child(cmd, env, timeout=limit["seconds"],
-                               stdout=scratch / f"{name}.json", max_rss_mb=limit.get("rss_mb"),
-                               tree_pss=rep == 0 and name not in peers)
+            # soma-audit's warm-up samples its tree's memory every 20 ms (a 30k run is
+            # under 3 s); the timed runs are left alone.
+            pss = TreePss(0.02) if rep == 0 and name not in peers else None
+            with pss or contextlib.nullcontext():
+                sample = run_child(cmd, env, timeout=limit["seconds"],
+                                   stdout=scratch / f"{name}.json",
+                                   max_rss_mb=limit.get("rss_mb"))
             sample.server_cpu_s = api.server_cpu_s() - server_cpu
             if sample.stopped:
                 stopped[name] = sample.stopped
@@ -870,8 +905,8 @@ def measure_size(api: Api, home: Path, size: int, reps: int,
                 continue
             if rep == 0:
                 requests[name] = diff_totals(before, api.metrics())
-                if sample.tree_pss_mb:
-                    tree_pss[name] = round(sample.tree_pss_mb, 1)
+                if pss and pss.peak_kb:
+                    tree_pss[name] = round(pss.peak_kb / 1024, 1)
             else:
                 samples[name].append(sample)
         fetch = run_child([sys.executable, str(FETCH_PROBE), str(kubeconfig)], env,

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from bench import docs
-from bench.run import run_child
+from bench.run import TreePss, run_child
 
 
 def _size(size: int, mine: float, base: float, rss: float,
@@ -89,6 +89,7 @@ def test_the_tree_memory_counts_every_forked_childs_own_pages() -> None:
             "    if os.fork() == 0:\n"
             "        own = b'x' * (60 << 20); time.sleep(1.5); os._exit(0)\n"
             "os.wait(); os.wait()\n")
-    sample = run_child([sys.executable, "-c", code], dict(os.environ), tree_pss=True)
+    with TreePss(0.02) as pss:
+        sample = run_child([sys.executable, "-c", code], dict(os.environ))
     assert sample.rc == 0
-    assert sample.tree_pss_mb > 120 > 100 > sample.rss_mb
+    assert pss.peak_kb / 1024 > 120 > 100 > sample.rss_mb

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from bench import fleet
-from bench.run import descendants
+from bench.run import descendants, pss_kb
 
 #: The newest result of the default run (``<date>-fleet.json``).
 RESULT = max(Path(fleet.RESULTS).glob("*-fleet.json"))
@@ -49,7 +49,7 @@ def test_descendants_include_a_grandchild() -> None:
             time.sleep(0.05)
         assert child.pid in found
         assert set(found) - {child.pid}, found  # the sleep started by the child
-        assert fleet._pss_kb(child.pid) > 0
+        assert pss_kb(child.pid) > 0
     finally:
         os.killpg(child.pid, signal.SIGKILL)  # the child and its sleep
         child.wait()
