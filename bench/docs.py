@@ -166,13 +166,14 @@ def requests_table(sizes: list[dict[str, Any]]) -> str:
 
 
 def seeding_table(sizes: list[dict[str, Any]]) -> str:
-    out = ["| size | namespaces | bench objects | objects listed by `--ci` kinds | storage "
-           "seeded in |", "| ---: | ---: | ---: | ---: | --- |"]
+    out = ["| size | shape | namespaces | bench objects | objects listed by `--ci` kinds | "
+           "storage seeded in |", "| ---: | ---: | ---: | ---: | ---: | --- |"]
     for d in sizes:
         seeded = d["seed"]
         when = (f"{seeded['seconds']:.0f} s ({seeded['rate_per_s']:.0f}/s)"
                 if seeded.get("created") else "earlier run (reused)")
-        out.append(f"| {d['size']:,} | {seeded['namespaces']} | {seeded['bench_objects']:,} | "
+        out.append(f"| {d['size']:,} | {seeded.get('shape', 1)} | {seeded['namespaces']} | "
+                   f"{seeded['bench_objects']:,} | "
                    f"{sum(d['cluster_objects'].values()):,} | {when} |")
     return "\n".join(out)
 

@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import copy
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -50,6 +51,11 @@ CACHE = Path(os.environ.get("SOMA_AUDIT_BENCH_CACHE", "~/.cache/soma-audit-bench
 SIZES = (2_000, 10_000, 30_000, 100_000)
 NS_PREFIX = "bench-"
 MARKER = "bench-complete"  # ConfigMap created last in a namespace: the namespace is seeded
+#: The version of what :func:`namespace_objects` makes: part of each size's storage name
+#: and of the marker, so a storage or namespace seeded in an older shape is never reused.
+SEED_SHAPE = 2
+#: Nodes the bench's pods are bound to (``spec.nodeName``: no scheduler runs).
+NODES = 40
 PAGE_SIZE = 500  # as soma_audit.sources.cluster.PAGE_SIZE
 LIST_WORKERS = 4  # as ClusterSource's default pool
 SEED_WORKERS = 12
@@ -59,8 +65,8 @@ PEER_LIMITS = {"seconds": 900.0, "rss_mb": 16_384.0}
 GNU_TIME = "/usr/bin/time"
 REQUEST_TIMEOUT = 60.0
 
-#: The twelve SomaAgentHub services; each gets a Deployment, Service, ConfigMap,
-#: NetworkPolicy, two Pods and an Argo CD Application per namespace.
+#: The twelve SomaAgentHub services; each gets a Deployment with its ReplicaSet and two
+#: Pods, a Service, ConfigMap, NetworkPolicy and an Argo CD Application per namespace.
 SERVICES = (
     "gateway-api", "orchestrator", "identity-service", "policy-engine", "memory-gateway",
     "slm-service", "analytics-service", "notification-service", "billing-service",
@@ -73,6 +79,7 @@ KAFKA_USERS = ("orchestrator", "analytics-service")
 PATHS = {
     "Namespace": ("/api/v1", "namespaces"),
     "Deployment": ("/apis/apps/v1", "deployments"),
+    "ReplicaSet": ("/apis/apps/v1", "replicasets"),
     "StatefulSet": ("/apis/apps/v1", "statefulsets"),
     "Pod": ("/api/v1", "pods"),
     "Service": ("/api/v1", "services"),
@@ -95,11 +102,36 @@ PEER_BUILD_TIMEOUT = 1_200.0
 
 
 # -- manifests (pure) -------------------------------------------------------------------
+# Shaped as a running cluster holds them: Pods owned by their ReplicaSet or StatefulSet,
+# bound to a node, with the status a kubelet writes (IPs, container IDs, start times: each
+# pod's own), and controllers with the status their controller writes. Generated names,
+# IDs and addresses are stable per namespace and index, so a seed is reproducible.
 def _meta(name: str, ns: str, app: str | None = None) -> dict[str, Any]:
     labels = {"app.kubernetes.io/part-of": "soma-agent-hub", "soma-bench": "1"}
     if app:
         labels["app"] = app
     return {"name": name, "namespace": ns, "labels": labels}
+
+
+def _hex(*parts: object, size: int) -> str:
+    """A stable hexadecimal token (a generated name's suffix, a container or image ID)."""
+    return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:size]
+
+
+def _uid(*parts: object) -> str:
+    token = _hex(*parts, size=32)
+    return f"{token[:8]}-{token[8:12]}-{token[12:16]}-{token[16:20]}-{token[20:]}"
+
+
+def _owner(kind: str, name: str, ns: str) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": _uid(ns, kind, name),
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def _time(ns_index: int, seconds: int) -> str:
+    """A timestamp of the namespace's rollout, ``seconds`` after it started."""
+    start = dt.datetime(2026, 11, 2, tzinfo=dt.UTC) + dt.timedelta(minutes=ns_index)
+    return (start + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _container(app: str) -> dict[str, Any]:
@@ -122,17 +154,91 @@ def _pod_spec(app: str) -> dict[str, Any]:
     return {"containers": [_container(app)], "automountServiceAccountToken": False}
 
 
+def _pod(ns: str, ns_index: int, number: int, app: str, name: str, labels: dict[str, str],
+         owner: dict[str, Any]) -> dict[str, Any]:
+    """A running pod: ``number`` is its index in the namespace (its IP, node and times)."""
+    address = ns_index * 32 + number
+    ip = f"10.{128 + (address >> 16) % 64}.{(address >> 8) % 256}.{address % 256}"
+    node = (ns_index + number) % NODES
+    started = _time(ns_index, 20 + number)
+    meta = _meta(name, ns, app)
+    meta["labels"].update(labels)
+    meta["ownerReferences"] = [owner]
+    conditions = [{"type": kind, "status": "True", "lastProbeTime": None,
+                   "lastTransitionTime": _time(ns_index, at + number)}
+                  for kind, at in (("PodReadyToStartContainers", 24), ("Initialized", 21),
+                                   ("Ready", 31), ("ContainersReady", 31), ("PodScheduled", 20))]
+    return {
+        "apiVersion": "v1", "kind": "Pod", "metadata": meta,
+        "spec": _pod_spec(app) | {"nodeName": f"node-{node:02d}"},
+        "status": {
+            "phase": "Running", "conditions": conditions, "qosClass": "Burstable",
+            "hostIP": f"172.20.0.{node + 10}", "hostIPs": [{"ip": f"172.20.0.{node + 10}"}],
+            "podIP": ip, "podIPs": [{"ip": ip}], "startTime": started,
+            "containerStatuses": [{
+                "name": app, "image": f"ghcr.io/somatech/{app}:1.4.2",
+                "imageID": f"ghcr.io/somatech/{app}@sha256:{_hex(app, 'image', size=64)}",
+                "containerID": f"containerd://{_hex(ns, name, 'container', size=64)}",
+                "ready": True, "started": True, "restartCount": number % 3,
+                "state": {"running": {"startedAt": _time(ns_index, 23 + number)}},
+                "lastState": {},
+            }],
+        },
+    }
+
+
+def _replicated(ns: str, ns_index: int, app: str, first_pod: int,
+                replicas: int = 2) -> list[dict[str, Any]]:
+    """A Deployment, its ReplicaSet and its pods."""
+    template_hash = _hex(ns, app, "template", size=10)
+    revision = {"deployment.kubernetes.io/revision": "1"}
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": _meta(app, ns, app) | {"annotations": revision},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": app}},
+                 "template": {"metadata": {"labels": {"app": app}}, "spec": _pod_spec(app)}},
+        "status": {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
+                   "readyReplicas": replicas, "availableReplicas": replicas, "conditions": [
+                       {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
+                        "message": "Deployment has minimum availability.",
+                        "lastUpdateTime": _time(ns_index, 40),
+                        "lastTransitionTime": _time(ns_index, 40)},
+                       {"type": "Progressing", "status": "True",
+                        "reason": "NewReplicaSetAvailable",
+                        "message": f'ReplicaSet "{app}-{template_hash}" has successfully '
+                                   "progressed.",
+                        "lastUpdateTime": _time(ns_index, 40),
+                        "lastTransitionTime": _time(ns_index, 10)}]},
+    }
+    labels = {"app": app, "pod-template-hash": template_hash}
+    replica_set = {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": _meta(f"{app}-{template_hash}", ns, app) | {
+            "annotations": revision | {"deployment.kubernetes.io/desired-replicas": str(replicas),
+                                       "deployment.kubernetes.io/max-replicas": str(replicas + 1)},
+            "ownerReferences": [_owner("Deployment", app, ns)]},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": _pod_spec(app)}},
+        "status": {"replicas": replicas, "fullyLabeledReplicas": replicas,
+                   "readyReplicas": replicas, "availableReplicas": replicas,
+                   "observedGeneration": 1},
+    }
+    replica_set["metadata"]["labels"]["pod-template-hash"] = template_hash
+    owner = _owner("ReplicaSet", replica_set["metadata"]["name"], ns)
+    pods = [_pod(ns, ns_index, first_pod + i, app,
+                 f"{app}-{template_hash}-{_hex(ns, app, i, size=5)}", labels, owner)
+            for i in range(replicas)]
+    return [deployment, replica_set, *pods]
+
+
 def namespace_objects(index: int) -> list[dict[str, Any]]:
     """One SomaAgentHub-shaped tenant namespace: the Namespace first, the marker last."""
     ns = f"{NS_PREFIX}{index:04d}"
     labels = {"soma-bench": "1", "pod-security.kubernetes.io/enforce": "restricted"}
     objs: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}]
-    for app in SERVICES:
-        objs.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(app, ns, app),
-                     "spec": {"replicas": 2, "selector": {"matchLabels": {"app": app}},
-                              "template": {"metadata": {"labels": {"app": app}},
-                                           "spec": _pod_spec(app)}}})
+    for number, app in enumerate(SERVICES):
+        objs += _replicated(ns, index, app, first_pod=2 * number)
         objs.append({"apiVersion": "v1", "kind": "Service", "metadata": _meta(app, ns, app),
                      "spec": {"selector": {"app": app},
                               "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
@@ -146,9 +252,6 @@ def namespace_objects(index: int) -> list[dict[str, Any]]:
                               "ingress": [{"from": [{"podSelector": {"matchLabels": {
                                   "app": "gateway-api"}}}],
                                   "ports": [{"port": 8080, "protocol": "TCP"}]}]}})
-        for replica in range(2):
-            objs.append({"apiVersion": "v1", "kind": "Pod",
-                         "metadata": _meta(f"{app}-{replica}", ns, app), "spec": _pod_spec(app)})
         objs.append({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
                      "metadata": _meta(app, ns, app),
                      "spec": {"project": "soma-agent-hub",
@@ -157,14 +260,21 @@ def namespace_objects(index: int) -> list[dict[str, Any]]:
                               "destination": {"server": "https://kubernetes.default.svc",
                                               "namespace": ns},
                               "syncPolicy": {"automated": {"prune": True, "selfHeal": True}}}})
+    revision = f"postgres-{_hex(ns, 'postgres', 'revision', size=10)}"
     objs.append({"apiVersion": "apps/v1", "kind": "StatefulSet",
                  "metadata": _meta("postgres", ns, "postgres"),
                  "spec": {"replicas": 1, "serviceName": "postgres",
                           "selector": {"matchLabels": {"app": "postgres"}},
                           "template": {"metadata": {"labels": {"app": "postgres"}},
-                                       "spec": _pod_spec("postgres")}}})
-    objs.append({"apiVersion": "v1", "kind": "Pod", "metadata": _meta("postgres-0", ns, "postgres"),
-                 "spec": _pod_spec("postgres")})
+                                       "spec": _pod_spec("postgres")}},
+                 "status": {"observedGeneration": 1, "replicas": 1, "readyReplicas": 1,
+                            "currentReplicas": 1, "updatedReplicas": 1, "availableReplicas": 1,
+                            "currentRevision": revision, "updateRevision": revision,
+                            "collisionCount": 0}})
+    objs.append(_pod(ns, index, 2 * len(SERVICES), "postgres", "postgres-0", {
+        "controller-revision-hash": revision, "apps.kubernetes.io/pod-index": "0",
+        "statefulset.kubernetes.io/pod-name": "postgres-0"},
+        _owner("StatefulSet", "postgres", ns)))
     for topic in TOPICS:
         objs.append({"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaTopic",
                      "metadata": _meta(topic, ns) | {"labels": {"strimzi.io/cluster": "soma"}},
@@ -186,7 +296,7 @@ def namespace_objects(index: int) -> list[dict[str, Any]]:
                      {"alert": "HighErrorRate", "expr": "sli:error:ratio_rate5m > 0.01",
                       "for": "5m", "labels": {"severity": "critical"}}]}]}})
     objs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(MARKER, ns),
-                 "data": {"objects": str(0)}})
+                 "data": {"objects": str(0), "shape": str(SEED_SHAPE)}})
     objs[-1]["data"]["objects"] = str(len(objs))
     return objs
 
@@ -331,7 +441,8 @@ class Api:
     def request(self, method: str, path: str, body: Any = None,
                 fields: dict[str, Any] | None = None) -> tuple[int, bytes]:
         data = None if body is None else json.dumps(body).encode()
-        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        kind = "merge-patch+json" if method == "PATCH" else "json"
+        headers = {"Accept": "application/json", "Content-Type": f"application/{kind}"}
         resp = self.http.request(method, self.server + path, body=data, fields=fields,
                                  headers=headers, preload_content=True)
         return resp.status, resp.data
@@ -359,7 +470,7 @@ class Api:
 @contextlib.contextmanager
 def size_cluster(size: int, fresh: bool, log: Callable[[str], None] = print,
                  ) -> Iterator[tuple[Api, Path]]:
-    """A kube-apiserver of its own for ``size``: storage ``/soma-bench-<size>`` in the
+    """A kube-apiserver of its own for ``size``: storage ``/soma-bench-v<shape>-<size>`` in the
     testenv's etcd, holding that size's bench objects and nothing else (``fresh``: emptied
     first; otherwise a completed earlier seed is reused). Yields the API and the folder of
     its ``admin.kubeconfig``; the server stops afterwards, its storage kept for a re-run."""
@@ -368,7 +479,7 @@ def size_cluster(size: int, fresh: bool, log: Callable[[str], None] = print,
 
     if not (testenv.state() or {}).get("kube", {}).get("server"):
         testenv_api()  # starts etcd and the testenv's own server
-    prefix = f"soma-bench-{size}"
+    prefix = f"soma-bench-v{SEED_SHAPE}-{size}"
     if fresh:
         etcd_port = testenv.state()["components"]["etcd"]["ports"]["client"]
         delete_etcd_prefix(f"http://127.0.0.1:{etcd_port}", f"/{prefix}")
@@ -398,15 +509,26 @@ def testenv_api(pool: int = SEED_WORKERS) -> Api:
 
 # -- seeding ----------------------------------------------------------------------------
 def _create(api: Api, obj: dict[str, Any]) -> str:
-    """POST one object; an existing one is fine (idempotent re-runs). Bounded retries."""
+    """POST one object, then write its status (the API server resets a posted status: the
+    status subresource is where controllers and kubelets write it); an existing object is
+    fine (idempotent re-runs). Bounded retries."""
+    body = {key: value for key, value in obj.items() if key != "status"}
+    outcome = _send(api, "POST", object_path(obj), body, obj)
+    if "status" in obj:
+        path = f"{object_path(obj)}/{obj['metadata']['name']}/status"
+        _send(api, "PATCH", path, {"status": obj["status"]}, obj)
+    return outcome
+
+
+def _send(api: Api, method: str, path: str, body: Any, obj: dict[str, Any]) -> str:
     for attempt in range(4):
-        status, data = api.request("POST", object_path(obj), obj)
+        status, data = api.request(method, path, body)
         if status in (200, 201, 409):
             return "exists" if status == 409 else "created"
         if status in (429, 500, 503) and attempt < 3:
             time.sleep(0.2 * 2 ** attempt)
             continue
-        raise RuntimeError(f"create {obj['kind']} {obj['metadata']['name']}: HTTP {status}: "
+        raise RuntimeError(f"{method} {obj['kind']} {obj['metadata']['name']}: HTTP {status}: "
                            f"{data[:300]!r}")
     return "failed"
 
@@ -417,8 +539,15 @@ def seed(api: Api, namespaces: int, log: Callable[[str], None] = print) -> dict[
     wanted = [f"{NS_PREFIX}{i:04d}" for i in range(namespaces)]
 
     def done(ns: str) -> bool:
-        status, _ = api.request("GET", f"/api/v1/namespaces/{ns}/configmaps/{MARKER}")
-        return status == 200
+        status, data = api.request("GET", f"/api/v1/namespaces/{ns}/configmaps/{MARKER}")
+        if status != 200:
+            return False
+        shape = (json.loads(data).get("data") or {}).get("shape", "1")
+        if shape != str(SEED_SHAPE):
+            raise SystemExit(f"bench: namespace {ns} holds bench objects of an older shape "
+                             f"({shape}, now {SEED_SHAPE}); start the test environment "
+                             "afresh: python -m testenv down && python -m testenv up")
+        return True
 
     with ThreadPoolExecutor(SEED_WORKERS) as pool:
         missing = [i for i, ok in zip(range(namespaces), pool.map(done, wanted), strict=True)
@@ -434,7 +563,8 @@ def seed(api: Api, namespaces: int, log: Callable[[str], None] = print) -> dict[
     created = outcomes.count("created")
     log(f"seeded {len(missing)} namespaces ({created} objects created) in {seconds:.1f}s; "
         f"{namespaces - len(missing)} were already complete")
-    return {"namespaces": namespaces, "bench_objects": namespaces * OBJECTS_PER_NAMESPACE,
+    return {"namespaces": namespaces, "shape": SEED_SHAPE,
+            "bench_objects": namespaces * OBJECTS_PER_NAMESPACE,
             "created": created, "seconds": round(seconds, 2),
             "rate_per_s": round(created / seconds, 1) if created else None}
 
@@ -446,7 +576,7 @@ def audit_list_paths(api: Api) -> list[tuple[str, str]]:
     from bench.fetch_only import audit_kinds
     from soma_audit.sources.kinds import FORBIDDEN_KINDS, KINDS
 
-    kinds = audit_kinds()
+    kinds, _ = audit_kinds()
     groups = api.json("/apis").get("groups", [])
     served = {g["name"]: [v["version"] for v in g.get("versions", [])] for g in groups}
     paths: list[tuple[str, str]] = []
@@ -787,7 +917,7 @@ def cold_start(reps: int, log: Callable[[str], None] = print) -> dict[str, Any]:
 # -- live diff --------------------------------------------------------------------------
 LIVE_DIFF_OBJECTS = 1_500
 LIVE_DIFF_RECIPE = "pss-hardening"
-#: The kinds pss-hardening patches (a bench namespace's bare Pods included).
+#: The kinds pss-hardening patches (a Pod only when bare: an owned one is its owner's).
 _HARDENED_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
 _SCOPE_LINE = re.compile(r"^# (\d+) objects in (\d+) namespaces")
 
@@ -797,8 +927,8 @@ def live_diff(api: Api, reps: int, log: Callable[[str], None] = print) -> dict[s
     the bench namespaces it needs are seeded, then named with ``--namespace``."""
     import testenv
 
-    per_namespace = sum(n for kind, n in kind_counts(namespace_objects(0)).items()
-                        if kind in _HARDENED_KINDS)
+    per_namespace = sum(1 for obj in namespace_objects(0) if obj["kind"] in _HARDENED_KINDS
+                        and not obj["metadata"].get("ownerReferences"))
     namespaces = math.ceil(LIVE_DIFF_OBJECTS / per_namespace)
     seed(api, namespaces, log)
     kubeconfig = Path(testenv.state()["kube"]["admin_kubeconfig"])

@@ -18,12 +18,36 @@ def test_a_namespace_is_somaagenthub_shaped_with_marker_last() -> None:
     assert counts == {
         "Application": 12, "ConfigMap": 13, "Deployment": 12, "KafkaTopic": 4,
         "KafkaUser": 2, "Namespace": 1, "NetworkPolicy": 12, "Pod": 25,
-        "PrometheusRule": 1, "Schedule": 1, "Service": 12, "StatefulSet": 1,
+        "PrometheusRule": 1, "ReplicaSet": 12, "Schedule": 1, "Service": 12, "StatefulSet": 1,
     }
     assert sum(counts.values()) == run.OBJECTS_PER_NAMESPACE == len(objs)
     assert set(counts) <= set(run.PATHS)
     names = [(o["kind"], o["metadata"]["name"]) for o in objs]
     assert len(names) == len(set(names))
+
+
+def test_pods_are_owned_running_and_each_their_own() -> None:
+    """As a running cluster holds them: every Pod owned (by its namespace's ReplicaSet or
+    StatefulSet), bound to a node, with a status of its own; controllers with status."""
+    objs = run.namespace_objects(3) + run.namespace_objects(4)
+    owners = {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"])
+              for o in objs if o["kind"] in ("ReplicaSet", "StatefulSet", "Deployment")}
+    pods = [o for o in objs if o["kind"] == "Pod"]
+    for pod in pods:
+        (owner,) = pod["metadata"]["ownerReferences"]
+        assert (owner["kind"], pod["metadata"]["namespace"], owner["name"]) in owners
+        assert pod["spec"]["nodeName"].startswith("node-")
+        assert pod["status"]["phase"] == "Running"
+    for unique in (lambda p: p["status"]["podIP"],
+                   lambda p: p["status"]["containerStatuses"][0]["containerID"],
+                   lambda p: (p["metadata"]["namespace"], p["metadata"]["name"])):
+        assert len({unique(p) for p in pods}) == len(pods)
+    for rs in (o for o in objs if o["kind"] == "ReplicaSet"):
+        assert rs["metadata"]["ownerReferences"][0]["kind"] == "Deployment"
+        assert ("Deployment", rs["metadata"]["namespace"],
+                rs["metadata"]["ownerReferences"][0]["name"]) in owners
+    assert all("status" in o for o in objs if o["kind"] in ("Deployment", "StatefulSet"))
+    assert run.namespace_objects(3) == run.namespace_objects(3)  # reproducible
 
 
 def test_sizes_round_up_to_whole_namespaces() -> None:
