@@ -16,16 +16,18 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def audit_kinds() -> frozenset[str]:
-    """The kinds ``run_audit`` asks the source for when only the cluster is available."""
+def audit_kinds() -> tuple[frozenset[str], frozenset[str]]:
+    """The kinds ``run_audit`` asks the source for when only the cluster is available, and
+    those whose status it keeps."""
     from soma_audit.catalog.checks import load_catalog
     from soma_audit.config import load_config
+    from soma_audit.engine.scan import kinds_read
     from soma_audit.probes import load_probes
 
     probes = load_probes()
     checks = load_catalog(list(load_config().catalogs))
     runnable = [c for c in checks if not c.manual and not set(c.requires) - {"cluster", "status"}]
-    return frozenset().union(*(probes[c.probe].kinds for c in runnable if c.probe in probes))
+    return kinds_read([c for c in runnable if c.probe in probes], probes)
 
 
 def main() -> None:
@@ -33,11 +35,11 @@ def main() -> None:
     from soma_audit.sources.cluster import ClusterSource
 
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    kinds = audit_kinds()
+    kinds, status_of = audit_kinds()
     source = ClusterSource(args[0] if args else None)
     started = time.perf_counter()
     with cyclic_gc_paused():  # as run_audit does around the whole scan
-        inventory = source.load(kinds)
+        inventory = source.load(kinds, status_of)
     seconds = time.perf_counter() - started
     objects = sum(len(inventory.of_kind(kind)) for kind in kinds)
     print(f"LOAD {seconds:.6f} {objects}", flush=True)

@@ -7,7 +7,7 @@ import datetime as dt
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,6 +164,16 @@ def cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def kinds_read(checks: Sequence[Check], probes: Mapping[str, Probe]
+               ) -> tuple[frozenset[str], frozenset[str]]:
+    """The kinds ``checks`` read, and the kinds whose ``status`` they read: only a check
+    that requires "status" reads an object's status."""
+    kinds = frozenset().union(*(probes[c.probe].kinds for c in checks))
+    status_of = frozenset().union(*(probes[c.probe].kinds for c in checks
+                                    if "status" in c.requires))
+    return kinds, status_of
+
+
 def run_audit(request: AuditRequest, progress: Progress | None = None) -> Report:
     """Evaluate every check of ``request``. Raises AuditError only if nothing can be read."""
     with cyclic_gc_paused():
@@ -177,8 +187,7 @@ def _run_audit(request: AuditRequest, progress: Progress | None) -> Report:
     available = _available_services(request)
     runnable = [c for c in request.checks if not c.manual and not set(c.requires) - available]
     validate_probes(runnable, set(probes))
-    kinds = frozenset().union(*(probes[c.probe].kinds for c in runnable))
-    inventory = request.source.load(kinds)
+    inventory = request.source.load(*kinds_read(runnable, probes))
     services = dict(request.services)
     if request.source.info.kind == "cluster":
         # Live-only probes (dry-run admission) talk to the API server through the source.

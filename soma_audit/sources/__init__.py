@@ -30,6 +30,8 @@ class SourceInfo:
 class Source(Protocol):
     info: SourceInfo
 
-    def load(self, kinds: frozenset[str]) -> Inventory:
-        """Read the objects of ``kinds`` (a live source fetches only those)."""
+    def load(self, kinds: frozenset[str], status_of: frozenset[str] | None = None) -> Inventory:
+        """Read the objects of ``kinds`` (a live source fetches only those). ``status_of``:
+        the kinds whose ``status`` a check reads; a live source leaves the others' status
+        out (None keeps every status)."""
         ...

@@ -160,6 +160,8 @@ class ClusterSource:
         self._lock = threading.Lock()
         #: One object per distinct value of the running scan (see share_equal_values).
         self._shared: dict[Any, Any] = {}
+        #: The kinds whose status the running scan keeps (None: every kind's).
+        self._status_of: frozenset[str] | None = None
         #: monotonic() time the running scan must end by (None outside a scan), and the
         #: flag that stops its workers (deadline passed, or the user interrupted).
         self._ends: float | None = None
@@ -339,6 +341,8 @@ class ClusterSource:
                 item["kind"] = info.kind
                 item["apiVersion"] = api_version
                 _drop_unread(item.get("metadata"))
+                if self._status_of is not None and info.kind not in self._status_of:
+                    item.pop("status", None)
                 share_equal_values(item, self._shared)
                 yield Resource(item, "cluster")
             metadata = page.get("metadata")
@@ -383,15 +387,21 @@ class ClusterSource:
                           else [resource.body for resource in outcome])
         return sent, self.requests
 
-    def load(self, kinds: frozenset[str]) -> Inventory:
+    def load(self, kinds: frozenset[str], status_of: frozenset[str] | None = None) -> Inventory:
         """One scan, bounded by the scan deadline; Ctrl-C stops every worker at its next
-        read (the interrupt is raised again at once, without waiting for them)."""
+        read (the interrupt is raised again at once, without waiting for them). The status
+        of a kind not in ``status_of`` is dropped as it is decoded: a running cluster's Pods
+        and ReplicaSets carry a status of their own (IPs, container IDs, times) that no
+        check reads, and keeping it cost a fifth of the listing's CPU and a third of its
+        memory."""
         self._stop.clear()
         self._ends = time.monotonic() + self._timeouts.deadline
+        self._status_of = status_of
         try:
             return self._load(kinds)
         finally:
             self._ends = None
+            self._status_of = None
             self._shared = {}  # the inventory holds what it needs
 
     def _load(self, kinds: frozenset[str]) -> Inventory:

@@ -99,7 +99,7 @@ class ManifestsSource:
         self.config = config or Config()
         self.info = SourceInfo("manifests", str(root), repo=root, label=label or root.name)
 
-    def load(self, kinds: frozenset[str]) -> Inventory:
+    def load(self, kinds: frozenset[str], status_of: frozenset[str] | None = None) -> Inventory:
         if not any(self.root.iterdir()):
             raise AuditError(f"manifests directory is empty: {self.root}")
         inventory = Inventory()

@@ -20,7 +20,7 @@ class SnapshotSource:
         self.path = path
         self.info = SourceInfo("snapshot", str(path), repo=repo, label=path.name)
 
-    def load(self, kinds: frozenset[str]) -> Inventory:
+    def load(self, kinds: frozenset[str], status_of: frozenset[str] | None = None) -> Inventory:
         try:
             data = read_bytes(self.path)
         except UnreadableFile as exc:

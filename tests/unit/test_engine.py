@@ -133,8 +133,8 @@ def test_engine_never_imports_textual() -> None:
 
 def test_unreadable_kinds_error_and_absent_products_fail(tree: Path) -> None:
     class Source(ManifestsSource):
-        def load(self, kinds):
-            inventory = super().load(kinds)
+        def load(self, kinds, status_of=None):
+            inventory = super().load(kinds, status_of)
             inventory.unavailable["ConfigMap"] = "forbidden (needs list on configmaps)"
             inventory.absent["Application"] = "Argo CD not installed (no argoproj.io API)"
             return inventory

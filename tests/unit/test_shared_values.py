@@ -33,8 +33,8 @@ class Shared:
         self.loaded: list[dict[str, Any]] = []
         self.handed: list[dict[str, Any]] = []
 
-    def load(self, kinds: frozenset[str]) -> Inventory:
-        inventory = self.inner.load(kinds)
+    def load(self, kinds: frozenset[str], status_of: frozenset[str] | None = None) -> Inventory:
+        inventory = self.inner.load(kinds, status_of)
         table: dict[Any, Any] = {}
         for resource in inventory:
             share_equal_values(resource.body, table)

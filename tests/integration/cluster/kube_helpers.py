@@ -135,8 +135,8 @@ class ScopedClusterSource:
         self.namespaces = set(namespaces)
         self.info = source.info
 
-    def load(self, kinds: frozenset[str]) -> Inventory:
-        full = self.inner.load(kinds)
+    def load(self, kinds: frozenset[str], status_of: frozenset[str] | None = None) -> Inventory:
+        full = self.inner.load(kinds, status_of)
         scoped = Inventory(problems=full.problems, unavailable=full.unavailable,
                            absent=full.absent)
         scoped.add_all(r for r in full if (r.namespace in self.namespaces) or (
