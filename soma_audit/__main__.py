@@ -1,3 +1,3 @@
-from soma_audit.cli import main
+from soma_audit.cli import program
 
-raise SystemExit(main())
+program()

@@ -6,13 +6,14 @@ Imports are lazy so that ``--version`` and ``--ci`` start fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from soma_audit import __version__
 from soma_audit.cli.options import ENV_PREFIX, config_overrides
@@ -442,6 +443,21 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     return args
+
+
+def program() -> NoReturn:
+    """The ``soma-audit`` command: :func:`main`, then leave without tearing the interpreter
+    down object by object (after a scan of 30,000 objects that took 50 to 130 ms, once the
+    report was written). The exit handlers run and the standard streams are flushed
+    first, as a normal exit does; only :func:`main` is for calling in-process."""
+    import atexit
+
+    code = main()
+    atexit._run_exitfuncs()  # the handlers a normal exit runs (scratch folders, logging)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a reader gone, a stream closed
+            stream.flush()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -205,6 +205,25 @@ def test_demo_is_partly_ready_in_every_format(tmp_path: Path) -> None:
         assert proc.returncode == 1 and out.stat().st_size > 0, proc.stderr
 
 
+def test_the_command_leaves_fast_yet_runs_exit_handlers_and_flushes(tmp_path: Path) -> None:
+    """The command skips the interpreter's teardown, not what a normal exit does: the
+    demo's scratch copy (an exit handler removes it) is gone, the whole report reached a
+    pipe, the exit code is main's."""
+    proc = subprocess.run([str(BIN), "--demo", "--ci", "--format", "json"], capture_output=True,
+                          text=True, timeout=300, stdin=subprocess.DEVNULL,
+                          env={**CLEAN_ENV, "TMPDIR": str(tmp_path)})
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["source"]["kind"] == "manifests"
+    assert not list(tmp_path.iterdir())
+    # the module entry point takes the same way out
+    proc = subprocess.run([sys.executable, "-m", "soma_audit", "--demo", "--ci", "--format",
+                           "markdown"], capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL, env={**CLEAN_ENV, "TMPDIR": str(tmp_path)})
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.startswith("# ") and "\n## Success criteria\n" in proc.stdout
+    assert not list(tmp_path.iterdir())
+
+
 def test_snapshot_of_the_demo_gives_the_same_kubernetes_verdicts(tmp_path: Path) -> None:
     from soma_audit.core.paths import data_path
 
