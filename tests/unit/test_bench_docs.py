@@ -93,3 +93,13 @@ def test_the_tree_memory_counts_every_forked_childs_own_pages() -> None:
         sample = run_child([sys.executable, "-c", code], dict(os.environ))
     assert sample.rc == 0
     assert pss.peak_kb / 1024 > 120 > 100 > sample.rss_mb
+
+
+def test_the_seeding_table_names_each_size_s_shape() -> None:
+    seeded = {"namespaces": 19, "bench_objects": 2052, "created": 2052, "seconds": 8.3,
+              "rate_per_s": 247.2}
+    old = {"size": 2_000, "seed": seeded, "cluster_objects": {"Pod": 475}}
+    new = {**old, "size": 10_000, "seed": {**seeded, "shape": 2}}
+    rows = docs.seeding_table([old, new]).splitlines()[2:]
+    assert rows[0].startswith("| 2,000 | 1 | 19 | 2,052 | 475 | 8 s (247/s) |")
+    assert rows[1].startswith("| 10,000 | 2 |")
