@@ -461,9 +461,8 @@ class ClusterSource:
 
 
 #: Kinds listed by a forked child on a second core while this process lists the others:
-#: Pods, usually the largest kind by far (on the bench's 100k running-cluster objects, 57 %
-#: of the bytes; the child listing ReplicaSets too left this process idle 3.5 s).
-FORKED_KINDS = frozenset({"Pod"})
+#: usually the largest (and a real cluster's Pods carry a large status).
+FORKED_KINDS = frozenset({"Pod", "ReplicaSet"})
 
 #: Metadata no check reads, kept out of the inventory (a scan holds every listed object):
 #: managedFields is about half of every object; the others are server bookkeeping the
