@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+import yaml
 
 from soma_audit.catalog.checks import load_catalog
 from soma_audit.config import load_config
@@ -47,6 +48,25 @@ def comparable_outcomes(source: Source, config: dict[str, Any],
     return [(r.check.id, r.status, [(e.object, _AGO.sub("ago", e.message), e.location)
                                     for e in r.evidence])
             for r in report.results]
+
+
+class CheckCase:
+    """A check fixture case as its ``expect.yaml`` describes it (a snapshot or files, with
+    a config): fresh sources of it, and audits of its own check."""
+
+    def __init__(self, case: Path) -> None:
+        self.case = case
+        expect = yaml.safe_load((case / "expect.yaml").read_text())
+        self.snapshot = expect.get("source") == "snapshot"
+        self.config: dict[str, Any] = expect.get("config") or {}
+
+    def source(self) -> Source:
+        return case_source(self.case, self.snapshot, self.config)
+
+    def outcomes(self, source: Source | None = None) -> list[Any]:
+        """:func:`comparable_outcomes` of the case's check, from ``source`` (a test's view
+        of :meth:`source`; by default a fresh source)."""
+        return comparable_outcomes(source or self.source(), self.config, {self.case.parent.name})
 
 
 def audit_dir(directory: Path, check_ids: list[str] | None = None,

@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from soma_audit.config import load_config
 from soma_audit.core import forking
 from soma_audit.engine import parallel, scan
 from soma_audit.sources.manifests import ManifestsSource
-from tests.helpers import CHECK_CASES, REPO, case_source, comparable_outcomes
+from tests.helpers import CHECK_CASES, REPO, CheckCase, comparable_outcomes
 
 
 def test_each_index_runs_once_and_both_processes_take_work() -> None:
@@ -145,15 +144,11 @@ def always_fork(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 @pytest.mark.parametrize("case", CHECK_CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_a_forked_scan_gives_the_results_of_one_process(case: Path, always_fork: list[int],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    expect = yaml.safe_load((case / "expect.yaml").read_text())
-    snapshot = expect.get("source") == "snapshot"
-    config = expect.get("config") or {}
-    forked = comparable_outcomes(case_source(case, snapshot, config), config,
-                                 {case.parent.name})
+    audited = CheckCase(case)
+    forked = audited.outcomes()
     assert always_fork in ([1], [])  # manual and live-only checks are not shared
     monkeypatch.setattr(scan, "worth_forking", lambda objects: False)
-    assert comparable_outcomes(case_source(case, snapshot, config), config,
-                               {case.parent.name}) == forked
+    assert audited.outcomes() == forked
 
 
 def test_the_whole_demo_forked(always_fork: list[int], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from soma_audit.config import load_config
 from soma_audit.kube.inventory import Inventory
 from soma_audit.sources import Source, SourceInfo
 from soma_audit.sources.cluster import share_equal_values
 from soma_audit.sources.manifests import ManifestsSource
-from tests.helpers import CHECK_CASES, REPO, case_source, comparable_outcomes
+from tests.helpers import CHECK_CASES, REPO, CheckCase, comparable_outcomes
 
 
 class Shared:
@@ -45,12 +44,10 @@ class Shared:
 
 @pytest.mark.parametrize("case", CHECK_CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_sharing_changes_no_result_and_nothing_writes_to_the_inventory(case: Path) -> None:
-    expect = yaml.safe_load((case / "expect.yaml").read_text())
-    snapshot = expect.get("source") == "snapshot"
-    config = expect.get("config") or {}
-    plain = comparable_outcomes(case_source(case, snapshot, config), config, {case.parent.name})
-    shared = Shared(case_source(case, snapshot, config))
-    assert comparable_outcomes(shared, config, {case.parent.name}) == plain
+    audited = CheckCase(case)
+    plain = audited.outcomes()
+    shared = Shared(audited.source())
+    assert audited.outcomes(shared) == plain
     assert shared.handed == shared.loaded
 
 

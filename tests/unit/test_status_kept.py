@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-import yaml
 
 from soma_audit.catalog.checks import load_catalog
 from soma_audit.engine.scan import kinds_read
 from soma_audit.kube.inventory import Inventory
 from soma_audit.probes import load_probes
 from soma_audit.sources import Source, SourceInfo
-from tests.helpers import CHECK_CASES, case_source, comparable_outcomes
+from tests.helpers import CHECK_CASES, CheckCase
 
 
 class StatusOnlyWhereRead:
@@ -45,12 +44,8 @@ class StatusOnlyWhereRead:
 
 @pytest.mark.parametrize("case", CHECK_CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_dropping_unread_status_changes_no_result(case: Path) -> None:
-    expect = yaml.safe_load((case / "expect.yaml").read_text())
-    snapshot = expect.get("source") == "snapshot"
-    config = expect.get("config") or {}
-    plain = comparable_outcomes(case_source(case, snapshot, config), config, {case.parent.name})
-    trimmed = StatusOnlyWhereRead(case_source(case, snapshot, config))
-    assert comparable_outcomes(trimmed, config, {case.parent.name}) == plain
+    audited = CheckCase(case)
+    assert audited.outcomes(StatusOnlyWhereRead(audited.source())) == audited.outcomes()
 
 
 class StatusWatched(dict):  # type: ignore[type-arg]
@@ -91,11 +86,9 @@ class WatchedSource(StatusOnlyWhereRead):
 def test_no_check_reads_a_status_it_did_not_ask_for(case: Path) -> None:
     """Stronger than comparing results (few fixtures carry status): any read of the
     ``status`` key of an object whose status the engine let go is caught."""
-    expect = yaml.safe_load((case / "expect.yaml").read_text())
-    config = expect.get("config") or {}
+    audited = CheckCase(case)
     StatusWatched.reads.clear()
-    source = WatchedSource(case_source(case, expect.get("source") == "snapshot", config))
-    comparable_outcomes(source, config, {case.parent.name})
+    audited.outcomes(WatchedSource(audited.source()))
     assert StatusWatched.reads == []
 
 
