@@ -106,11 +106,13 @@ PEER_BUILD_TIMEOUT = 1_200.0
 # bound to a node, with the status a kubelet writes (IPs, container IDs, start times: each
 # pod's own), and controllers with the status their controller writes. Generated names,
 # IDs and addresses are stable per namespace and index, so a seed is reproducible.
-def _meta(name: str, ns: str, app: str | None = None) -> dict[str, Any]:
-    labels = {"app.kubernetes.io/part-of": "soma-agent-hub", "soma-bench": "1"}
+def _meta(name: str, ns: str, app: str | None = None,
+          labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """Metadata with the bench's labels, ``app``'s, then ``labels``."""
+    every = {"app.kubernetes.io/part-of": "soma-agent-hub", "soma-bench": "1"}
     if app:
-        labels["app"] = app
-    return {"name": name, "namespace": ns, "labels": labels}
+        every["app"] = app
+    return {"name": name, "namespace": ns, "labels": every | (labels or {})}
 
 
 def _hex(*parts: object, size: int) -> str:
@@ -161,9 +163,7 @@ def _pod(ns: str, ns_index: int, number: int, app: str, name: str, labels: dict[
     ip = f"10.{128 + (address >> 16) % 64}.{(address >> 8) % 256}.{address % 256}"
     node = (ns_index + number) % NODES
     started = _time(ns_index, 20 + number)
-    meta = _meta(name, ns, app)
-    meta["labels"].update(labels)
-    meta["ownerReferences"] = [owner]
+    meta = _meta(name, ns, app, labels) | {"ownerReferences": [owner]}
     conditions = [{"type": kind, "status": "True", "lastProbeTime": None,
                    "lastTransitionTime": _time(ns_index, at + number)}
                   for kind, at in (("PodReadyToStartContainers", 24), ("Initialized", 21),
@@ -213,7 +213,7 @@ def _replicated(ns: str, ns_index: int, app: str, first_pod: int,
     labels = {"app": app, "pod-template-hash": template_hash}
     replica_set = {
         "apiVersion": "apps/v1", "kind": "ReplicaSet",
-        "metadata": _meta(f"{app}-{template_hash}", ns, app) | {
+        "metadata": _meta(f"{app}-{template_hash}", ns, app, labels) | {
             "annotations": revision | {"deployment.kubernetes.io/desired-replicas": str(replicas),
                                        "deployment.kubernetes.io/max-replicas": str(replicas + 1)},
             "ownerReferences": [_owner("Deployment", app, ns)]},
@@ -223,7 +223,6 @@ def _replicated(ns: str, ns_index: int, app: str, first_pod: int,
                    "readyReplicas": replicas, "availableReplicas": replicas,
                    "observedGeneration": 1},
     }
-    replica_set["metadata"]["labels"]["pod-template-hash"] = template_hash
     owner = _owner("ReplicaSet", replica_set["metadata"]["name"], ns)
     pods = [_pod(ns, ns_index, first_pod + i, app,
                  f"{app}-{template_hash}-{_hex(ns, app, i, size=5)}", labels, owner)
