@@ -30,12 +30,13 @@ if TYPE_CHECKING:
 FORMATS = ("table", "json", "markdown", "junit", "sarif")
 SEVERITIES = ("low", "medium", "high", "critical")
 _TRUE = {"1", "true", "yes", "on"}
-#: Scratch folders this process made (the demo's copy): removed at exit, and at once when
-#: the user interrupts.
+#: The command's scratch folder (every temporary folder of the run is made inside it):
+#: removed at the end, and at once when the user interrupts.
 _SCRATCH: list[Path] = []
-#: The TUI's first scan: its child is stopped before the scratch folders are removed (it
-#: may still be copying the demo into one).
+#: The TUI's first scan: its child is stopped before the scratch folder is removed.
 _FORKED: list[ForkedScan] = []
+#: The unraisable-exception hook in place before :func:`_stop_on_signals` set its own.
+_UNRAISABLE_HOOK: list[Callable[[Any], object]] = []
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -185,17 +186,38 @@ def _read(args: argparse.Namespace, scratch: Path | None
 
 
 def _scratch() -> Path:
-    """A folder for the demo's copy, as long as this process lives: removed at exit, and
-    at once when the user interrupts (the remediation commands keep their own persistent
-    demo copy)."""
-    import atexit
+    """A folder for the demo's copy, inside the command's scratch folder (removed with it;
+    the remediation commands keep their own persistent demo copy)."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="soma-audit-demo-"))
+
+
+def _make_temporary_folders_inside_scratch() -> None:
+    """Make every temporary folder of the command (the demo's copy, rendering, rule files,
+    TLS files, those of the TUI's scan process) inside one scratch folder, so that an
+    interrupt, which leaves at once, still removes them all (:func:`_remove_scratch`)."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="soma-audit-"))
+    _SCRATCH.append(folder)
+    tempfile.tempdir = str(folder)
+
+
+def _remove_scratch() -> None:
+    """Stop the TUI's scan process (it may still be copying the demo into the scratch
+    folder), then remove the scratch folder; temporary folders are made where they were
+    before."""
     import shutil
     import tempfile
 
-    folder = Path(tempfile.mkdtemp(prefix="soma-audit-demo-"))
-    _SCRATCH.append(folder)
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder
+    for forked in _FORKED:
+        forked.close()
+    _FORKED.clear()
+    for folder in _SCRATCH:
+        shutil.rmtree(folder, ignore_errors=True)
+    _SCRATCH.clear()
+    tempfile.tempdir = None
 
 
 def _opener(args: argparse.Namespace, config: Config, checks: list[Check],
@@ -414,23 +436,44 @@ def _tui_start(args: argparse.Namespace
     return first_scan, partial(first_scan.opened, open_own)
 
 
-def _in_main_thread() -> bool:
-    """Whether this runs in the main thread (only it may install signal handlers)."""
+def _stop_on_signals() -> None:
+    """SIGTERM stops a run as Ctrl-C does (a CronJob's pod being deleted), in the main
+    thread only (the only one that may install signal handlers). Python merely prints an
+    interrupt that lands while a weakref callback or a finaliser runs (an import's lock
+    cleanup, for one): the run would go on, so such an interrupt is sent again a moment
+    later, from another thread, to land where it can be raised."""
+    import signal
     import threading
 
-    return threading.current_thread() is threading.main_thread()
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if sys.unraisablehook is not _send_lost_interrupt_again:
+        _UNRAISABLE_HOOK[:] = [sys.unraisablehook]
+        sys.unraisablehook = _send_lost_interrupt_again
+
+
+def _send_lost_interrupt_again(unraisable: Any) -> None:
+    """The unraisable-exception hook: an interrupt is sent again to the main thread (after
+    50 ms, once the callback it landed in has returned); anything else goes to the hook
+    that was there before."""
+    import signal
+    import threading
+
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        _UNRAISABLE_HOOK[0](unraisable)
+        return
+    again = threading.Timer(0.05, signal.pthread_kill,
+                            (threading.main_thread().ident, signal.SIGTERM))
+    again.daemon = True
+    again.start()
 
 
 def _interrupted() -> int:
     """Ctrl-C or SIGTERM: remove the scratch folders, say so, and leave at once — worker
     threads blocked on a silent server are not waited for; no report was written (reports
     are written whole, at the end)."""
-    import shutil
-
-    for forked in _FORKED:
-        forked.close()
-    for folder in _SCRATCH:
-        shutil.rmtree(folder, ignore_errors=True)
+    _remove_scratch()
     print("soma-audit: interrupted", file=sys.stderr)
     sys.stderr.flush()
     os._exit(130)
@@ -453,7 +496,7 @@ def program() -> NoReturn:
     import atexit
 
     code = main()
-    atexit._run_exitfuncs()  # the handlers a normal exit runs (scratch folders, logging)
+    atexit._run_exitfuncs()  # the handlers a normal exit runs (logging's, for one)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a reader gone, a stream closed
             stream.flush()
@@ -461,39 +504,13 @@ def program() -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import signal
-
-    if _in_main_thread():
-        # SIGTERM stops a scan as Ctrl-C does (a CronJob's pod being deleted).
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-    args = _arguments(argv)
     from soma_audit.core.errors import AuditError
 
+    _stop_on_signals()
     try:
-        if args.command == "checks":
-            return _list_checks(args)
-        contexts = _fleet_contexts(args)
-        if args.command in ("render", "diff", "apply", "rollback"):
-            if contexts is not None:
-                raise AuditError(f"{args.command} works on one cluster: give one --context")
-            from soma_audit.cli.remediation import run
-
-            return run(args, _build_session)
-        if args.metrics_file and not args.ci:
-            raise AuditError("--metrics-file goes with --ci (`soma-audit serve` serves the "
-                             "metrics instead)")
-        if contexts is not None and args.cluster_name:
-            raise AuditError("--cluster-name labels one cluster; with several contexts each "
-                             "is labelled with its context name")
-        if args.command == "serve":
-            from soma_audit.exporter.server import run as serve
-
-            return serve(args, contexts, _session_opener)
-        if contexts is not None:
-            if not args.ci:
-                raise AuditError("the TUI audits one cluster; use --ci for several contexts")
-            return _run_fleet(args, contexts)
-        return _run_ci(args, _build_session(args)) if args.ci else _run_tui(args)
+        args = _arguments(argv)
+        _make_temporary_folders_inside_scratch()
+        return _run_command(args)
     except AuditError as exc:
         print(f"soma-audit: error: {visible(exc)}", file=sys.stderr)
         return 2
@@ -503,3 +520,35 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`soma-audit checks | head`): not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        _remove_scratch()
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """The command the options name; AuditError for bad input."""
+    from soma_audit.core.errors import AuditError
+
+    if args.command == "checks":
+        return _list_checks(args)
+    contexts = _fleet_contexts(args)
+    if args.command in ("render", "diff", "apply", "rollback"):
+        if contexts is not None:
+            raise AuditError(f"{args.command} works on one cluster: give one --context")
+        from soma_audit.cli.remediation import run
+
+        return run(args, _build_session)
+    if args.metrics_file and not args.ci:
+        raise AuditError("--metrics-file goes with --ci (`soma-audit serve` serves the "
+                         "metrics instead)")
+    if contexts is not None and args.cluster_name:
+        raise AuditError("--cluster-name labels one cluster; with several contexts each "
+                         "is labelled with its context name")
+    if args.command == "serve":
+        from soma_audit.exporter.server import run as serve
+
+        return serve(args, contexts, _session_opener)
+    if contexts is not None:
+        if not args.ci:
+            raise AuditError("the TUI audits one cluster; use --ci for several contexts")
+        return _run_fleet(args, contexts)
+    return _run_ci(args, _build_session(args)) if args.ci else _run_tui(args)

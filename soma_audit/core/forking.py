@@ -59,7 +59,9 @@ class ForkedCall(Generic[T]):
         return cls(pid, read_end)
 
     def result(self) -> T | None:
-        """What ``work`` returned; None if the child died or could not send it."""
+        """What ``work`` returned; None if the child died or could not send it. Interrupted
+        while waiting, the child is killed rather than waited for (it may be waiting on a
+        silent server)."""
         try:
             with os.fdopen(self._pipe, "rb") as pipe:
                 header = pipe.read(_LENGTH.size)
@@ -67,6 +69,9 @@ class ForkedCall(Generic[T]):
                     return None
                 (length,) = _LENGTH.unpack(header)
                 data = pipe.read(length)
+        except KeyboardInterrupt:
+            os.kill(self._pid, signal.SIGKILL)  # unreaped, it is there (if only a zombie)
+            raise
         finally:
             os.waitpid(self._pid, 0)
         if len(data) != length:

@@ -214,7 +214,8 @@ def _run_audit(request: AuditRequest, progress: Progress | None) -> Report:
     pure = [i for i, c in enumerate(request.checks)
             if not c.manual and set(c.requires) <= inventory_only]
     done = run_shared(pure, run) if pure and worth_forking(len(inventory)) else {}
-    with ThreadPoolExecutor(PROBE_WORKERS, thread_name_prefix="soma-probe") as pool:
+    pool = ThreadPoolExecutor(PROBE_WORKERS, thread_name_prefix="soma-probe")
+    try:
         # Results are still taken, waived and reported in catalog order.
         pending: dict[int, Future[Outcome]] = {
             index: pool.submit(run, index)
@@ -237,6 +238,12 @@ def _run_audit(request: AuditRequest, progress: Progress | None) -> Report:
             results.append(result)
             if progress:
                 progress(result, len(results), total)
+    except BaseException:
+        # Ctrl-C/SIGTERM: leave now; a probe still waiting on a tool or a server is not
+        # waited for (the CLI exits without joining it).
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return Report(
         source=request.source.info,
         results=results,

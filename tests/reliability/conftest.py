@@ -138,10 +138,11 @@ class Measured:
 
 
 def run_measured(argv: list[str], folder: Path, timeout: float = 120,
-                 signal_after: float | None = None, signum: int = signal.SIGINT,
+                 signal_after: float | Path | None = None, signum: int = signal.SIGINT,
                  env: dict[str, str] | None = None) -> Measured:
     """``soma-audit argv`` with its wall time and peak RSS; ``signal_after`` seconds in,
-    ``signum`` is sent (the time then counts from the signal)."""
+    or once the file ``signal_after`` exists, ``signum`` is sent (the time then counts from
+    the signal)."""
     full = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
     full.update(env or {})
     out, err = folder / "stdout", folder / "stderr"
@@ -150,8 +151,12 @@ def run_measured(argv: list[str], folder: Path, timeout: float = 120,
         proc = subprocess.Popen([str(SOMA_AUDIT), *argv], env=full, cwd=folder,
                                 stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
                                 preexec_fn=sigint_as_a_terminal_sends_it)
-        if signal_after is not None:
+        if isinstance(signal_after, Path):
+            while not signal_after.exists() and time.monotonic() - began < timeout:
+                time.sleep(0.01)
+        elif signal_after is not None:
             time.sleep(signal_after)
+        if signal_after is not None:
             proc.send_signal(signum)
             began = time.monotonic()
         while (time.monotonic() - began) < timeout:

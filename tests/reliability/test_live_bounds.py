@@ -8,7 +8,9 @@ measured (``wait4``).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -166,6 +168,31 @@ def test_sigterm_removes_the_demo_scratch_folder(tmp_path: Path) -> None:
                            env={"TMPDIR": str(scratch)})
     assert run.code == 130 and run.seconds < 2.0, (run.code, run.seconds, run.stderr)
     assert not run.stdout, "a partial report was written"
+    assert list(scratch.iterdir()) == [], list(scratch.iterdir())
+
+
+def test_sigterm_while_a_tool_runs_removes_its_scratch_folder(tmp_path: Path) -> None:
+    """``--demo``, SIGTERM while promtool checks the rule files the SLO probe wrote to a
+    temporary folder: nothing is left in TMPDIR. The ``promtool`` on PATH here only says it
+    started and then never ends (a stall the real one cannot be made to produce)."""
+    scratch, tools = tmp_path / "tmp", tmp_path / "bin"
+    scratch.mkdir()
+    tools.mkdir()
+    started = tmp_path / "promtool-started"
+    promtool = tools / "promtool"
+    promtool.write_text(f"#!/bin/sh\necho $$ > {started}.pid\nmv {started}.pid {started}\n"
+                        "exec sleep 60\n", encoding="utf-8")
+    promtool.chmod(0o755)
+    path = f"{tools}:{os.environ['PATH']}"
+    try:
+        run = run_measured(["--demo", "--ci", "--format", "json"], tmp_path,
+                           signal_after=started, signum=signal.SIGTERM, timeout=30,
+                           env={"TMPDIR": str(scratch), "PATH": path})
+    finally:
+        if started.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(started.read_text()), signal.SIGKILL)
+    assert run.code == 130 and run.seconds < 2.0, (run.code, run.seconds, run.stderr)
     assert list(scratch.iterdir()) == [], list(scratch.iterdir())
 
 

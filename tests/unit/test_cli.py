@@ -184,6 +184,32 @@ def test_sigterm_while_the_tui_starts_stops_the_child_too(tmp_path: Path) -> Non
     assert not list(tmp_path.iterdir())
 
 
+_LANDS_IN_A_CALLBACK = """
+import os, signal, time, weakref
+from soma_audit.cli import _stop_on_signals
+
+_stop_on_signals()
+class Held: pass
+held = Held()
+watcher = weakref.ref(held, lambda _: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(0.2)))
+try:
+    del held  # the SIGTERM arrives while the weakref callback runs
+    time.sleep(5)
+    print("went on")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_an_interrupt_landing_in_a_weakref_callback_still_stops_the_run() -> None:
+    """Python only prints an exception raised in a weakref callback (as an import's lock
+    cleanup is): a real SIGTERM landing there is sent again and raised after it."""
+    proc = subprocess.run([sys.executable, "-c", _LANDS_IN_A_CALLBACK], capture_output=True,
+                          text=True, timeout=30, env=CLEAN_ENV, stdin=subprocess.DEVNULL)
+    assert proc.stdout == "interrupted\n", proc.stdout + proc.stderr
+    assert proc.stderr == ""  # not "Exception ignored in ..."
+
+
 def test_demo_is_partly_ready_in_every_format(tmp_path: Path) -> None:
     proc = run("--demo", "--ci", "--format", "json")
     _no_traceback(proc)

@@ -5,6 +5,7 @@ process — for every check fixture case and the whole demo."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -124,6 +125,33 @@ def test_a_forked_child_leaves_when_its_parent_is_gone(tmp_path: Path) -> None:
         time.sleep(0.1)
     os.kill(child, 9)
     raise AssertionError("the orphaned child was still running after 6 s")
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def test_an_interrupted_wait_kills_the_forked_child(tmp_path: Path) -> None:
+    """A real signal (SIGALRM standing for Ctrl-C) interrupts the parent while it waits for
+    a child that would work for a minute (as on a silent server): the interrupt is raised
+    at once and the child is killed and reaped, not waited for."""
+    marker = tmp_path / "child-pid"
+    call = forking.ForkedCall.start(
+        lambda: (marker.write_text(str(os.getpid())), time.sleep(60)))
+    while not (marker.exists() and marker.read_text()):
+        time.sleep(0.01)
+    previous = signal.signal(signal.SIGALRM, _interrupt)
+    began = time.monotonic()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(KeyboardInterrupt):
+            call.result()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - began < 5
+    with pytest.raises(ProcessLookupError):  # reaped: no such process, not even a zombie
+        os.kill(int(marker.read_text()), 0)
 
 
 @pytest.fixture
