@@ -122,9 +122,11 @@ def goals(sizes: list[dict[str, Any]], cold: dict[str, Any] | None,
     for latency in (fleet or {}).get("latencies", []):
         ratio = latency.get("fleet_over_slowest_single")
         clusters = len(latency.get("summaries", {})) - 1
+        floor = latency.get("floor_over_slowest_single")
         row(f"fleet of {clusters} ≤ {FLEET_OVER_SLOWEST}x the slowest single cluster",
             f"{latency.get('latency_ms')} ms",
-            f"{_fmt(ratio)}x", None if ratio is None else ratio <= FLEET_OVER_SLOWEST)
+            f"{_fmt(ratio)}x" + (f" (CPU floor {_fmt(floor)}x)" if floor else ""),
+            None if ratio is None else ratio <= FLEET_OVER_SLOWEST)
     return "\n".join(rows)
 
 

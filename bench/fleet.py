@@ -15,7 +15,8 @@ side of every proxy: each request/answer round trip pays it once, as a request t
 cluster L ms away would; a TLS handshake pays it too (its server flight is delayed), and so
 does each new connection's first answer. Bytes flow at loopback speed otherwise.
 
-Figures per subject: wall, CPU (user+sys of the whole process tree, from wait4), the peak
+Figures per subject: wall, CPU (user+sys of the whole process tree, from wait4), the CPU
+the servers (the four API servers, their etcd, the proxy) used meanwhile, the peak
 RSS of the largest single process (GNU time) and the peak of the summed PSS of the whole
 process tree (sampled from /proc every :data:`bench.run.PSS_SAMPLE_SECONDS`; PSS splits the
 pages that forked processes share): with one process per cluster the latter is what the
@@ -51,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make `testenv` and `soma_audit` importable
     sys.path.insert(0, str(ROOT))
 
+import testenv  # noqa: E402
 from bench.run import (  # noqa: E402
     OBJECTS_PER_NAMESPACE,
     Api,
@@ -59,6 +61,7 @@ from bench.run import (  # noqa: E402
     audit_list_paths,
     clean_env,
     count_objects,
+    cpu_seconds,
     run_child,
     seed,
     soma_audit_bin,
@@ -92,6 +95,13 @@ class FleetEnvironment:
     servers: dict[str, ExtraApiServer]
     objects: dict[str, dict[str, int]]
     seeding: dict[str, dict[str, Any]]
+
+    @property
+    def serving_pids(self) -> tuple[int, ...]:
+        """The processes that stand for the remote clusters on this machine: the API
+        servers, their etcd and the proxy (their CPU competes with the audit's)."""
+        etcd = testenv.state()["components"]["etcd"]["pid"]
+        return (*(s.pid for s in self.servers.values()), etcd, self.proxy.pid)
 
     def set_latency(self, latency_ms: int) -> None:
         """Every proxy: only a downstream latency toxic of ``latency_ms``."""
@@ -144,14 +154,18 @@ class Run:
     clusters: dict[str, tuple[dict[str, int] | None, int]]
 
 
-def run_audit(kubeconfig: Path, contexts: Sequence[str], scratch: Path) -> Run:
-    """``soma-audit --ci --format json`` on ``contexts``; each cluster's (summary, exit)."""
-    cmd = [soma_audit_bin(), "--ci", "--format", "json", "--kubeconfig", str(kubeconfig)]
+def run_audit(env: FleetEnvironment, contexts: Sequence[str], scratch: Path) -> Run:
+    """``soma-audit --ci --format json`` on ``contexts``; each cluster's (summary, exit),
+    and the CPU the servers used meanwhile."""
+    cmd = [soma_audit_bin(), "--ci", "--format", "json", "--kubeconfig", str(env.kubeconfig)]
     for context in contexts:
         cmd += ["--context", context]
     out = scratch / f"{uuid.uuid4().hex}.json"
+    serving = env.serving_pids
+    server_cpu = cpu_seconds(serving)
     with TreePss() as pss:
-        sample = run_child(cmd, clean_env(kubeconfig), stdout=out)
+        sample = run_child(cmd, clean_env(env.kubeconfig), stdout=out)
+    sample.server_cpu_s = cpu_seconds(serving) - server_cpu
     try:
         report = json.loads(out.read_text())
     except (OSError, ValueError):
@@ -185,8 +199,8 @@ def measure_latency(env: FleetEnvironment, latency_ms: int, reps: int, scratch: 
     for rep in range(reps + 1):
         if rep:
             load.append(os.getloadavg()[0])
-        singles = {name: run_audit(env.kubeconfig, [name], scratch) for name in names}
-        fleet = run_audit(env.kubeconfig, names, scratch)
+        singles = {name: run_audit(env, [name], scratch) for name in names}
+        fleet = run_audit(env, names, scratch)
         expected = {name: run.clusters.get(name) for name, run in singles.items()}
         same = fleet.clusters == expected and list(fleet.clusters) == names
         if not rep:
@@ -201,12 +215,17 @@ def measure_latency(env: FleetEnvironment, latency_ms: int, reps: int, scratch: 
         log(f"latency {latency_ms} ms rep {rep}/{reps}: {line}  (load {load[-1]:.2f})")
     summaries = {name: summarize_runs(r) for name, r in runs.items()}
     slowest = max(names, key=lambda n: summaries[n]["wall_s"])
+    fleet = summaries[FLEET]
+    # The fleet's wall cannot be below its CPU and the servers' together over the cores.
+    floor = (fleet["cpu_s"] + fleet["server_cpu_s"]) / (os.cpu_count() or 1)
     return {
         "latency_ms": latency_ms,
         "summaries": summaries,
         "slowest_single": slowest,
         "fleet_over_slowest_single": round(summaries[FLEET]["wall_s"]
                                            / summaries[slowest]["wall_s"], 3),
+        "cpu_floor_s": round(floor, 3),
+        "floor_over_slowest_single": round(floor / summaries[slowest]["wall_s"], 3),
         "fleet_over_mean_single": round(summaries[FLEET]["wall_s"] / statistics.fmean(
             summaries[n]["wall_s"] for n in names), 3),
         "fleet_over_sum_of_singles": round(summaries[FLEET]["wall_s"] / sum(
@@ -230,10 +249,10 @@ def markdown(results: dict[str, Any]) -> str:
              + ", ".join(f"{name} {sum(kinds.values()):,}"
                          for name, kinds in results["objects"].items()),
              "",
-             "| latency | subject | wall s (median) | CPU s | peak RSS MB (largest process) | "
-             "peak PSS MB (process tree) | fleet ÷ slowest single (÷ mean single) | "
-             "load average (min / max) |",
-             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| latency | subject | wall s (median) | CPU s | servers' CPU s | "
+             "peak RSS MB (largest process) | peak PSS MB (process tree) | "
+             "fleet ÷ slowest single (÷ mean single) | load average (min / max) |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for latency in results["latencies"]:
         load = latency["load_average"] or [0.0]
         load_text = f"{min(load):.1f} / {max(load):.1f}"
@@ -243,9 +262,16 @@ def markdown(results: dict[str, Any]) -> str:
             ratio = (f"**{latency['fleet_over_slowest_single']:.2f}** "
                      f"({latency['fleet_over_mean_single']:.2f})" if name == FLEET
                      else ("slowest" if name == latency["slowest_single"] else ""))
+            server = f"{s['server_cpu_s']:.2f}" if s.get("server_cpu_s") else "—"
             lines.append(f"| {latency['latency_ms']} ms | {name} | {s['wall_s']:.2f} | "
-                         f"{s['cpu_s']:.2f} | {s['rss_mb']:.0f} | {s['tree_pss_mb']:.0f} | "
-                         f"{ratio} | {load_text} |")
+                         f"{s['cpu_s']:.2f} | {server} | {s['rss_mb']:.0f} | "
+                         f"{s['tree_pss_mb']:.0f} | {ratio} | {load_text} |")
+    floors = [f"{latency['latency_ms']} ms: {latency['cpu_floor_s']:.2f} s, "
+              f"{latency['floor_over_slowest_single']:.2f}x the slowest single"
+              for latency in results["latencies"] if "cpu_floor_s" in latency]
+    if floors:
+        lines += ["", "The fleet's CPU floor (its CPU and the servers' over the cores): "
+                  + "; ".join(floors) + "."]
     return "\n".join(lines)
 
 

@@ -453,17 +453,22 @@ class Api:
         return json.loads(data)
 
     def server_cpu_s(self) -> float:
-        """CPU seconds (user + system, all threads) used so far by :attr:`server_pids`."""
-        ticks = 0
-        for pid in self.server_pids:
-            with contextlib.suppress(OSError):
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                ticks += int(fields[11]) + int(fields[12])  # utime, stime
-        return ticks / os.sysconf("SC_CLK_TCK")
+        """CPU seconds used so far by :attr:`server_pids`."""
+        return cpu_seconds(self.server_pids)
 
     def metrics(self) -> dict[str, float]:
         status, data = self.request("GET", "/metrics")
         return parse_request_totals(data.decode()) if status == 200 else {}
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """CPU seconds (user + system, all threads) used so far by the processes ``pids``."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager

@@ -31,10 +31,12 @@ def _version(api: str) -> str:
 
 @dataclass(frozen=True)
 class Server:
-    """A running Toxiproxy: its HTTP API and its log (one line per accepted client)."""
+    """A running Toxiproxy: its HTTP API, its log (one line per accepted client) and its
+    process."""
 
     api: str
     log: Path
+    pid: int
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """One call of the HTTP API; its JSON answer (None when empty)."""
@@ -83,7 +85,7 @@ def running(home: Path) -> Iterator[Server]:
         api = f"http://127.0.0.1:{port}"
         wait_for(lambda: _version(api), what="its HTTP API", component="toxiproxy",
                  timeout=30, log=log, pid=pid, started=started, interval=0.1)
-        yield Server(api, log)
+        yield Server(api, log, pid)
     finally:
         if stop_group(pid, started, grace=5.0):
             with contextlib.suppress(ChildProcessError):

@@ -79,6 +79,12 @@ class ForkedCall(Generic[T]):
         value: T = pickle.loads(data)  # bytes of our own child
         return value
 
+    def kill(self) -> None:
+        """Kill the child and reap it: its result is not wanted (the user interrupted)."""
+        os.kill(self._pid, signal.SIGKILL)
+        os.waitpid(self._pid, 0)
+        os.close(self._pipe)
+
 
 def _run_and_send(work: Callable[[], T], pipe: int, parent: int) -> None:
     try:

@@ -4,18 +4,27 @@ A cluster that cannot be audited at all (unreachable, bad credentials) becomes a
 :class:`ClusterScan` with an ``error`` instead of a report; the others are unaffected.
 Each context gets its own session, hence its own ClusterSource and connection pool: one pool
 must never serve two contexts.
+
+Where this process may fork (:func:`~soma_audit.core.forking.can_fork`: the CLI, on two
+cores or more), each context is scanned in a forked child of its own, so the clusters'
+decoding and checks run on every core instead of taking turns in one interpreter; the
+exporter, which runs an HTTP server's threads, scans them in threads.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING
 
 from soma_audit.core.errors import AuditError
+from soma_audit.core.forking import ForkedCall, can_fork
 from soma_audit.results.fleet import ClusterScan, FleetReport
 
 if TYPE_CHECKING:
@@ -73,8 +82,10 @@ def audit_fleet(contexts: Iterable[str], open_session: Callable[[str], AuditSess
     names = list(contexts)
     if not names:
         raise AuditError("no kube context to audit")
-    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(names))),
-                              thread_name_prefix="soma-fleet")
+    workers = max(1, min(workers, len(names)))
+    if len(names) > 1 and can_fork():
+        return FleetReport(_scan_in_children(names, open_session, workers))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="soma-fleet")
     try:
         scans = list(pool.map(lambda name: _scan_one(name, open_session), names))
     except BaseException:
@@ -84,3 +95,44 @@ def audit_fleet(contexts: Iterable[str], open_session: Callable[[str], AuditSess
         raise
     pool.shutdown()
     return FleetReport(scans)
+
+
+def _scan_in_children(names: list[str], open_session: Callable[[str], AuditSession],
+                      workers: int) -> list[ClusterScan]:
+    """Each context scanned in a forked child, at most ``workers`` at once, the next one
+    started as the oldest ends. A child that ends without a result (killed, crashed) gives
+    its context an error entry; on Ctrl-C or SIGTERM every child still running is
+    killed."""
+    _import_before_forking()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # a child must not write the parent's buffered output again
+    waiting = deque(names)
+    running: deque[tuple[str, dt.datetime, float, ForkedCall[ClusterScan]]] = deque()
+    scans: list[ClusterScan] = []
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                name = waiting.popleft()
+                running.append((name, dt.datetime.now(dt.UTC), time.perf_counter(),
+                                ForkedCall.start(partial(_scan_one, name, open_session))))
+            name, started, clock, call = running.popleft()
+            scan = call.result()  # interrupted, it has killed its child
+            scans.append(scan or ClusterScan(
+                name, started=started, duration_seconds=time.perf_counter() - clock,
+                error="internal error: the audit process ended without a result"))
+    except BaseException:
+        for *_, call in running:
+            call.kill()
+        raise
+    return scans
+
+
+def _import_before_forking() -> None:
+    """Import, once, the modules every cluster's scan imports on first use (the scan, the
+    probes, the cluster source and its decoder): each child inherits them instead of
+    importing them again."""
+    from soma_audit.engine import scan  # noqa: F401
+    from soma_audit.probes import load_probes
+    from soma_audit.sources import cluster  # noqa: F401
+
+    load_probes()

@@ -35,6 +35,10 @@ def test_the_table_has_a_row_per_latency_and_subject_and_the_fleet_ratio() -> No
         assert f"| {latency['slowest_single']} |" in slowest
     for name, kinds in results["objects"].items():  # each cluster with its listed objects
         assert f"{name} {sum(kinds.values()):,}" in table[0]
+    for latency in results["latencies"]:  # the CPU floor, where the servers' CPU was read
+        if "cpu_floor_s" in latency:
+            assert (f"{latency['latency_ms']} ms: {latency['cpu_floor_s']:.2f} s, "
+                    f"{latency['floor_over_slowest_single']:.2f}x") in table[-1]
 
 
 def test_descendants_include_a_grandchild() -> None:

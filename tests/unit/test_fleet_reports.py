@@ -9,6 +9,8 @@ its audit fails the way an unreachable cluster does.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -18,6 +20,7 @@ import yaml
 from soma_audit.catalog.checks import load_catalog
 from soma_audit.config import load_config
 from soma_audit.core.model import ExitCode, Severity
+from soma_audit.engine import fleet as fleet_engine
 from soma_audit.engine.fleet import audit_fleet
 from soma_audit.engine.session import AuditSession
 from soma_audit.reports import render, render_fleet
@@ -56,7 +59,7 @@ def _tree(root: Path, *objects: dict[str, object]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> FleetReport:
+def open_session(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], AuditSession]:
     base = tmp_path_factory.mktemp("fleet")
     trees = {
         "prod": _tree(base / "prod", _namespace("shop", RESTRICTED)),
@@ -80,7 +83,57 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> FleetReport:
         return AuditSession(source=source, config=config, checks=checks,
                             attestations_path=base / f"{context}.attestations.yaml")
 
+    return open_session
+
+
+@pytest.fixture(scope="module")
+def fleet(open_session: Callable[[str], AuditSession]) -> FleetReport:
     return audit_fleet(["prod", "staging", "gone"], open_session)
+
+
+def _outcomes(fleet: FleetReport) -> list[tuple[object, ...]]:
+    """What each cluster's audit found, without its times."""
+    return [(scan.cluster, scan.error, scan.report and [
+        (r.check.id, r.status, r.evidence) for r in scan.report.results])
+        for scan in fleet.clusters]
+
+
+def test_clusters_in_forked_children_or_in_threads_give_the_same_fleet(
+        open_session: Callable[[str], AuditSession], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI scans each cluster in a forked child, the exporter in a thread."""
+    started: list[str] = []
+    start = fleet_engine.ForkedCall.start
+
+    def counted(work: Callable[[], ClusterScan]) -> fleet_engine.ForkedCall[ClusterScan]:
+        started.append(work.args[0])  # type: ignore[attr-defined]
+        return start(work)
+
+    monkeypatch.setattr(fleet_engine.ForkedCall, "start", counted)
+    monkeypatch.setattr(fleet_engine, "can_fork", lambda: True)
+    forked = audit_fleet(["prod", "staging", "gone"], open_session, workers=2)
+    monkeypatch.setattr(fleet_engine, "can_fork", lambda: False)
+    threaded = audit_fleet(["prod", "staging", "gone"], open_session)
+    assert started == ["prod", "staging", "gone"]
+    assert _outcomes(forked) == _outcomes(threaded)
+    assert [s.cluster for s in forked.failed] == ["gone"]
+
+
+def test_a_cluster_whose_process_dies_gets_an_error_entry(
+        open_session: Callable[[str], AuditSession], monkeypatch: pytest.MonkeyPatch) -> None:
+    parent = os.getpid()
+
+    def dying(context: str) -> AuditSession:
+        if context == "staging" and os.getpid() != parent:
+            os._exit(3)  # the child auditing staging dies
+        return open_session(context)
+
+    monkeypatch.setattr(fleet_engine, "can_fork", lambda: True)
+    fleet = audit_fleet(["prod", "staging"], dying)
+    prod, staging = fleet.clusters
+    assert prod.error is None and prod.report is not None
+    assert staging.report is None and staging.cluster == "staging"
+    assert staging.error == "internal error: the audit process ended without a result"
+    assert staging.exit_code() is ExitCode.CANNOT_RUN
 
 
 def _scan(fleet: FleetReport, name: str) -> ClusterScan:
