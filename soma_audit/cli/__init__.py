@@ -470,9 +470,12 @@ def _send_lost_interrupt_again(unraisable: Any) -> None:
 
 
 def _interrupted() -> int:
-    """Ctrl-C or SIGTERM: remove the scratch folders, say so, and leave at once — worker
-    threads blocked on a silent server are not waited for; no report was written (reports
-    are written whole, at the end)."""
+    """Ctrl-C or SIGTERM: stop the external tools still running, remove the scratch folder,
+    say so, and leave at once — worker threads blocked on a silent server are not waited
+    for; no report was written (reports are written whole, at the end)."""
+    from soma_audit.services.tools import stop_running_tools
+
+    stop_running_tools()
     _remove_scratch()
     print("soma-audit: interrupted", file=sys.stderr)
     sys.stderr.flush()

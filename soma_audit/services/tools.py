@@ -7,14 +7,18 @@ on ``PATH``. A missing binary is an error naming what to install — never a pas
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from soma_audit.config import Tools as ToolPaths
 
@@ -30,6 +34,26 @@ INSTALL_HINTS = {
 #: Output a checking tool may print (both streams): a run that prints without end (a
 #: hostile script's ``console.log`` in a loop) is stopped, it cannot fill memory.
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024
+
+
+#: The tools running now. Each runs in a session of its own, which a terminal's Ctrl-C does
+#: not reach: :func:`stop_running_tools` stops them when the user interrupts.
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def stop_running_tools() -> None:
+    """Kill every tool still running, with whatever it started: the user interrupted, and
+    nobody will read what they print."""
+    with _RUNNING_LOCK:
+        for proc in _RUNNING:
+            _kill(proc)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a tool's process group (it leads one: it was started in a session of its own)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 class ToolError(Exception):
@@ -89,18 +113,13 @@ class ToolRunner:
                                         start_new_session=True)
             except OSError as exc:
                 raise ToolError(f"{name} could not run: {exc.strerror}") from None
-            deadline = time.monotonic() + timeout
-            why = ""
-            while proc.poll() is None:
-                if os.fstat(out.fileno()).st_size + os.fstat(err.fileno()).st_size > max_output:
-                    why = f"{name} output exceeded {max_output:,} bytes"
-                elif time.monotonic() > deadline:
-                    why = f"{name} timed out after {timeout:g}s"
-                if why:
-                    proc.kill()
-                    proc.wait()
-                    raise ToolError(why)
-                time.sleep(_POLL_SECONDS)
+            with _RUNNING_LOCK:
+                _RUNNING.add(proc)
+            try:
+                self._wait(name, proc, out, err, max_output, timeout)
+            finally:
+                with _RUNNING_LOCK:
+                    _RUNNING.discard(proc)
             out.seek(0)
             err.seek(0)
             stdout = out.read(max_output + 1)
@@ -109,6 +128,24 @@ class ToolRunner:
             raise ToolError(f"{name} output exceeded {max_output:,} bytes")
         return ToolRun(proc.returncode, stdout.decode("utf-8", "replace"),
                        stderr.decode("utf-8", "replace"))
+
+    @staticmethod
+    def _wait(name: str, proc: subprocess.Popen[bytes], out: IO[bytes], err: IO[bytes],
+              max_output: int, timeout: float) -> None:
+        """Wait for the tool to end; killed (and :class:`ToolError`) when its output passes
+        ``max_output`` bytes or it outlives ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        why = ""
+        while proc.poll() is None:
+            if os.fstat(out.fileno()).st_size + os.fstat(err.fileno()).st_size > max_output:
+                why = f"{name} output exceeded {max_output:,} bytes"
+            elif time.monotonic() > deadline:
+                why = f"{name} timed out after {timeout:g}s"
+            if why:
+                _kill(proc)
+                proc.wait()
+                raise ToolError(why)
+            time.sleep(_POLL_SECONDS)
 
 
 #: How often a bounded run's output size and clock are looked at.

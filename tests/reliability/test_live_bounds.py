@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -171,10 +172,12 @@ def test_sigterm_removes_the_demo_scratch_folder(tmp_path: Path) -> None:
     assert list(scratch.iterdir()) == [], list(scratch.iterdir())
 
 
-def test_sigterm_while_a_tool_runs_removes_its_scratch_folder(tmp_path: Path) -> None:
+def test_sigterm_while_a_tool_runs_stops_it_and_removes_its_scratch_folder(
+        tmp_path: Path) -> None:
     """``--demo``, SIGTERM while promtool checks the rule files the SLO probe wrote to a
-    temporary folder: nothing is left in TMPDIR. The ``promtool`` on PATH here only says it
-    started and then never ends (a stall the real one cannot be made to produce)."""
+    temporary folder: the tool is killed and nothing is left in TMPDIR. The ``promtool``
+    on PATH here only says it started and then never ends (a stall the real one cannot be
+    made to produce)."""
     scratch, tools = tmp_path / "tmp", tmp_path / "bin"
     scratch.mkdir()
     tools.mkdir()
@@ -188,12 +191,25 @@ def test_sigterm_while_a_tool_runs_removes_its_scratch_folder(tmp_path: Path) ->
         run = run_measured(["--demo", "--ci", "--format", "json"], tmp_path,
                            signal_after=started, signum=signal.SIGTERM, timeout=30,
                            env={"TMPDIR": str(scratch), "PATH": path})
+        tool = Path(f"/proc/{started.read_text().strip()}/stat")
+        deadline = time.monotonic() + 2.0
+        while _running(tool) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _running(tool), "the tool was left running"
     finally:
         if started.exists():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(started.read_text()), signal.SIGKILL)
     assert run.code == 130 and run.seconds < 2.0, (run.code, run.seconds, run.stderr)
     assert list(scratch.iterdir()) == [], list(scratch.iterdir())
+
+
+def _running(stat: Path) -> bool:
+    """Whether the process of this /proc stat file is there and not a zombie."""
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_an_exec_credential_plugin_is_announced_once(tmp_path: Path) -> None:
