@@ -35,6 +35,8 @@ _TRUE = {"1", "true", "yes", "on"}
 _SCRATCH: list[Path] = []
 #: The TUI's first scan: its child is stopped before the scratch folder is removed.
 _FORKED: list[ForkedScan] = []
+#: The signals that stopped this run, as they arrived (:func:`_on_stop_signal`).
+_STOPPED: list[int] = []
 #: The unraisable-exception hook in place before :func:`_stop_on_signals` set its own.
 _UNRAISABLE_HOOK: list[Callable[[Any], object]] = []
 
@@ -196,7 +198,7 @@ def _scratch() -> Path:
 def _make_temporary_folders_inside_scratch() -> None:
     """Make every temporary folder of the command (the demo's copy, rendering, rule files,
     TLS files, those of the TUI's scan process) inside one scratch folder, so that an
-    interrupt, which leaves at once, still removes them all (:func:`_remove_scratch`)."""
+    interrupt, which leaves at once, still removes them all (:func:`_clean_up`)."""
     import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix="soma-audit-"))
@@ -204,13 +206,17 @@ def _make_temporary_folders_inside_scratch() -> None:
     tempfile.tempdir = str(folder)
 
 
-def _remove_scratch() -> None:
-    """Stop the TUI's scan process (it may still be copying the demo into the scratch
-    folder), then remove the scratch folder; temporary folders are made where they were
-    before."""
+def _clean_up() -> None:
+    """Stop what the command started and may still be running — the TUI's scan process
+    (it may still be copying the demo into the scratch folder), external tools (the TUI
+    quit mid-scan, or the user interrupted) — then remove the scratch folder; temporary
+    folders are made where they were before."""
     import shutil
     import tempfile
 
+    tools = sys.modules.get("soma_audit.services.tools")
+    if tools is not None:  # not imported: no tool ran
+        tools.stop_running_tools()
     for forked in _FORKED:
         forked.close()
     _FORKED.clear()
@@ -437,20 +443,32 @@ def _tui_start(args: argparse.Namespace
 
 
 def _stop_on_signals() -> None:
-    """SIGTERM stops a run as Ctrl-C does (a CronJob's pod being deleted), in the main
-    thread only (the only one that may install signal handlers). Python merely prints an
-    interrupt that lands while a weakref callback or a finaliser runs (an import's lock
-    cleanup, for one): the run would go on, so such an interrupt is sent again a moment
-    later, from another thread, to land where it can be raised."""
+    """Ctrl-C and SIGTERM (a CronJob's pod being deleted) stop a run, in the main thread
+    only (the only one that may install signal handlers); a SIGINT this process was told
+    to ignore stays ignored. Python merely prints an interrupt that lands while a weakref
+    callback or a finaliser runs (an import's lock cleanup, for one): the run would go on,
+    so such an interrupt is sent again a moment later, from another thread, to land where
+    it can be raised."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _on_stop_signal)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_stop_signal)
     if sys.unraisablehook is not _send_lost_interrupt_again:
         _UNRAISABLE_HOOK[:] = [sys.unraisablehook]
         sys.unraisablehook = _send_lost_interrupt_again
+
+
+def _on_stop_signal(signum: int, frame: object) -> NoReturn:
+    """Note that the user stopped the run, and raise the interrupt. Python can turn an
+    interrupt into another error (one landing in a class's ``__set_name__`` becomes a
+    RuntimeError, one landing while an exception is made, a TypeError); whatever error
+    surfaces after this is then reported as the interrupt it is."""
+    _STOPPED.append(signum)
+    raise KeyboardInterrupt
 
 
 def _send_lost_interrupt_again(unraisable: Any) -> None:
@@ -473,10 +491,7 @@ def _interrupted() -> int:
     """Ctrl-C or SIGTERM: stop the external tools still running, remove the scratch folder,
     say so, and leave at once — worker threads blocked on a silent server are not waited
     for; no report was written (reports are written whole, at the end)."""
-    from soma_audit.services.tools import stop_running_tools
-
-    stop_running_tools()
-    _remove_scratch()
+    _clean_up()
     print("soma-audit: interrupted", file=sys.stderr)
     sys.stderr.flush()
     os._exit(130)
@@ -523,8 +538,12 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`soma-audit checks | head`): not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception:
+        if _STOPPED:
+            return _interrupted()
+        raise
     finally:
-        _remove_scratch()
+        _clean_up()
 
 
 def _run_command(args: argparse.Namespace) -> int:

@@ -33,16 +33,7 @@ def run_tui(open_session: Callable[[], AuditSession],
     """Import the app, then open the session (``open_session`` raises for bad input: no
     app is shown), and run the app until the user quits; 0 unless the app itself failed.
     ``first_scan`` is the session's first scan already under way in a child process, if
-    any.
-
-    An interrupt while Textual starts its driver can make Textual's own shutdown fail
-    (joining a writer thread not yet started): the interrupt is what happened, and it is
-    raised instead."""
+    any."""
     app = app_class()(open_session(), first_scan=first_scan)
-    try:
-        app.run()
-    except Exception as exc:
-        if isinstance(exc.__context__, KeyboardInterrupt):
-            raise KeyboardInterrupt from None
-        raise
+    app.run()
     return app.return_code or 0

@@ -210,6 +210,37 @@ def test_an_interrupt_landing_in_a_weakref_callback_still_stops_the_run() -> Non
     assert proc.stderr == ""  # not "Exception ignored in ..."
 
 
+_LANDS_IN_SET_NAME = """
+import os, signal, sys, time
+from soma_audit import cli
+
+class Named:
+    def __set_name__(self, owner, name):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the interrupt lands here: Python raises RuntimeError from it
+
+def run_command(args):
+    class Holder:  # as when a module with dataclasses is imported mid-scan
+        field = Named()
+    return 0
+
+cli._run_command = run_command
+sys.exit(cli.main(["--ci", "--demo"]))
+"""
+
+
+def test_an_interrupt_python_turns_into_another_error_still_stops_the_run(
+        tmp_path: Path) -> None:
+    """A real SIGTERM landing in a class's ``__set_name__`` reaches ``main`` as a
+    RuntimeError caused by the interrupt: exit 130 and one line, no traceback."""
+    proc = subprocess.run([sys.executable, "-c", _LANDS_IN_SET_NAME], capture_output=True,
+                          text=True, timeout=30, env={**CLEAN_ENV, "TMPDIR": str(tmp_path)},
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == "soma-audit: interrupted\n"
+    assert not list(tmp_path.iterdir())  # the scratch folder is gone too
+
+
 def test_demo_is_partly_ready_in_every_format(tmp_path: Path) -> None:
     proc = run("--demo", "--ci", "--format", "json")
     _no_traceback(proc)
