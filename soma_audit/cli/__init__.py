@@ -211,15 +211,17 @@ def _clean_up() -> None:
     (it may still be copying the demo into the scratch folder), external tools (the TUI
     quit mid-scan, or the user interrupted) — then remove the scratch folder; temporary
     folders are made where they were before."""
-    import shutil
-    import tempfile
-
     tools = sys.modules.get("soma_audit.services.tools")
     if tools is not None:  # not imported: no tool ran
         tools.stop_running_tools()
     for forked in _FORKED:
         forked.close()
     _FORKED.clear()
+    if not _SCRATCH:  # the options were refused, or only --version or --help asked
+        return
+    import shutil
+    import tempfile
+
     for folder in _SCRATCH:
         shutil.rmtree(folder, ignore_errors=True)
     _SCRATCH.clear()
