@@ -12,11 +12,11 @@ the re-run after an attestation or an apply) run in the process.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 #: How much lower the child's priority is than the TUI's (CFS gives it about a tenth of a
 #: shared core).
 CHILD_NICENESS = 10
+#: How long a child asked to stop has before it is killed.
+STOP_GRACE_SECONDS = 0.5
 
 
 class ScanCrashed(Exception):
@@ -114,12 +116,18 @@ class ForkedScan:
         raise ScanCrashed(payload[0])
 
     def stop(self) -> None:
-        """Kill the child, from any thread: a reader waiting in :meth:`result` gets to the
-        end of the pipe."""
+        """Stop the child, from any thread: asked first (SIGTERM: it stops the external
+        tools it runs, which the parent cannot reach, and leaves), killed if it is still
+        there after :data:`STOP_GRACE_SECONDS`. A reader waiting in :meth:`result` gets to
+        the end of the pipe."""
         with self._lock:
-            if not self._reaped:
-                with contextlib.suppress(ProcessLookupError):  # a zombie can be killed
-                    os.kill(self._pid, signal.SIGKILL)
+            if self._reaped:
+                return
+            os.kill(self._pid, signal.SIGTERM)  # unreaped, it is there (if only a zombie)
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            while not _ended(self._pid) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            os.kill(self._pid, signal.SIGKILL)
 
     def close(self) -> None:
         """Stop and reap the child and close the pipe (once)."""
@@ -131,12 +139,28 @@ class ForkedScan:
         self._pipe.close()
 
 
+def _ended(pid: int) -> bool:
+    """Whether the child ``pid`` has ended (it is not reaped: :meth:`ForkedScan.close`
+    reaps it)."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
+def _leave(signum: int, frame: object) -> NoReturn:
+    """The child, asked to stop: the external tools it runs are in sessions of their own,
+    which nothing else would stop; stop them, and leave."""
+    from soma_audit.services.tools import stop_running_tools
+
+    stop_running_tools()
+    os._exit(0)
+
+
 def _open_scan_and_send(open_session: Callable[[], tuple[AuditSession, Any]],
                         write_end: int) -> None:
     """The child: open the session and hand it over, scan, send every result and the
     report (or the error), and leave without running the parent's exit handlers (they
     remove the parent's demo copy)."""
     try:
+        signal.signal(signal.SIGTERM, _leave)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)  # the terminal's input is the TUI's, not the tools'
         with os.fdopen(write_end, "wb") as pipe:

@@ -3,7 +3,11 @@ order while it runs, errors carried over, and no child left behind."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ from soma_audit.catalog.checks import load_catalog
 from soma_audit.config import load_config
 from soma_audit.core.errors import AuditError
 from soma_audit.core.model import Result
+from soma_audit.engine import forked as forked_engine
 from soma_audit.engine.demo import prepare_demo
 from soma_audit.engine.forked import ForkedScan, ScanCrashed
 from soma_audit.engine.session import AuditSession
@@ -74,6 +79,54 @@ def test_a_progress_that_gives_up_stops_the_child(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         forked.result(give_up)
     assert _reaped(forked)
+
+
+def test_stopping_the_child_stops_the_tool_it_runs(tmp_path: Path) -> None:
+    """The child's tools run in sessions of their own, which the parent cannot reach: asked
+    to stop, the child stops them before it leaves. The ``promtool`` here only says it
+    started and then never ends (a stall the real one cannot be made to produce)."""
+    started = tmp_path / "promtool-started"
+    promtool = tmp_path / "promtool"
+    promtool.write_text(f"#!/bin/sh\necho $$ > {started}.pid\nmv {started}.pid {started}\n"
+                        "exec sleep 60\n", encoding="utf-8")
+    promtool.chmod(0o755)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"tools: {{promtool: {promtool}}}\n", encoding="utf-8")
+    directory = prepare_demo(tmp_path / "demo")
+    session = AuditSession(source=ManifestsSource(directory), config=load_config(str(config)),
+                           checks=load_catalog(), attestations_path=directory / "attest.yaml")
+    forked = _forked(session)
+    reader = threading.Thread(target=_read_until_the_end, args=(forked,), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    tool = Path(f"/proc/{started.read_text().strip()}/stat")
+    try:
+        began = time.monotonic()
+        forked.stop()
+        assert time.monotonic() - began < forked_engine.STOP_GRACE_SECONDS  # it left
+        reader.join(10)
+        assert _reaped(forked)
+        while _running(tool) and time.monotonic() - began < 2:
+            time.sleep(0.01)
+        assert not _running(tool), "the tool was left running"
+    finally:
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(started.read_text()), signal.SIGKILL)
+
+
+def _read_until_the_end(forked: ForkedScan) -> None:
+    with contextlib.suppress(AuditError):  # "the scan process ended without a report"
+        forked.result()
+
+
+def _running(stat: Path) -> bool:
+    """Whether the process of this /proc stat file is there and not a zombie."""
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_the_child_opens_the_session_and_hands_it_over(tmp_path: Path) -> None:
