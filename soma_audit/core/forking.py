@@ -14,6 +14,7 @@ import os
 import pickle
 import signal
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -51,6 +52,8 @@ class ForkedCall(Generic[T]):
         """Fork, and run ``work`` in the child. Check :func:`can_fork` first."""
         read_end, write_end = os.pipe()
         parent = os.getpid()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # a child that writes must not write the parent's buffer again
         pid = os.fork()
         if pid == 0:  # the child: never returns
             os.close(read_end)

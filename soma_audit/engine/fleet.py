@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING
 
 from soma_audit.core.errors import AuditError
 from soma_audit.core.forking import ForkedCall, can_fork
+from soma_audit.core.pools import unwaited_on_error
 from soma_audit.results.fleet import ClusterScan, FleetReport
 
 if TYPE_CHECKING:
@@ -85,15 +84,10 @@ def audit_fleet(contexts: Iterable[str], open_session: Callable[[str], AuditSess
     workers = max(1, min(workers, len(names)))
     if len(names) > 1 and can_fork():
         return FleetReport(_scan_in_children(names, open_session, workers))
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="soma-fleet")
-    try:
+    # Ctrl-C/SIGTERM leaves now: waiting for the workers would wait for the slowest
+    # cluster's timeouts.
+    with unwaited_on_error(workers, "soma-fleet") as pool:
         scans = list(pool.map(lambda name: _scan_one(name, open_session), names))
-    except BaseException:
-        # Ctrl-C/SIGTERM: leave now; waiting for the workers would wait for the slowest
-        # cluster's timeouts (the CLI exits without joining them).
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
     return FleetReport(scans)
 
 
@@ -104,8 +98,6 @@ def _scan_in_children(names: list[str], open_session: Callable[[str], AuditSessi
     its context an error entry; on Ctrl-C or SIGTERM every child still running is
     killed."""
     _import_before_forking()
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()  # a child must not write the parent's buffered output again
     waiting = deque(names)
     running: deque[tuple[str, dt.datetime, float, ForkedCall[ClusterScan]]] = deque()
     scans: list[ClusterScan] = []

@@ -8,13 +8,14 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from soma_audit.catalog.checks import validate_probes
 from soma_audit.config import Config, Waiver
 from soma_audit.core.model import Check, Evidence, Outcome, Result, Status
+from soma_audit.core.pools import unwaited_on_error
 from soma_audit.engine.attestations import Attestation
 from soma_audit.engine.parallel import run_shared, worth_forking
 from soma_audit.probes import NoRepository, Probe, ProbeContext, ProbeError, load_probes
@@ -214,8 +215,9 @@ def _run_audit(request: AuditRequest, progress: Progress | None) -> Report:
     pure = [i for i, c in enumerate(request.checks)
             if not c.manual and set(c.requires) <= inventory_only]
     done = run_shared(pure, run) if pure and worth_forking(len(inventory)) else {}
-    pool = ThreadPoolExecutor(PROBE_WORKERS, thread_name_prefix="soma-probe")
-    try:
+    # Ctrl-C/SIGTERM leaves now: a probe still waiting on a tool or a server is not
+    # waited for.
+    with unwaited_on_error(PROBE_WORKERS, "soma-probe") as pool:
         # Results are still taken, waived and reported in catalog order.
         pending: dict[int, Future[Outcome]] = {
             index: pool.submit(run, index)
@@ -238,12 +240,6 @@ def _run_audit(request: AuditRequest, progress: Progress | None) -> Report:
             results.append(result)
             if progress:
                 progress(result, len(results), total)
-    except BaseException:
-        # Ctrl-C/SIGTERM: leave now; a probe still waiting on a tool or a server is not
-        # waited for (the CLI exits without joining it).
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
     return Report(
         source=request.source.info,
         results=results,

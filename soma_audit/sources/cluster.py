@@ -17,7 +17,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from soma_audit.core.errors import AuditError
 from soma_audit.core.escape import visible
 from soma_audit.core.fastjson import orjson
 from soma_audit.core.forking import ForkedCall, can_fork
+from soma_audit.core.pools import unwaited_on_error
 from soma_audit.kube.inventory import Inventory, Resource
 from soma_audit.sources import SourceInfo
 from soma_audit.sources.kinds import FORBIDDEN_KINDS, KINDS, KindInfo
@@ -364,14 +364,12 @@ class ClusterSource:
             except ListError as exc:
                 return exc
 
-        pool = ThreadPoolExecutor(max_workers=self._workers)
-        try:
-            outcomes = list(pool.map(fetch, jobs))
-        except BaseException:
-            self._stop.set()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
+        with unwaited_on_error(self._workers) as pool:
+            try:
+                outcomes = list(pool.map(fetch, jobs))
+            except BaseException:
+                self._stop.set()  # the workers stop at their next read
+                raise
         return {info.kind: outcome for (info, _), outcome in zip(jobs, outcomes, strict=True)}
 
     def _fetched_for_parent(self, jobs: list[tuple[KindInfo, str]]) -> tuple[
