@@ -206,14 +206,15 @@ def _make_temporary_folders_inside_scratch() -> None:
     tempfile.tempdir = str(folder)
 
 
-def _clean_up() -> None:
+def _clean_up(*, leaving: bool = False) -> None:
     """Stop what the command started and may still be running — the TUI's scan process
     (it may still be copying the demo into the scratch folder), external tools (the TUI
-    quit mid-scan, or the user interrupted) — then remove the scratch folder; temporary
+    quit mid-scan, or the user interrupted; ``leaving``: the process ends next, and a
+    thread left behind starts no other) — then remove the scratch folder; temporary
     folders are made where they were before."""
     tools = sys.modules.get("soma_audit.services.tools")
     if tools is not None:  # not imported: no tool ran
-        tools.stop_running_tools()
+        tools.stop_running_tools(leaving=leaving)
     for forked in _FORKED:
         forked.close()
     _FORKED.clear()
@@ -493,7 +494,7 @@ def _interrupted() -> int:
     """Ctrl-C or SIGTERM: stop the external tools still running, remove the scratch folder,
     say so, and leave at once — worker threads blocked on a silent server are not waited
     for; no report was written (reports are written whole, at the end)."""
-    _clean_up()
+    _clean_up(leaving=True)
     print("soma-audit: interrupted", file=sys.stderr)
     sys.stderr.flush()
     os._exit(130)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from soma_audit.core.errors import AuditError
 from soma_audit.core.forking import ForkedCall, can_fork
-from soma_audit.core.pools import unwaited_on_error
+from soma_audit.core.pools import result_of, unwaited_on_error
 from soma_audit.results.fleet import ClusterScan, FleetReport
 
 if TYPE_CHECKING:
@@ -87,7 +87,8 @@ def audit_fleet(contexts: Iterable[str], open_session: Callable[[str], AuditSess
     # Ctrl-C/SIGTERM leaves now: waiting for the workers would wait for the slowest
     # cluster's timeouts.
     with unwaited_on_error(workers, "soma-fleet") as pool:
-        scans = list(pool.map(lambda name: _scan_one(name, open_session), names))
+        futures = [pool.submit(_scan_one, name, open_session) for name in names]
+        scans = [result_of(future) for future in futures]
     return FleetReport(scans)
 
 

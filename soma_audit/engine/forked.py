@@ -150,7 +150,7 @@ def _leave(signum: int, frame: object) -> NoReturn:
     which nothing else would stop; stop them, and leave."""
     from soma_audit.services.tools import stop_running_tools
 
-    stop_running_tools()
+    stop_running_tools(leaving=True)
     os._exit(0)
 
 

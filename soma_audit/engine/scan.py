@@ -15,7 +15,7 @@ from typing import Any
 from soma_audit.catalog.checks import validate_probes
 from soma_audit.config import Config, Waiver
 from soma_audit.core.model import Check, Evidence, Outcome, Result, Status
-from soma_audit.core.pools import unwaited_on_error
+from soma_audit.core.pools import result_of, unwaited_on_error
 from soma_audit.engine.attestations import Attestation
 from soma_audit.engine.parallel import run_shared, worth_forking
 from soma_audit.probes import NoRepository, Probe, ProbeContext, ProbeError, load_probes
@@ -228,7 +228,7 @@ def _run_audit(request: AuditRequest, progress: Progress | None) -> Report:
             if index in done:
                 outcome = done[index]
             elif index in pending:
-                outcome = pending.pop(index).result()
+                outcome = result_of(pending.pop(index))
             elif check.manual:
                 outcome = _manual(check, request)
             elif reason := _skip_reason(check, available, request.source.info.kind):

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -37,23 +38,56 @@ MAX_OUTPUT_BYTES = 4 * 1024 * 1024
 
 
 #: The tools running now. Each runs in a session of its own, which a terminal's Ctrl-C does
-#: not reach: :func:`stop_running_tools` stops them when the user interrupts.
+#: not reach: :func:`stop_running_tools` stops them when the user interrupts. A tool is
+#: started and added under the lock, so a stop never misses one being started in another
+#: thread (re-entrant: the stop runs in a signal handler, on a thread that may hold it).
 _RUNNING: set[subprocess.Popen[bytes]] = set()
-_RUNNING_LOCK = threading.Lock()
+_RUNNING_LOCK = threading.RLock()
+#: Set when the process is leaving: no tool starts after the last stop.
+_LEAVING: list[bool] = []
 
 
-def stop_running_tools() -> None:
+def stop_running_tools(*, leaving: bool = False) -> None:
     """Kill every tool still running, with whatever it started: the user interrupted, and
-    nobody will read what they print."""
+    nobody will read what they print. ``leaving`` (the process ends next): a thread left
+    behind starts no other tool."""
     with _RUNNING_LOCK:
+        if leaving:
+            _LEAVING.append(True)
         for proc in _RUNNING:
-            _kill(proc)
+            if proc.returncode is None:  # not reaped: its process group is still its own
+                _kill(proc)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     """Kill a tool's process group (it leads one: it was started in a session of its own)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """In the main thread, hold Ctrl-C and SIGTERM while a tool starts: their handler stops
+    the running tools, and one run between the start and the registration would miss the
+    tool starting. A signal held is raised again once the tool is registered. Other
+    threads need nothing: the stop waits for :data:`_RUNNING_LOCK`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    handlers = {signum: signal.signal(signum, lambda signum, frame: held.append(signum))
+                for signum in _STOP_SIGNALS
+                if signal.getsignal(signum) is not None}  # None: not set from Python
+    try:
+        yield
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        for signum in held:
+            signal.raise_signal(signum)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class ToolError(Exception):
@@ -107,14 +141,8 @@ class ToolRunner:
         binary = self.find(name)
         timeout = self._paths.timeout_seconds
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            try:
-                proc = subprocess.Popen([binary, *args], cwd=cwd, stdout=out, stderr=err,
-                                        stdin=subprocess.DEVNULL, env=env,
-                                        start_new_session=True)
-            except OSError as exc:
-                raise ToolError(f"{name} could not run: {exc.strerror}") from None
-            with _RUNNING_LOCK:
-                _RUNNING.add(proc)
+            proc = self._start(name, [binary, *args], cwd=cwd, stdout=out, stderr=err,
+                               env=env)
             try:
                 self._wait(name, proc, out, err, max_output, timeout)
             finally:
@@ -128,6 +156,33 @@ class ToolRunner:
             raise ToolError(f"{name} output exceeded {max_output:,} bytes")
         return ToolRun(proc.returncode, stdout.decode("utf-8", "replace"),
                        stderr.decode("utf-8", "replace"))
+
+    @staticmethod
+    def _start(name: str, argv: list[str], *, cwd: Path | None, stdout: IO[bytes],
+               stderr: IO[bytes], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """Start a tool in a session of its own and add it to the running tools, unless the
+        process is leaving. A stop signal held meanwhile raises once it is added; the tool
+        is then killed and removed, as nobody will wait for it."""
+        proc = None
+        try:
+            with _stop_signals_held(), _RUNNING_LOCK:
+                if _LEAVING:
+                    raise ToolError(f"{name} not started: soma-audit is stopping")
+                try:
+                    proc = subprocess.Popen(argv, cwd=cwd, stdout=stdout, stderr=stderr,
+                                            stdin=subprocess.DEVNULL, env=env,
+                                            start_new_session=True)
+                except OSError as exc:
+                    raise ToolError(f"{name} could not run: {exc.strerror}") from None
+                _RUNNING.add(proc)
+        except BaseException:
+            if proc is not None:
+                _kill(proc)
+                proc.wait()
+                with _RUNNING_LOCK:
+                    _RUNNING.discard(proc)
+            raise
+        return proc
 
     @staticmethod
     def _wait(name: str, proc: subprocess.Popen[bytes], out: IO[bytes], err: IO[bytes],

@@ -27,7 +27,7 @@ from soma_audit.core.errors import AuditError
 from soma_audit.core.escape import visible
 from soma_audit.core.fastjson import orjson
 from soma_audit.core.forking import ForkedCall, can_fork
-from soma_audit.core.pools import unwaited_on_error
+from soma_audit.core.pools import result_of, unwaited_on_error
 from soma_audit.kube.inventory import Inventory, Resource
 from soma_audit.sources import SourceInfo
 from soma_audit.sources.kinds import FORBIDDEN_KINDS, KINDS, KindInfo
@@ -366,7 +366,8 @@ class ClusterSource:
 
         with unwaited_on_error(self._workers) as pool:
             try:
-                outcomes = list(pool.map(fetch, jobs))
+                futures = [pool.submit(fetch, job) for job in jobs]
+                outcomes = [result_of(future) for future in futures]
             except BaseException:
                 self._stop.set()  # the workers stop at their next read
                 raise

@@ -26,7 +26,6 @@ import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import yaml
 
 from soma_audit.config import Config
 from soma_audit.core.fileio import MAX_FILE_BYTES
+from soma_audit.core.pools import result_of, unwaited_on_error
 from soma_audit.core.yamlload import safe_load
 from soma_audit.kube.inventory import Rendering, Resource
 from soma_audit.services.tools import ToolError, ToolRun, ToolRunner
@@ -392,11 +392,12 @@ class Renderer:
                 pending.setdefault(key, inputs)
         outcomes: dict[Any, list[Resource] | RenderError] = {}
         if len(pending) > 1 and RENDER_WORKERS > 1:
-            with ThreadPoolExecutor(max_workers=min(RENDER_WORKERS, len(pending)),
-                                    thread_name_prefix="soma-audit-render") as pool:
+            # Ctrl-C/SIGTERM leaves now: a renderer still running is not waited for.
+            with unwaited_on_error(min(RENDER_WORKERS, len(pending)),
+                                   "soma-audit-render") as pool:
                 futures = {key: pool.submit(self._outcome, inputs)
                            for key, inputs in pending.items()}
-                outcomes = {key: future.result() for key, future in futures.items()}
+                outcomes = {key: result_of(future) for key, future in futures.items()}
         else:
             outcomes = {key: self._outcome(inputs) for key, inputs in pending.items()}
         for key, outcome in outcomes.items():

@@ -139,10 +139,12 @@ class Measured:
 
 def run_measured(argv: list[str], folder: Path, timeout: float = 120,
                  signal_after: float | Path | None = None, signum: int = signal.SIGINT,
-                 env: dict[str, str] | None = None) -> Measured:
+                 env: dict[str, str] | None = None, to_a_worker: bool = False) -> Measured:
     """``soma-audit argv`` with its wall time and peak RSS; ``signal_after`` seconds in,
     or once the file ``signal_after`` exists, ``signum`` is sent (the time then counts from
-    the signal)."""
+    the signal). ``to_a_worker``: it is sent to one of the process's other threads, which
+    Linux may pick for a signal sent to the process (``kill`` with a thread's id tries
+    that thread first)."""
     full = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
     full.update(env or {})
     out, err = folder / "stdout", folder / "stderr"
@@ -157,7 +159,7 @@ def run_measured(argv: list[str], folder: Path, timeout: float = 120,
         elif signal_after is not None:
             time.sleep(signal_after)
         if signal_after is not None:
-            proc.send_signal(signum)
+            os.kill(_a_worker_thread(proc.pid) if to_a_worker else proc.pid, signum)
             began = time.monotonic()
         while (time.monotonic() - began) < timeout:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -172,6 +174,24 @@ def run_measured(argv: list[str], folder: Path, timeout: float = 120,
     code = os.waitstatus_to_exitcode(status)
     return Measured(code, out.read_text(errors="replace"), err.read_text(errors="replace"),
                     seconds, usage.ru_maxrss / 1024)
+
+
+def _a_worker_thread(pid: int) -> int:
+    """The id of a thread of ``pid`` other than its main thread, once the process is idle
+    (its CPU time has not moved for 0.3 s): every thread waits, the main one on a worker."""
+    def cpu_ticks() -> int:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    ticks, still_since = cpu_ticks(), time.monotonic()
+    while time.monotonic() - still_since < 0.3:
+        time.sleep(0.02)
+        if (now := cpu_ticks()) != ticks:
+            ticks, still_since = now, time.monotonic()
+    workers = [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()
+               if int(task.name) != pid]
+    assert workers, "the process has no other thread"
+    return workers[0]
 
 
 def service_env(kube: Any, fga: Any, kafka: Any, prom: Any) -> dict[str, str]:

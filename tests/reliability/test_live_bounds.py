@@ -172,12 +172,15 @@ def test_sigterm_removes_the_demo_scratch_folder(tmp_path: Path) -> None:
     assert list(scratch.iterdir()) == [], list(scratch.iterdir())
 
 
+@pytest.mark.parametrize("to_a_worker", [False, True],
+                         ids=["to the process", "caught by a worker thread"])
 def test_sigterm_while_a_tool_runs_stops_it_and_removes_its_scratch_folder(
-        tmp_path: Path) -> None:
+        tmp_path: Path, to_a_worker: bool) -> None:
     """``--demo``, SIGTERM while promtool checks the rule files the SLO probe wrote to a
-    temporary folder: the tool is killed and nothing is left in TMPDIR. The ``promtool``
-    on PATH here only says it started and then never ends (a stall the real one cannot be
-    made to produce)."""
+    temporary folder: the tool is killed and nothing is left in TMPDIR, also when the
+    signal lands in a worker thread while the main thread waits on a probe. The
+    ``promtool`` on PATH here only says it started and then never ends (a stall the real
+    one cannot be made to produce)."""
     scratch, tools = tmp_path / "tmp", tmp_path / "bin"
     scratch.mkdir()
     tools.mkdir()
@@ -190,7 +193,8 @@ def test_sigterm_while_a_tool_runs_stops_it_and_removes_its_scratch_folder(
     try:
         run = run_measured(["--demo", "--ci", "--format", "json"], tmp_path,
                            signal_after=started, signum=signal.SIGTERM, timeout=30,
-                           env={"TMPDIR": str(scratch), "PATH": path})
+                           env={"TMPDIR": str(scratch), "PATH": path},
+                           to_a_worker=to_a_worker)
         tool = Path(f"/proc/{started.read_text().strip()}/stat")
         deadline = time.monotonic() + 2.0
         while _running(tool) and time.monotonic() < deadline:

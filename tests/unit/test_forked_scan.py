@@ -81,10 +81,13 @@ def test_a_progress_that_gives_up_stops_the_child(tmp_path: Path) -> None:
     assert _reaped(forked)
 
 
-def test_stopping_the_child_stops_the_tool_it_runs(tmp_path: Path) -> None:
+def test_stopping_the_child_stops_the_tool_it_runs(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The child's tools run in sessions of their own, which the parent cannot reach: asked
     to stop, the child stops them before it leaves. The ``promtool`` here only says it
-    started and then never ends (a stall the real one cannot be made to produce)."""
+    started and then never ends (a stall the real one cannot be made to produce). The
+    grace is long, so that a loaded machine's slow (niced) child still leaves by itself."""
+    monkeypatch.setattr(forked_engine, "STOP_GRACE_SECONDS", 60)
     started = tmp_path / "promtool-started"
     promtool = tmp_path / "promtool"
     promtool.write_text(f"#!/bin/sh\necho $$ > {started}.pid\nmv {started}.pid {started}\n"
@@ -105,7 +108,7 @@ def test_stopping_the_child_stops_the_tool_it_runs(tmp_path: Path) -> None:
     try:
         began = time.monotonic()
         forked.stop()
-        assert time.monotonic() - began < forked_engine.STOP_GRACE_SECONDS  # it left
+        assert time.monotonic() - began < forked_engine.STOP_GRACE_SECONDS  # not killed
         reader.join(10)
         assert _reaped(forked)
         while _running(tool) and time.monotonic() - began < 2:
