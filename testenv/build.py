@@ -46,8 +46,17 @@ def go_env(cache: Path) -> dict[str, str]:
     return env
 
 
+def which(tool: str) -> str | None:
+    """``tool`` on PATH, the environment's own bin folder left out: its links point at what
+    this finds (found there, a tool would be linked to itself)."""
+    own = (config.state_dir() / "bin").resolve()
+    path = os.pathsep.join(folder for folder in os.environ.get("PATH", "").split(os.pathsep)
+                           if folder and Path(folder).resolve() != own)
+    return shutil.which(tool, path=path)
+
+
 def _need(tool: str, component: str, hint: str) -> str:
-    path = shutil.which(tool)
+    path = which(tool)
     if not path:
         raise ComponentError(component, f"`{tool}` is not on PATH; {hint}")
     return path
@@ -261,14 +270,14 @@ def java(logs: Path) -> str:
 def prometheus(logs: Path, report: Report) -> tuple[Path, Path]:
     """Debian's prometheus and promtool, installed with apt when missing (never as a service)."""
     name = "prometheus"
-    prom, promtool = shutil.which("prometheus"), shutil.which("promtool")
+    prom, promtool = which("prometheus"), which("promtool")
     if prom and promtool:
         report(name, f"installed ({prom})")
         return Path(prom), Path(promtool)
     report(name, "apt-get install prometheus (first time only)")
     began = time.monotonic()
     _apt_install(config.PROMETHEUS_DEB, name, logs)
-    prom, promtool = shutil.which("prometheus"), shutil.which("promtool")
+    prom, promtool = which("prometheus"), which("promtool")
     if not (prom and promtool):
         raise ComponentError(name, "package installed but prometheus/promtool not on PATH")
     report(name, f"installed in {time.monotonic() - began:.0f}s")
@@ -277,7 +286,7 @@ def prometheus(logs: Path, report: Report) -> tuple[Path, Path]:
 
 def ensure_debian(tool: str, package: str, component: str, logs: Path) -> None:
     """apt-get install package unless tool is on PATH (no service of it is left enabled)."""
-    if shutil.which(tool):
+    if which(tool):
         return
     _apt_install(package, component, logs)
 

@@ -269,12 +269,12 @@ def _link_tools(ctx: Context) -> None:
         links[name] = binary
     links.update(ctx.state.get("renderers", {}))
     info = ctx.state.get("prometheus", {})
-    links["promtool"] = info.get("promtool") or shutil.which("promtool")
+    links["promtool"] = info.get("promtool") or build.which("promtool")
     links["prometheus"] = ctx.state.get("components", {}).get("prometheus", {}).get("binary")
     venv_bin = Path(sys.executable).parent
     for tool in ("fga", "k6"):
         candidate = venv_bin / tool
-        links[tool] = str(candidate) if candidate.exists() else shutil.which(tool)
+        links[tool] = str(candidate) if candidate.exists() else build.which(tool)
     bindir = ctx.home / "bin"
     bindir.mkdir(parents=True, exist_ok=True)
     for name, target in links.items():
