@@ -132,3 +132,18 @@ def sigint_as_a_terminal_sends_it() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def process_ends(pid_file: Path, timeout: float = 5.0) -> bool:
+    """Whether the process whose pid ``pid_file`` holds (a stand-in tool wrote it) is gone,
+    or a zombie, within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    stat = Path(f"/proc/{pid_file.read_text().strip()}/stat")
+    while time.monotonic() < deadline:
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except OSError:  # gone
+            return True
+        time.sleep(0.01)
+    return False

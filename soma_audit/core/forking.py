@@ -18,13 +18,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, NoReturn, TypeVar
 
 T = TypeVar("T")
 
 _LENGTH = struct.Struct("<Q")
 #: How often a child looks whether its parent is still there.
 _PARENT_POLL_SECONDS = 0.5
+#: How long a child asked to stop has before it is killed.
+STOP_GRACE_SECONDS = 0.5
 
 
 def can_fork() -> bool:
@@ -40,6 +42,32 @@ def _cores() -> int:
     return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
+def leave_when_asked(on_stop: Callable[[], None]) -> None:
+    """In a child: on SIGTERM, run ``on_stop`` and leave at once. ``on_stop`` stops what
+    killing the child would leave running (external tools, in sessions of their own)."""
+
+    def leave(signum: int, frame: object) -> NoReturn:
+        on_stop()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, leave)
+
+
+def stop_child(pid: int) -> None:
+    """Ask the unreaped child ``pid`` to stop (SIGTERM), and kill it if it is still there
+    after :data:`STOP_GRACE_SECONDS`. The caller reaps it."""
+    os.kill(pid, signal.SIGTERM)  # unreaped, it is there (if only a zombie)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while not _ended(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+
+
+def _ended(pid: int) -> bool:
+    """Whether the child ``pid`` has ended (it is not reaped)."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
 class ForkedCall(Generic[T]):
     """``work()`` running in a child process from :meth:`start` on."""
 
@@ -48,8 +76,10 @@ class ForkedCall(Generic[T]):
         self._pipe = pipe
 
     @classmethod
-    def start(cls, work: Callable[[], T]) -> ForkedCall[T]:
-        """Fork, and run ``work`` in the child. Check :func:`can_fork` first."""
+    def start(cls, work: Callable[[], T],
+              on_stop: Callable[[], None] | None = None) -> ForkedCall[T]:
+        """Fork, and run ``work`` in the child; asked to stop, the child runs ``on_stop``
+        first (:func:`leave_when_asked`). Check :func:`can_fork` first."""
         read_end, write_end = os.pipe()
         parent = os.getpid()
         for stream in (sys.stdout, sys.stderr):
@@ -57,7 +87,7 @@ class ForkedCall(Generic[T]):
         pid = os.fork()
         if pid == 0:  # the child: never returns
             os.close(read_end)
-            _run_and_send(work, write_end, parent)
+            _run_and_send(work, write_end, parent, on_stop)
         os.close(write_end)
         return cls(pid, read_end)
 
@@ -73,7 +103,7 @@ class ForkedCall(Generic[T]):
                 (length,) = _LENGTH.unpack(header)
                 data = pipe.read(length)
         except KeyboardInterrupt:
-            os.kill(self._pid, signal.SIGKILL)  # unreaped, it is there (if only a zombie)
+            stop_child(self._pid)
             raise
         finally:
             os.waitpid(self._pid, 0)
@@ -82,17 +112,22 @@ class ForkedCall(Generic[T]):
         value: T = pickle.loads(data)  # bytes of our own child
         return value
 
-    def kill(self) -> None:
-        """Kill the child and reap it: its result is not wanted (the user interrupted)."""
-        os.kill(self._pid, signal.SIGKILL)
+    def stop(self) -> None:
+        """Stop the child (:func:`stop_child`) and reap it: its result is not wanted (the
+        user interrupted)."""
+        stop_child(self._pid)
         os.waitpid(self._pid, 0)
         os.close(self._pipe)
 
 
-def _run_and_send(work: Callable[[], T], pipe: int, parent: int) -> None:
+def _run_and_send(work: Callable[[], T], pipe: int, parent: int,
+                  on_stop: Callable[[], None] | None) -> None:
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if on_stop is None:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        else:
+            leave_when_asked(on_stop)
         threading.Thread(target=_exit_without, args=(parent,), daemon=True).start()
         data = pickle.dumps(work(), pickle.HIGHEST_PROTOCOL)
         with os.fdopen(pipe, "wb") as out:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from soma_audit.core.errors import AuditError
 from soma_audit.core.forking import ForkedCall, can_fork
 from soma_audit.core.pools import result_of, unwaited_on_error
+from soma_audit.engine.forked import stop_tools
 from soma_audit.results.fleet import ClusterScan, FleetReport
 
 if TYPE_CHECKING:
@@ -97,7 +98,8 @@ def _scan_in_children(names: list[str], open_session: Callable[[str], AuditSessi
     """Each context scanned in a forked child, at most ``workers`` at once, the next one
     started as the oldest ends. A child that ends without a result (killed, crashed) gives
     its context an error entry; on Ctrl-C or SIGTERM every child still running is
-    killed."""
+    stopped (asked first, so that it stops the tools it runs; killed if it does not
+    leave)."""
     _import_before_forking()
     waiting = deque(names)
     running: deque[tuple[str, dt.datetime, float, ForkedCall[ClusterScan]]] = deque()
@@ -107,15 +109,16 @@ def _scan_in_children(names: list[str], open_session: Callable[[str], AuditSessi
             while waiting and len(running) < workers:
                 name = waiting.popleft()
                 running.append((name, dt.datetime.now(dt.UTC), time.perf_counter(),
-                                ForkedCall.start(partial(_scan_one, name, open_session))))
+                                ForkedCall.start(partial(_scan_one, name, open_session),
+                                                 on_stop=stop_tools)))
             name, started, clock, call = running.popleft()
-            scan = call.result()  # interrupted, it has killed its child
+            scan = call.result()  # interrupted, it has stopped its child
             scans.append(scan or ClusterScan(
                 name, started=started, duration_seconds=time.perf_counter() - clock,
                 error="internal error: the audit process ended without a result"))
     except BaseException:
         for *_, call in running:
-            call.kill()
+            call.stop()
         raise
     return scans
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
 import threading
-import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from soma_audit.core.errors import AuditError
+from soma_audit.core.forking import leave_when_asked, stop_child
 
 if TYPE_CHECKING:
     from soma_audit.core.model import Result
@@ -32,8 +31,6 @@ if TYPE_CHECKING:
 #: How much lower the child's priority is than the TUI's (CFS gives it about a tenth of a
 #: shared core).
 CHILD_NICENESS = 10
-#: How long a child asked to stop has before it is killed.
-STOP_GRACE_SECONDS = 0.5
 
 
 class ScanCrashed(Exception):
@@ -116,18 +113,13 @@ class ForkedScan:
         raise ScanCrashed(payload[0])
 
     def stop(self) -> None:
-        """Stop the child, from any thread: asked first (SIGTERM: it stops the external
-        tools it runs, which the parent cannot reach, and leaves), killed if it is still
-        there after :data:`STOP_GRACE_SECONDS`. A reader waiting in :meth:`result` gets to
-        the end of the pipe."""
+        """Stop the child, from any thread: asked first (it stops the external tools it
+        runs, which the parent cannot reach, and leaves), killed if it has not left in
+        time (:func:`~soma_audit.core.forking.stop_child`). A reader waiting in
+        :meth:`result` gets to the end of the pipe."""
         with self._lock:
-            if self._reaped:
-                return
-            os.kill(self._pid, signal.SIGTERM)  # unreaped, it is there (if only a zombie)
-            deadline = time.monotonic() + STOP_GRACE_SECONDS
-            while not _ended(self._pid) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            os.kill(self._pid, signal.SIGKILL)
+            if not self._reaped:
+                stop_child(self._pid)
 
     def close(self) -> None:
         """Stop and reap the child and close the pipe (once)."""
@@ -139,19 +131,14 @@ class ForkedScan:
         self._pipe.close()
 
 
-def _ended(pid: int) -> bool:
-    """Whether the child ``pid`` has ended (it is not reaped: :meth:`ForkedScan.close`
-    reaps it)."""
-    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
-
-def _leave(signum: int, frame: object) -> NoReturn:
-    """The child, asked to stop: the external tools it runs are in sessions of their own,
-    which nothing else would stop; stop them, and leave."""
+def stop_tools() -> None:
+    """A scanning child, asked to stop: the external tools it runs are in sessions of their
+    own, which nothing else would stop. (Imported here: the TUI's process imports this
+    module before anything else.)"""
     from soma_audit.services.tools import stop_running_tools
 
     stop_running_tools(leaving=True)
-    os._exit(0)
 
 
 def _open_scan_and_send(open_session: Callable[[], tuple[AuditSession, Any]],
@@ -160,7 +147,7 @@ def _open_scan_and_send(open_session: Callable[[], tuple[AuditSession, Any]],
     report (or the error), and leave without running the parent's exit handlers (they
     remove the parent's demo copy)."""
     try:
-        signal.signal(signal.SIGTERM, _leave)
+        leave_when_asked(stop_tools)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)  # the terminal's input is the TUI's, not the tools'
         with os.fdopen(write_end, "wb") as pipe:

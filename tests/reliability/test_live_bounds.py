@@ -12,13 +12,13 @@ import contextlib
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from soma_audit.core.errors import AuditError
 from soma_audit.sources.cluster import MAX_RESPONSE_BYTES, ClusterSource, Timeouts
+from tests.helpers import process_ends
 from tests.reliability.conftest import Figures, Measured, run_measured
 from tests.reliability.faulty_server import NAMESPACES, faulty_server
 
@@ -195,25 +195,13 @@ def test_sigterm_while_a_tool_runs_stops_it_and_removes_its_scratch_folder(
                            signal_after=started, signum=signal.SIGTERM, timeout=30,
                            env={"TMPDIR": str(scratch), "PATH": path},
                            to_a_worker=to_a_worker)
-        tool = Path(f"/proc/{started.read_text().strip()}/stat")
-        deadline = time.monotonic() + 2.0
-        while _running(tool) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not _running(tool), "the tool was left running"
+        assert process_ends(started, timeout=2.0), "the tool was left running"
     finally:
         if started.exists():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(started.read_text()), signal.SIGKILL)
     assert run.code == 130 and run.seconds < 2.0, (run.code, run.seconds, run.stderr)
     assert list(scratch.iterdir()) == [], list(scratch.iterdir())
-
-
-def _running(stat: Path) -> bool:
-    """Whether the process of this /proc stat file is there and not a zombie."""
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_an_exec_credential_plugin_is_announced_once(tmp_path: Path) -> None:

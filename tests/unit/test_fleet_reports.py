@@ -104,9 +104,10 @@ def test_clusters_in_forked_children_or_in_threads_give_the_same_fleet(
     started: list[str] = []
     start = fleet_engine.ForkedCall.start
 
-    def counted(work: Callable[[], ClusterScan]) -> fleet_engine.ForkedCall[ClusterScan]:
+    def counted(work: Callable[[], ClusterScan],
+                on_stop: Callable[[], None]) -> fleet_engine.ForkedCall[ClusterScan]:
         started.append(work.args[0])  # type: ignore[attr-defined]
-        return start(work)
+        return start(work, on_stop)
 
     monkeypatch.setattr(fleet_engine.ForkedCall, "start", counted)
     monkeypatch.setattr(fleet_engine, "can_fork", lambda: True)

@@ -15,14 +15,15 @@ import pytest
 from soma_audit import cli
 from soma_audit.catalog.checks import load_catalog
 from soma_audit.config import load_config
+from soma_audit.core import forking
 from soma_audit.core.errors import AuditError
 from soma_audit.core.model import Result
-from soma_audit.engine import forked as forked_engine
 from soma_audit.engine.demo import prepare_demo
 from soma_audit.engine.forked import ForkedScan, ScanCrashed
 from soma_audit.engine.session import AuditSession
 from soma_audit.reports import render
 from soma_audit.sources.manifests import ManifestsSource
+from tests.helpers import process_ends
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -87,7 +88,7 @@ def test_stopping_the_child_stops_the_tool_it_runs(tmp_path: Path,
     to stop, the child stops them before it leaves. The ``promtool`` here only says it
     started and then never ends (a stall the real one cannot be made to produce). The
     grace is long, so that a loaded machine's slow (niced) child still leaves by itself."""
-    monkeypatch.setattr(forked_engine, "STOP_GRACE_SECONDS", 60)
+    monkeypatch.setattr(forking, "STOP_GRACE_SECONDS", 60)
     started = tmp_path / "promtool-started"
     promtool = tmp_path / "promtool"
     promtool.write_text(f"#!/bin/sh\necho $$ > {started}.pid\nmv {started}.pid {started}\n"
@@ -104,16 +105,13 @@ def test_stopping_the_child_stops_the_tool_it_runs(tmp_path: Path,
     deadline = time.monotonic() + 60
     while not started.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
-    tool = Path(f"/proc/{started.read_text().strip()}/stat")
     try:
         began = time.monotonic()
         forked.stop()
-        assert time.monotonic() - began < forked_engine.STOP_GRACE_SECONDS  # not killed
+        assert time.monotonic() - began < forking.STOP_GRACE_SECONDS  # not killed
         reader.join(10)
         assert _reaped(forked)
-        while _running(tool) and time.monotonic() - began < 2:
-            time.sleep(0.01)
-        assert not _running(tool), "the tool was left running"
+        assert process_ends(started), "the tool was left running"
     finally:
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(started.read_text()), signal.SIGKILL)
@@ -122,14 +120,6 @@ def test_stopping_the_child_stops_the_tool_it_runs(tmp_path: Path,
 def _read_until_the_end(forked: ForkedScan) -> None:
     with contextlib.suppress(AuditError):  # "the scan process ended without a report"
         forked.result()
-
-
-def _running(stat: Path) -> bool:
-    """Whether the process of this /proc stat file is there and not a zombie."""
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_the_child_opens_the_session_and_hands_it_over(tmp_path: Path) -> None:

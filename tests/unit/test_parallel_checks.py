@@ -4,6 +4,7 @@ process — for every check fixture case and the whole demo."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -12,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from soma_audit.config import load_config
+from soma_audit.config import Tools, load_config
 from soma_audit.core import forking
 from soma_audit.engine import parallel, scan
+from soma_audit.engine.forked import stop_tools
+from soma_audit.services.tools import ToolRunner
 from soma_audit.sources.manifests import ManifestsSource
-from tests.helpers import CHECK_CASES, REPO, CheckCase, comparable_outcomes
+from tests.helpers import CHECK_CASES, REPO, CheckCase, comparable_outcomes, process_ends
 
 
 def test_each_index_runs_once_and_both_processes_take_work() -> None:
@@ -152,6 +155,27 @@ def test_an_interrupted_wait_kills_the_forked_child(tmp_path: Path) -> None:
     assert time.monotonic() - began < 5
     with pytest.raises(ProcessLookupError):  # reaped: no such process, not even a zombie
         os.kill(int(marker.read_text()), 0)
+
+
+def test_a_stopped_child_runs_its_on_stop_before_it_leaves(tmp_path: Path) -> None:
+    """Asked to stop, a child running a tool stops it (tools run in sessions of their own:
+    killing the child alone would leave them running). The ``promtool`` here never ends
+    (a stall the real one cannot be made to produce)."""
+    pid_file = tmp_path / "tool-pid"
+    script = tmp_path / "promtool"
+    script.write_text(f"#!/bin/sh\necho $$ > {pid_file}.part\nmv {pid_file}.part {pid_file}\n"
+                      "exec sleep 60\n", encoding="utf-8")
+    script.chmod(0o755)
+    runner = ToolRunner(Tools(promtool=str(script)))
+    call = forking.ForkedCall.start(lambda: runner.run("promtool"), on_stop=stop_tools)
+    try:
+        while not pid_file.exists():
+            time.sleep(0.01)
+        call.stop()
+        assert process_ends(pid_file), "the tool was left running"
+    finally:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
 @pytest.fixture

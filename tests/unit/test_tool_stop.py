@@ -22,6 +22,7 @@ import pytest
 from soma_audit.config import Tools
 from soma_audit.services import tools
 from soma_audit.services.tools import ToolError, ToolRunner
+from tests.helpers import process_ends
 
 
 @pytest.fixture
@@ -53,22 +54,6 @@ def slow_registration(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     return started
 
 
-def _ends(pid_file: Path) -> bool:
-    """Whether the tool whose pid is in ``pid_file`` is gone (or a zombie) within 5 s."""
-    deadline = time.monotonic() + 5
-    while not pid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    stat = Path(f"/proc/{pid_file.read_text().strip()}/stat")
-    while time.monotonic() < deadline:
-        try:
-            if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                return True
-        except OSError:
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_a_stop_waits_for_a_tool_another_thread_is_starting(
         stalled: tuple[ToolRunner, Path], slow_registration: threading.Event) -> None:
     runner, pid_file = stalled
@@ -77,7 +62,7 @@ def test_a_stop_waits_for_a_tool_another_thread_is_starting(
     worker.start()
     assert slow_registration.wait(10)
     tools.stop_running_tools()
-    assert _ends(pid_file), "the tool being started was missed"
+    assert process_ends(pid_file), "the tool being started was missed"
     worker.join(10)
     assert outcome and outcome[0].returncode == -signal.SIGKILL
 
@@ -111,7 +96,7 @@ def test_a_stop_signal_while_the_main_thread_starts_a_tool_stops_it(
         assert signal.getsignal(signal.SIGTERM) is handler  # put back after the start
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert _ends(pid_file), "the tool being started was missed"
+    assert process_ends(pid_file), "the tool being started was missed"
     assert not tools._RUNNING
 
 
