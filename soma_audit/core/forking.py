@@ -43,14 +43,16 @@ def _cores() -> int:
 
 
 def leave_when_asked(on_stop: Callable[[], None]) -> None:
-    """In a child: on SIGTERM, run ``on_stop`` and leave at once. ``on_stop`` stops what
-    killing the child would leave running (external tools, in sessions of their own)."""
+    """In a child: on SIGTERM (the parent asks) or SIGINT (a terminal's Ctrl-C reaches the
+    whole process group), run ``on_stop`` and leave at once. ``on_stop`` stops what killing
+    the child would leave running (external tools, in sessions of their own)."""
 
     def leave(signum: int, frame: object) -> NoReturn:
         on_stop()
         os._exit(0)
 
-    signal.signal(signal.SIGTERM, leave)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, leave)
 
 
 def stop_child(pid: int) -> None:
@@ -93,8 +95,8 @@ class ForkedCall(Generic[T]):
 
     def result(self) -> T | None:
         """What ``work`` returned; None if the child died or could not send it. Interrupted
-        while waiting, the child is killed rather than waited for (it may be waiting on a
-        silent server)."""
+        while waiting, the child is stopped (:func:`stop_child`) rather than waited for (it
+        may be waiting on a silent server)."""
         try:
             with os.fdopen(self._pipe, "rb") as pipe:
                 header = pipe.read(_LENGTH.size)
@@ -123,8 +125,8 @@ class ForkedCall(Generic[T]):
 def _run_and_send(work: Callable[[], T], pipe: int, parent: int,
                   on_stop: Callable[[], None] | None) -> None:
     try:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
         if on_stop is None:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
         else:
             leave_when_asked(on_stop)

@@ -157,10 +157,13 @@ def test_an_interrupted_wait_kills_the_forked_child(tmp_path: Path) -> None:
         os.kill(int(marker.read_text()), 0)
 
 
-def test_a_stopped_child_runs_its_on_stop_before_it_leaves(tmp_path: Path) -> None:
-    """Asked to stop, a child running a tool stops it (tools run in sessions of their own:
-    killing the child alone would leave them running). The ``promtool`` here never ends
-    (a stall the real one cannot be made to produce)."""
+@pytest.mark.parametrize("ctrl_c", [False, True], ids=["asked by the parent", "Ctrl-C"])
+def test_a_stopped_child_runs_its_on_stop_before_it_leaves(tmp_path: Path,
+                                                           ctrl_c: bool) -> None:
+    """Asked to stop, or reached by a terminal's Ctrl-C, a child running a tool stops it
+    (tools run in sessions of their own: killing the child alone would leave them
+    running). The ``promtool`` here never ends (a stall the real one cannot be made to
+    produce)."""
     pid_file = tmp_path / "tool-pid"
     script = tmp_path / "promtool"
     script.write_text(f"#!/bin/sh\necho $$ > {pid_file}.part\nmv {pid_file}.part {pid_file}\n"
@@ -171,6 +174,8 @@ def test_a_stopped_child_runs_its_on_stop_before_it_leaves(tmp_path: Path) -> No
     try:
         while not pid_file.exists():
             time.sleep(0.01)
+        if ctrl_c:
+            os.kill(call._pid, signal.SIGINT)
         call.stop()
         assert process_ends(pid_file), "the tool was left running"
     finally:
