@@ -131,7 +131,6 @@ class ForkedScan:
         self._pipe.close()
 
 
-
 def stop_tools() -> None:
     """A scanning child, asked to stop: the external tools it runs are in sessions of their
     own, which nothing else would stop. (Imported here: the TUI's process imports this

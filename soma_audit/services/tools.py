@@ -45,6 +45,8 @@ _RUNNING: set[subprocess.Popen[bytes]] = set()
 _RUNNING_LOCK = threading.RLock()
 #: Set when the process is leaving: no tool starts after the last stop.
 _LEAVING: list[bool] = []
+#: The signals whose handler stops the running tools.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def stop_running_tools(*, leaving: bool = False) -> None:
@@ -86,8 +88,6 @@ def _stop_signals_held() -> Iterator[None]:
         for signum in held:
             signal.raise_signal(signum)
 
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class ToolError(Exception):
