@@ -438,16 +438,17 @@ class Api:
             timeout=urllib3.Timeout(connect=5.0, read=REQUEST_TIMEOUT), retries=False)
 
     def request(self, method: str, path: str, body: Any = None,
-                fields: dict[str, Any] | None = None) -> tuple[int, bytes]:
+                fields: dict[str, Any] | None = None,
+                accept: str = "application/json") -> tuple[int, bytes]:
         data = None if body is None else json.dumps(body).encode()
         kind = "merge-patch+json" if method == "PATCH" else "json"
-        headers = {"Accept": "application/json", "Content-Type": f"application/{kind}"}
+        headers = {"Accept": accept, "Content-Type": f"application/{kind}"}
         resp = self.http.request(method, self.server + path, body=data, fields=fields,
                                  headers=headers, preload_content=True)
         return resp.status, resp.data
 
-    def json(self, path: str) -> Any:
-        status, data = self.request("GET", path)
+    def json(self, path: str, accept: str = "application/json") -> Any:
+        status, data = self.request("GET", path, accept=accept)
         if status != 200:
             raise RuntimeError(f"GET {path}: HTTP {status}: {data[:200]!r}")
         return json.loads(data)
@@ -578,22 +579,18 @@ def audit_list_paths(api: Api) -> list[tuple[str, str]]:
     """(kind, collection path) of every kind ``soma-audit --ci`` lists on this server,
     chosen exactly as the engine and ClusterSource choose them (no services configured)."""
     from bench.fetch_only import audit_kinds
+    from soma_audit.sources import discovery
     from soma_audit.sources.kinds import FORBIDDEN_KINDS, KINDS
 
     kinds, _ = audit_kinds()
-    groups = api.json("/apis").get("groups", [])
-    served = {g["name"]: [v["version"] for v in g.get("versions", [])] for g in groups}
+    served = discovery.parse(api.json("/apis", accept=discovery.ACCEPT))
     paths: list[tuple[str, str]] = []
     for kind in sorted(kinds - FORBIDDEN_KINDS):
         info = KINDS.get(kind)
-        if info is None:
-            continue
-        if not info.group:
-            paths.append((kind, f"/api/{info.versions[0]}/{info.plural}"))
-            continue
-        version = next((v for v in info.versions if v in served.get(info.group, ())), None)
-        if version:
-            paths.append((kind, f"/apis/{info.group}/{version}/{info.plural}"))
+        version = served.locate(info)[0] if info else None
+        if info and version:
+            base = f"/apis/{info.group}/{version}" if info.group else f"/api/{version}"
+            paths.append((kind, f"{base}/{info.plural}"))
     return paths
 
 

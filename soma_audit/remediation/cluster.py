@@ -212,14 +212,16 @@ class ClusterTarget:
         rendering (e.g. KafkaTopic → kafka.strimzi.io/v1beta2 on an old Strimzi)."""
         from soma_audit.sources.kinds import KINDS
 
-        status, body, _ = self._call("GET", "/apis")
-        if status != 200:
+        try:
+            served = self.source.served()
+        except ListError as exc:
+            if exc.status is None:
+                raise RemediationError(f"cannot reach the API server at "
+                                       f"{self.source.server}: {exc}") from None
             return {}
-        served = {g.get("name"): {v.get("version") for v in g.get("versions", [])}
-                  for g in body.get("groups", [])}
         found = {}
         for info in KINDS.values():
-            version = next((v for v in info.versions if v in served.get(info.group, ())), None)
+            version, _ = served.locate(info)
             if info.group and version:
                 found[info.kind] = f"{info.group}/{version}"
         return found

@@ -29,7 +29,7 @@ from soma_audit.core.fastjson import orjson
 from soma_audit.core.forking import ForkedCall, can_fork
 from soma_audit.core.pools import result_of, unwaited_on_error
 from soma_audit.kube.inventory import Inventory, Resource
-from soma_audit.sources import SourceInfo
+from soma_audit.sources import SourceInfo, discovery
 from soma_audit.sources.kinds import FORBIDDEN_KINDS, KINDS, KindInfo
 from soma_audit.sources.kubeconfig import (
     Endpoint,
@@ -170,9 +170,10 @@ class ClusterSource:
 
     # -- HTTP -----------------------------------------------------------------------------
     def _send(self, method: str, path: str, query: list[tuple[str, Any]] | None,
-              body: Any, content_type: str | None) -> HttpResponse:
+              body: Any, content_type: str | None, accept: str = "application/json",
+              ) -> HttpResponse:
         """One request on the pool; the body read within the bounds (any status)."""
-        headers = {"Accept": "application/json", "User-Agent": self._user_agent}
+        headers = {"Accept": accept, "User-Agent": self._user_agent}
         authorization = self._endpoint.authorization()
         if authorization:
             headers["Authorization"] = authorization
@@ -192,7 +193,8 @@ class ClusterSource:
                             _warnings(response.headers))
 
     def _call(self, method: str, path: str, query: list[tuple[str, Any]] | None = None,
-              body: Any = None, content_type: str | None = None) -> HttpResponse:
+              body: Any = None, content_type: str | None = None,
+              accept: str = "application/json") -> HttpResponse:
         """One request with bounded retries on 429/5xx and connection errors.
 
         Only GET and dry-run PATCH are ever sent, so a retry cannot write twice.
@@ -206,7 +208,7 @@ class ClusterSource:
                 self._stop.wait(timeouts.backoff * 2 ** (attempt - 1))
             self._check_deadline()
             try:
-                response = self._send(method, path, query, body, content_type)
+                response = self._send(method, path, query, body, content_type, accept)
             except (HTTPError, OSError, ValueError) as exc:
                 problem = _describe(exc)
                 log.debug("%s %s failed (attempt %d): %s", method, path, attempt + 1, problem)
@@ -267,10 +269,11 @@ class ClusterSource:
         raw.release_conn()
         return b"".join(parts)
 
-    def _get(self, path: str, query: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
+    def _get(self, path: str, query: list[tuple[str, Any]] | None = None,
+             accept: str = "application/json") -> dict[str, Any]:
         """GET a JSON object (see :meth:`_call` for retries); any other answer is a
         ListError naming the path, never a crash further on."""
-        response = self._call("GET", path, query)
+        response = self._call("GET", path, query, accept=accept)
         try:
             document = _decode(response.data)
         except (ValueError, RecursionError):
@@ -306,18 +309,9 @@ class ClusterSource:
         return response.warnings
 
     # -- discovery and listing ----------------------------------------------------------
-    def _served_groups(self) -> dict[str, list[str]]:
-        try:
-            groups = self._get("/apis")
-        except ListError as exc:
-            raise AuditError(f"cannot reach the API server at {self.server}: {exc}") from None
-        listed = groups.get("groups")
-        return {
-            str(g.get("name", "")): [str(v.get("version", "")) for v in g["versions"]
-                                     if isinstance(v, dict)]
-            for g in (listed if isinstance(listed, list) else [])
-            if isinstance(g, dict) and isinstance(g.get("versions"), list)
-        }
+    def served(self) -> discovery.Served:
+        """What the server serves, from one discovery request (ListError if it fails)."""
+        return discovery.parse(self._get("/apis", accept=discovery.ACCEPT))
 
     def _list(self, info: KindInfo, version: str) -> Iterator[Resource]:
         base = f"/api/{version}" if not info.group else f"/apis/{info.group}/{version}"
@@ -406,7 +400,10 @@ class ClusterSource:
     def _load(self, kinds: frozenset[str]) -> Inventory:
         inventory = Inventory()
         self._shared = {}
-        served = self._served_groups()
+        try:
+            served = self.served()
+        except ListError as exc:
+            raise AuditError(f"cannot reach the API server at {self.server}: {exc}") from None
         jobs: list[tuple[KindInfo, str]] = []
         for kind in sorted(kinds):
             info = KINDS.get(kind)
@@ -414,13 +411,12 @@ class ClusterSource:
                 inventory.unavailable[kind] = f"soma-audit never reads {kind} objects"
             elif info is None:
                 inventory.unavailable[kind] = f"soma-audit does not know where {kind} is served"
-            elif not info.group:
-                jobs.append((info, info.versions[0]))
-            elif version := next((v for v in info.versions if v in served.get(info.group, ())),
-                                 None):
-                jobs.append((info, version))
             else:
-                inventory.absent[kind] = f"{info.product} not installed (no {info.group} API)"
+                version, absent = served.locate(info)
+                if version is None:
+                    inventory.absent[kind] = absent
+                else:
+                    jobs.append((info, version))
         unreachable: list[str] = []
         forked = [job for job in jobs if job[0].kind in FORKED_KINDS]
         child = None
@@ -442,8 +438,7 @@ class ClusterSource:
         for info, outcome in outcomes:
             if isinstance(outcome, ListError):
                 if outcome.status == 404:
-                    product = info.product or info.kind
-                    inventory.absent[info.kind] = f"{product} not installed ({info.resource})"
+                    inventory.absent[info.kind] = info.not_installed
                     continue
                 reason = str(outcome)
                 if outcome.status == 403:

@@ -25,6 +25,11 @@ class KindInfo:
         """``plural.group`` as RBAC and error messages name it."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
+    @property
+    def not_installed(self) -> str:
+        """Why the kind is absent when the server does not serve its resource."""
+        return f"{self.product or self.kind} not installed ({self.resource})"
+
 
 #: networking.istio.io versions, newest first (v1 since Istio 1.22).
 _ISTIO_NET = ("v1", "v1beta1", "v1alpha3")
