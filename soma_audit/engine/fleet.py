@@ -124,11 +124,12 @@ def _scan_in_children(names: list[str], open_session: Callable[[str], AuditSessi
 
 
 def _import_before_forking() -> None:
-    """Import, once, the modules every cluster's scan imports on first use (the scan, the
-    probes, the cluster source and its decoder): each child inherits them instead of
-    importing them again."""
-    from soma_audit.engine import scan  # noqa: F401
+    """Import, once, the modules every cluster's scan imports on first use (the session,
+    the scan, the probes, the cluster source, its HTTP client and its decoder): each child
+    inherits them instead of importing them again."""
+    from soma_audit.engine import scan, session  # noqa: F401
     from soma_audit.probes import load_probes
-    from soma_audit.sources import cluster  # noqa: F401
+    from soma_audit.sources import cluster
 
     load_probes()
+    cluster.import_transport()

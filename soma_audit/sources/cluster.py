@@ -467,6 +467,14 @@ UNREAD_METADATA = ("managedFields", "resourceVersion", "uid", "generation", "sel
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
+def import_transport() -> None:
+    """Import what a scan imports on its first request (urllib3, the JSON decoder): a
+    process about to fork a child per cluster imports them once, for all of them."""
+    import urllib3  # noqa: F401
+
+    orjson()
+
+
 def _decode(data: bytes) -> Any:
     """JSON from the API server: orjson when installed (a third less CPU on LIST pages),
     else the standard library. orjson refuses a few things json accepts (integers beyond
