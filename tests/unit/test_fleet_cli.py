@@ -154,3 +154,16 @@ def test_a_session_from_the_environment_takes_one_context(monkeypatch: pytest.Mo
                  env={"SOMA_AUDIT_CONTEXT": "west,north"})
     with pytest.raises(AuditError, match="one cluster expected, got contexts west, north"):
         cli._build_session(args)
+
+
+def test_a_fleet_imports_what_each_cluster_scan_needs_before_it_forks() -> None:
+    """What a cluster's first scan imports (the session, the HTTP client, the decoder) is
+    imported by the fleet before it forks, not once per child."""
+    script = ("import sys\n"
+              "from soma_audit.engine.fleet import _import_before_forking\n"
+              "_import_before_forking()\n"
+              "print(' '.join(m for m in ('soma_audit.engine.session', 'urllib3', 'orjson') "
+              "if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, env=CLEAN_ENV, check=True)
+    assert proc.stdout.split() == ["soma_audit.engine.session", "urllib3", "orjson"]
