@@ -206,7 +206,9 @@ def levers_table(levers: dict[str, Any] | None) -> str:
            "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
     for lever in levers["levers"]:
         b, a = lever["before_summary"], lever["after_summary"]
-        subject = lever["subject"] + (f" at {lever['size']:,}" if lever.get("size") else "")
+        subject = lever["subject"] + (f" at {lever['size']:,}" if lever.get("size") else
+                                      f" at {lever['latency']} ms" if lever.get("latency")
+                                      else "")
         load = statistics.median(lever["load_average"]) if lever["load_average"] else 0.0
         out.append(
             f"| {lever['name']} | `{lever['before']}` → `{lever['after']}` | {subject} | "

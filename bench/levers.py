@@ -23,6 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.fleet import (  # noqa: E402
+    CLUSTERS,
+    NAMESPACES_PER_CLUSTER,
+    context_names,
+    fleet_environment,
+)
 from bench.run import (  # noqa: E402  (run as a script)
     RESULTS,
     Sample,
@@ -45,7 +51,11 @@ def command(tree: Path, subject: str, kubeconfig: Path | None) -> list[str]:
         return [sys.executable, str(tree / "bench" / "fetch_only.py"), str(kubeconfig)]
     if subject == "demo":
         return [sys.executable, "-m", "soma_audit", "--demo", "--ci", "--format", "json"]
-    return [sys.executable, "-m", "soma_audit", "--ci", "--format", "json"]
+    ci = [sys.executable, "-m", "soma_audit", "--ci", "--format", "json"]
+    if subject in ("remote", "fleet"):
+        names = context_names(1 if subject == "remote" else CLUSTERS)
+        return ci + [arg for name in names for arg in ("--context", name)]
+    return ci
 
 
 def measure(lever: dict[str, Any], reps: int, kubeconfig: Path | None) -> dict[str, Any]:
@@ -79,6 +89,21 @@ def measure(lever: dict[str, Any], reps: int, kubeconfig: Path | None) -> dict[s
             "after_summary": summarize(samples["after"]), "load_average": load}
 
 
+def _key(lever: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(lever.get(field) for field in ("name", "subject", "size", "latency"))
+
+
+def carried_over(out: Path, measured: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The levers of the newest earlier result not measured again (``--only``), so that
+    the result stays the table of every kept change."""
+    found = sorted(out.glob("*-levers.json"))
+    if not found:
+        return []
+    again = {_key(lever) for lever in measured}
+    return [lever for lever in json.loads(found[-1].read_text())["levers"]
+            if _key(lever) not in again]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
@@ -92,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
             # an all-digit hash unquoted is read as a number (and loses its leading zeros)
             raise SystemExit(f"{LEVERS}: lever {lever.get('name')!r}: quote the revisions")
     results = []
+    for latency in sorted({lever["latency"] for lever in levers if "latency" in lever}):
+        with (tempfile.TemporaryDirectory(prefix="soma-lever-fleet-") as home,
+              fleet_environment(Path(home), context_names(), NAMESPACES_PER_CLUSTER) as env):
+            env.set_latency(latency)
+            results += [measure(lever, args.reps, env.kubeconfig) for lever in levers
+                        if lever.get("latency") == latency]
+    levers = [lever for lever in levers if "latency" not in lever]
     for size in sorted({lever.get("size") for lever in levers}, key=lambda s: s or 0):
         group = [lever for lever in levers if lever.get("size") == size]
         if size is None:
@@ -103,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                         for lever in group]
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{dt.date.today().isoformat()}-levers.json"
+    results = carried_over(args.out, results) + results
     path.write_text(json.dumps({"date": dt.date.today().isoformat(), "levers": results},
                                indent=1, sort_keys=True) + "\n")
     print(f"wrote {path}")

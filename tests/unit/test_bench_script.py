@@ -6,6 +6,9 @@ arithmetic right.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from bench import run
 
 
@@ -131,3 +134,16 @@ def test_load_rows_show_the_spread_of_the_load_average() -> None:
                           {"size": 2000}])
     assert "| 30,000 | 2.5 / 5.0 / 7.2 | 3 |" in rows
     assert "2,000" not in rows  # no samples recorded: no row
+
+
+def test_levers_not_measured_again_are_carried_over(tmp_path: Path) -> None:
+    from bench.levers import carried_over
+
+    old = [{"name": "a", "subject": "ci", "size": 30000, "after_summary": {"wall_s": 1}},
+           {"name": "b", "subject": "fleet", "latency": 50, "after_summary": {"wall_s": 2}}]
+    (tmp_path / "2026-12-01-levers.json").write_text(json.dumps({"levers": old}))
+    (tmp_path / "2026-11-01-levers.json").write_text(json.dumps({"levers": [
+        {"name": "gone", "subject": "ci"}]}))
+    again = [{"name": "b", "subject": "fleet", "latency": 50, "after_summary": {"wall_s": 3}}]
+    assert carried_over(tmp_path, again) == old[:1]
+    assert carried_over(tmp_path / "none", again) == []
