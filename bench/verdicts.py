@@ -179,10 +179,16 @@ class Answer:
     body: bytes
 
 
-def request_key(method: str, path: str, body: bytes) -> str:
-    """What identifies a request: method, path with query, and the body's digest."""
+#: What soma-audit asks for, except where it negotiates another form (discovery).
+PLAIN = "application/json"
+
+
+def request_key(method: str, path: str, body: bytes, accept: str = PLAIN) -> str:
+    """What identifies a request: method, path with query, the body's digest, and the
+    form asked for when it is not plain JSON (the answer depends on it)."""
     digest = f" sha256:{hashlib.sha256(body).hexdigest()}" if body else ""
-    return f"{method} {path}{digest}"
+    form = f" accept:{accept}" if accept != PLAIN else ""
+    return f"{method} {path}{digest}{form}"
 
 
 @dataclass
@@ -300,7 +306,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(Answer(413, [], b""))
             return
         body = self.rfile.read(length)
-        key = request_key(self.command, self.path, body)
+        key = request_key(self.command, self.path, body, self.headers.get("Accept", PLAIN))
         try:
             answer = self.server.answer(key, self.command, self.path, dict(self.headers), body)
         except VerdictsError as exc:
@@ -343,6 +349,12 @@ class _Proxy(ThreadingHTTPServer):
         if self.upstream is not None:
             answer = self.upstream.ask(method, path, headers, body)
             self.recording.add(key, answer)
+            if key != (plain := request_key(method, path, body)):
+                # A revision that asks for plain JSON (one before aggregated discovery)
+                # replays too: the plain form is recorded beside the negotiated one.
+                asked = {k: v for k, v in headers.items() if k.lower() != "accept"}
+                self.recording.add(plain, self.upstream.ask(
+                    method, path, {**asked, "Accept": PLAIN}, body))
             return answer
         return self.recording.answer(key) or Answer(
             404, [("Content-Type", "application/json")], _NOT_RECORDED)

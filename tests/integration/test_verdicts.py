@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from bench import verdicts
+from soma_audit.sources import discovery
 from tests.integration.conftest import KubeEnv
 
 pytestmark = pytest.mark.integration
@@ -54,7 +55,10 @@ def test_a_replayed_scan_has_the_recorded_verdicts(recorded: Path) -> None:
     live = json.loads((recorded / verdicts.LIVE_REPORT).read_text())
     assert {c["id"] for c in live["checks"]} == {"chaos.recent-runs", "pss.no-privileged"}
     index = json.loads((recorded / verdicts.INDEX).read_text())
-    assert any(a["request"] == SCHEDULES for a in index["answers"])
+    requests = {a["request"] for a in index["answers"]}
+    assert SCHEDULES in requests
+    # Discovery in the form asked for, and plain for a revision that asks for that.
+    assert {"GET /apis", f"GET /apis accept:{discovery.ACCEPT}"} <= requests
     replayed = _replayed(recorded)
     assert verdicts.json_differences(live, replayed) == []
     assert replayed["checks"] == live["checks"]  # not just the compared fields

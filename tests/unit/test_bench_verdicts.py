@@ -88,6 +88,9 @@ def test_a_request_is_its_method_path_and_body_digest() -> None:
     posted = request_key("POST", "/apis/x", b"{}")
     assert posted.startswith("POST /apis/x sha256:") and posted != request_key(
         "POST", "/apis/x", b"{ }")
+    negotiated = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    assert request_key("GET", "/apis", b"", "application/json") == "GET /apis"
+    assert request_key("GET", "/apis", b"", negotiated) == f"GET /apis accept:{negotiated}"
 
 
 def test_a_recording_answers_in_order_then_repeats_the_last_and_rewinds(
