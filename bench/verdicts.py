@@ -539,12 +539,22 @@ def scan(tree: Path, frozen: str, args: Sequence[str], scratch: Path,
     if run.returncode not in (0, 1) or not output.is_file():
         last = (run.stderr.strip().splitlines() or ["no output"])[-1]
         raise VerdictsError(f"soma-audit of {tree} exited {run.returncode}: {last[:300]}")
-    text = re.sub(re.escape(str(temporary)) + r"/[^/\"\s]+", "<tmp>", output.read_text())
-    text = text.replace(str(workdir), "<scan-dir>").replace(str(tree), "<tree>")
+    text = placeholders(output.read_text(), temporary, workdir, tree)
     try:
         return json.loads(text)
     except ValueError as exc:
         raise VerdictsError(f"soma-audit of {tree}: the report is not JSON ({exc})") from None
+
+
+def placeholders(text: str, temporary: Path, workdir: Path, tree: Path) -> str:
+    """``text`` with the folders that differ from scan to scan written as placeholders:
+    a temporary folder the scan made as ``<tmp>`` (the command's own ``soma-audit-*``
+    folders as one, however nested: since the command makes its temporary folders inside
+    one, the demo's copy is a level deeper than it was), the scan's working folder and the
+    checked-out tree."""
+    base = re.escape(str(temporary))
+    text = re.sub(rf"{base}(?:/soma-audit-[^/\"\s]+)+|{base}/[^/\"\s]+", "<tmp>", text)
+    return text.replace(str(workdir), "<scan-dir>").replace(str(tree), "<tree>")
 
 
 @contextmanager

@@ -113,3 +113,16 @@ def test_a_recording_naming_a_file_outside_it_is_refused(tmp_path: Path) -> None
         '"body": "../../etc/passwd"}]}')
     with pytest.raises(verdicts.VerdictsError, match="outside the recording"):
         Recording.load(tmp_path)
+
+
+def test_temporary_folders_are_written_alike_however_nested() -> None:
+    from bench.verdicts import placeholders
+
+    tmp, work, tree = Path("/s/scan-1/tmp"), Path("/s/scan-1"), Path("/t/before")
+    before = placeholders('"/s/scan-1/tmp/soma-audit-demo-ab/soma-gitops/x.yaml"', tmp, work,
+                          tree)
+    after = placeholders('"/s/scan-1/tmp/soma-audit-q1/soma-audit-demo-cd/soma-gitops/x.yaml"',
+                         tmp, work, tree)
+    assert before == after == '"<tmp>/soma-gitops/x.yaml"'
+    assert placeholders("/s/scan-1/tmp/tmpz9/rules.yaml /s/scan-1/a /t/before/b", tmp, work,
+                        tree) == "<tmp>/rules.yaml <scan-dir>/a <tree>/b"
