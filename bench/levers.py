@@ -5,7 +5,7 @@ temporary folder, removed afterwards) and run alternately — before, after, bef
 — with this checkout's Python environment, on the same cluster at the same moment, so the
 machine's load hits both alike. Writes ``bench/results/<date>-levers.json``.
 
-    python bench/levers.py [--reps 3] [--only NAME]
+    python bench/levers.py [--reps 3] [--only NAME] [--subject SUBJECT]
 """
 
 from __future__ import annotations
@@ -108,10 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--only", help="measure only the lever of this name")
+    parser.add_argument("--subject", help="measure only the levers of this subject")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     levers = [lever for lever in load_file(LEVERS, "levers")
-              if not args.only or lever["name"] == args.only]
+              if (not args.only or lever["name"] == args.only)
+              and (not args.subject or lever["subject"] == args.subject)]
     for lever in levers:
         if not all(isinstance(lever.get(side), str) for side in ("before", "after")):
             # an all-digit hash unquoted is read as a number (and loses its leading zeros)
