@@ -48,7 +48,7 @@ class Served:
             return info.versions[0], ""
         offered = [v for v in info.versions if v in self.versions.get(info.group, ())]
         if not offered:
-            return None, f"{info.product} not installed (no {info.group} API)"
+            return None, f"{info.product or info.kind} not installed (no {info.group} API)"
         for version in offered:
             resources = self.resources.get((info.group, version))
             if resources is None or info.plural in resources:

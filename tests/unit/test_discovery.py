@@ -43,7 +43,9 @@ def test_a_resource_missing_from_a_served_group_is_not_installed(api_version: st
 def test_built_in_kinds_are_always_listed() -> None:
     served = discovery.parse(_aggregated())
     assert served.locate(KINDS["Pod"]) == ("v1", "")
-    assert served.locate(KINDS["Deployment"])[0] is None  # apps is a group like any other
+    # apps is a group like any other
+    assert served.locate(KINDS["Deployment"]) == (
+        None, "Deployment not installed (no apps API)")
 
 
 def test_the_first_preferred_version_serving_the_resource_is_taken() -> None:
