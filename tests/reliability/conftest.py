@@ -325,14 +325,12 @@ class Toxiproxy:
         """Where the log ends now (to read only what comes after)."""
         return self.log.stat().st_size
 
-    def accepted(self, name: str, since: int) -> bool:
-        """Whether proxy ``name`` accepted a client after log offset ``since``."""
+    def accepted(self, name: str, since: int) -> int:
+        """How many clients proxy ``name`` accepted after log offset ``since``."""
         with self.log.open("rb") as stream:
             stream.seek(since)
-            for line in stream.read().decode("utf-8", "replace").splitlines():
-                if '"Accepted client"' in line and f'"name":"{name}"' in line:
-                    return True
-        return False
+            return sum('"Accepted client"' in line and f'"name":"{name}"' in line
+                       for line in stream.read().decode("utf-8", "replace").splitlines())
 
     def delivered(self, name: str) -> int:
         """Bytes the proxy passed from the server to the tool on connections closed so far

@@ -63,6 +63,11 @@ ONLY = ("argocd.apps-per-service", "argocd.sync-policy", "argocd.apps-healthy",
         "argocd.last-sync", "fga.store-model", "fga.live-scenarios", "slo.series-present",
         "slo.rules-loaded", "ops.stability-24h", "kafka.live-topics", "kafka.live-acls",
         "kafka.consumer-groups", "kafka.consumer-lag")
+#: Checks the API server's lane adds: kinds served with few objects, so that after
+#: discovery its scan lists several kinds at once, on connections of their own, and a cut
+#: mid-scan finds LISTs in flight (discovery names the resources served: a kind whose CRD
+#: is missing is not listed at all).
+KUBE_ALSO = ("kafka.topics-declared", "kafka.user-acls")
 #: The per-request timeout of the live services in the scans' config (seconds).
 SERVICE_TIMEOUT = 3.0
 #: Attempts one request of each service client may make (services/*.py): OpenFGA's SDK
@@ -115,10 +120,13 @@ class Lane:
     allowance: float
     #: The bandwidth limit (KB/s): low enough that the fault-free bytes feel it.
     bandwidth: int
-    #: How many ``moderate`` latencies after the tool's first connection "down mid-scan"
-    #: disables the proxy: after the first answer of a service (1.5), after discovery
-    #: (TLS handshake and ``GET /apis``) of the API server (3).
+    #: How many ``moderate`` latencies after the tool's ``cut_on_connection``-th
+    #: connection "down mid-scan" disables the proxy: after the first answer of a service
+    #: (1.5 after the first), after discovery of the API server (1 after the second: the
+    #: LIST workers connect once discovery has answered, and their TLS handshake and first
+    #: answer take two latencies more).
     cut_after: float
+    cut_on_connection: int = 1
     #: Worst case added when every request fails from the start, if less than
     #: ``allowance`` (the API server: discovery's attempts, after which the scan stops).
     allowance_dead: float | None = None
@@ -255,6 +263,7 @@ def lanes(proxies: Toxiproxy, faulty_kafka: str, kube_env: Any, openfga_env: Any
     checks = [c for c in load_catalog() if c.id in ONLY]
     probes = load_probes()
     small = [c for c in checks if "PrometheusRule" not in probes[c.probe].kinds]
+    small += [c for c in load_catalog() if c.id in KUBE_ALSO]
     kube_only = tuple(c.id for c in small)
     kinds = set().union(*(probes[c.probe].kinds for c in small))
     needing = {name: {c.id for c in checks if name in c.requires}
@@ -275,7 +284,7 @@ def lanes(proxies: Toxiproxy, faulty_kafka: str, kube_env: Any, openfga_env: Any
                                set(kube_only), kube_only, timeouts.connect + timeouts.read,
                                timeouts.connect / 10,
                                _cluster_allowance(timeouts, _pages(admin, kinds)),
-                               bandwidth=1024, cut_after=3,
+                               bandwidth=1024, cut_after=1, cut_on_connection=2,
                                allowance_dead=_cluster_request(timeouts)),
         "OpenFGA": Lane("OpenFGA", "openfga", base | {"SOMA_AUDIT_OPENFGA_URL": f"http://{fga}"},
                         needing["openfga"], ONLY, SERVICE_TIMEOUT, SERVICE_TIMEOUT / 10,
@@ -353,7 +362,7 @@ def _run(lane: Lane, fault: Fault, proxies: Toxiproxy) -> Run:
 
     def cut_mid_scan(process: subprocess.Popen[str]) -> None:
         while process.poll() is None:
-            if proxies.accepted(lane.proxy, since):
+            if proxies.accepted(lane.proxy, since) >= lane.cut_on_connection:
                 time.sleep(lane.cut_after * lane.moderate)
                 proxies.enable(lane.proxy, False)
                 cut.append(process.poll() is None)
