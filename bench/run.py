@@ -589,8 +589,7 @@ def audit_list_paths(api: Api) -> list[tuple[str, str]]:
         info = KINDS.get(kind)
         version = served.locate(info)[0] if info else None
         if info and version:
-            base = f"/apis/{info.group}/{version}" if info.group else f"/api/{version}"
-            paths.append((kind, f"{base}/{info.plural}"))
+            paths.append((kind, info.collection(version)))
     return paths
 
 

@@ -314,7 +314,6 @@ class ClusterSource:
         return discovery.parse(self._get("/apis", accept=discovery.ACCEPT))
 
     def _list(self, info: KindInfo, version: str) -> Iterator[Resource]:
-        base = f"/api/{version}" if not info.group else f"/apis/{info.group}/{version}"
         api_version = version if not info.group else f"{info.group}/{version}"
         token = ""
         seen: set[str] = set()
@@ -322,7 +321,7 @@ class ClusterSource:
             query: list[tuple[str, Any]] = [("limit", PAGE_SIZE)]
             if token:
                 query.append(("continue", token))
-            page = self._get(f"{base}/{info.plural}", query)
+            page = self._get(info.collection(version), query)
             items = page.get("items")
             if not isinstance(items, list | None):
                 raise ListError(f"unexpected LIST answer for {info.resource} (items is not "

@@ -25,6 +25,11 @@ class KindInfo:
         """``plural.group`` as RBAC and error messages name it."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
+    def collection(self, version: str) -> str:
+        """The path that lists the kind's objects at ``version``, cluster-wide."""
+        base = f"/apis/{self.group}/{version}" if self.group else f"/api/{version}"
+        return f"{base}/{self.plural}"
+
     @property
     def not_installed(self) -> str:
         """Why the kind is absent when the server does not serve its resource."""

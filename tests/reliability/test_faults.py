@@ -171,12 +171,16 @@ FAULTS = (
 
 def _pages(source: ClusterSource, kinds: set[str]) -> list[int]:
     """LIST pages a scan of ``kinds`` requests: ``limit=1`` answers with the remaining
-    count; a kind not served costs its one (404) request."""
+    count; a kind discovery says is not served costs none, one it cannot tell its one
+    (404) request."""
+    served = source.served()
     pages = []
     for kind in sorted(kinds):
         info = KINDS[kind]
-        base = f"/apis/{info.group}/{info.versions[0]}" if info.group else "/api/v1"
-        answer = source.request("GET", f"{base}/{info.plural}", [("limit", 1)])
+        version, _ = served.locate(info)
+        if version is None:
+            continue
+        answer = source.request("GET", info.collection(version), [("limit", 1)])
         if answer.status != 200:
             pages.append(1)
             continue
@@ -260,10 +264,11 @@ def lanes(proxies: Toxiproxy, faulty_kafka: str, kube_env: Any, openfga_env: Any
     configured = load_config(config_file)
     assert {configured.openfga.timeout_seconds, configured.prometheus.timeout_seconds,
             configured.kafka.timeout_seconds} == {SERVICE_TIMEOUT}
-    checks = [c for c in load_catalog() if c.id in ONLY]
+    catalog = load_catalog()
+    checks = [c for c in catalog if c.id in ONLY]
     probes = load_probes()
     small = [c for c in checks if "PrometheusRule" not in probes[c.probe].kinds]
-    small += [c for c in load_catalog() if c.id in KUBE_ALSO]
+    small += [c for c in catalog if c.id in KUBE_ALSO]
     kube_only = tuple(c.id for c in small)
     kinds = set().union(*(probes[c.probe].kinds for c in small))
     needing = {name: {c.id for c in checks if name in c.requires}

@@ -87,3 +87,8 @@ def test_a_resource_entry_of_the_wrong_shape_is_not_a_resource() -> None:
                                  "resources": [None, {"resource": "schedules"}, "podchaos"]}])
     served = discovery.parse(_aggregated(group))
     assert served.resources[("chaos-mesh.org", "v1alpha1")] == frozenset({"schedules"})
+
+
+def test_a_kind_is_listed_at_its_group_versions_collection() -> None:
+    assert KINDS["Pod"].collection("v1") == "/api/v1/pods"
+    assert KINDS["KafkaTopic"].collection("v1beta2") == "/apis/kafka.strimzi.io/v1beta2/kafkatopics"
