@@ -1,5 +1,5 @@
 """Shared test helpers: run checks through the real engine on a directory or snapshot;
-poll a condition; GET a URL of a server under test."""
+poll a condition; GET a URL of a server under test; name things on a shared server."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -98,6 +99,13 @@ class HttpAnswer(NamedTuple):
     status: int  # 0 when nothing listens (yet)
     body: str
     content_type: str
+
+
+def fresh_suffix() -> str:
+    """A random name suffix for objects on a test server. Ten hex digits: a kept test server
+    holds the namespaces of every earlier run (they are never deleted), and at six digits a
+    few thousand of them made a clash on create a real chance."""
+    return uuid.uuid4().hex[:10]
 
 
 def http_get(url: str, timeout: float = 5.0) -> HttpAnswer:

@@ -16,7 +16,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import pytest
 
 import testenv
+from tests.helpers import fresh_suffix
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -224,7 +224,7 @@ def unique_name() -> Callable[[str], str]:
 
     def make(prefix: str) -> str:
         stem = prefix.lower().strip("-")[:50] or "t"
-        return f"{stem}-{uuid.uuid4().hex[:8]}"
+        return f"{stem}-{fresh_suffix()}"
 
     return make
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,15 @@ def set_status(kube: Kube, obj: dict[str, Any], status: dict[str, Any]) -> None:
         if exc.status != 404:
             raise
         kube.request("PATCH", path, body, content_type="application/merge-patch+json")
+
+
+def renamer(names: Iterable[str], suffix: str) -> Callable[[str], str]:
+    """A text rewrite giving each of ``names`` the suffix wherever it stands as a name: not
+    inside a longer name, nor as the first label of a domain (``argocd.example.io``)."""
+    pattern = re.compile(r"(?<![\w.-])(" + "|".join(sorted(map(re.escape, names),
+                                                          key=len, reverse=True))
+                         + r")(?![\w-])(?!\.[a-z-]+\.(?:com|io|org)\b)")
+    return lambda text: pattern.sub(lambda m: f"{m.group(1)}-{suffix}", text)
 
 
 def namespace(kube: Kube, name: str, labels: dict[str, str] | None = None) -> str:

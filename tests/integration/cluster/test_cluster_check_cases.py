@@ -14,8 +14,6 @@ namespace or in a shared system namespace, and objects the API server itself ref
 
 from __future__ import annotations
 
-import re
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ import yaml
 
 from soma_audit.catalog.checks import load_catalog
 from soma_audit.probes import AS_OF_SNAPSHOT, load_probes
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, fresh_suffix
 from tests.integration.cluster.kube_helpers import (
     AdminKube,
     KubeError,
@@ -33,6 +31,7 @@ from tests.integration.cluster.kube_helpers import (
     cluster_source,
     create,
     only,
+    renamer,
     set_status,
     show,
 )
@@ -88,13 +87,6 @@ def _objects(texts: list[str]) -> tuple[list[dict[str, Any]], str | None]:
     return objects, None
 
 
-def _renamer(names: set[str], suffix: str) -> Any:
-    pattern = re.compile(r"(?<![\w.-])(" + "|".join(sorted(map(re.escape, names),
-                                                          key=len, reverse=True))
-                         + r")(?![\w-])(?!\.[a-z-]+\.(?:com|io|org)\b)")
-    return lambda text: pattern.sub(lambda m: f"{m.group(1)}-{suffix}", text)
-
-
 def _case_id(case: Path) -> str:
     return f"{case.parent.name}/{case.name}"
 
@@ -144,7 +136,7 @@ def test_check_case_on_the_live_cluster(case: Path, kube: AdminKube, kube_env: A
     if _case_id(case) in LIVE_DIFFERS:
         pytest.xfail(LIVE_DIFFERS[_case_id(case)])
     names |= set(CONFIG_NAMESPACES)
-    rename = _renamer(names, uuid.uuid4().hex[:6])
+    rename = renamer(names, fresh_suffix())
     objects, _ = _objects([rename(t) for t in texts])
     expect = yaml.safe_load(rename(expect_text))
     if expect.get("source") == "snapshot":  # the same status, read live: not "as of" a dump

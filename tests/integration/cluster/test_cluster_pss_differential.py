@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from soma_audit.domain import pss
+from tests.helpers import fresh_suffix
 from tests.integration.cluster.kube_helpers import (
     AdminKube,
     KubeError,
@@ -308,9 +309,7 @@ def level_namespaces(kube: AdminKube, unique_name: Callable[[str], str]) -> dict
 
 @pytest.fixture(scope="module")
 def unique_name() -> Callable[[str], str]:
-    import uuid
-
-    return lambda prefix: f"{prefix}-{uuid.uuid4().hex[:8]}"
+    return lambda prefix: f"{prefix}-{fresh_suffix()}"
 
 
 def test_corpus_covers_every_control() -> None:

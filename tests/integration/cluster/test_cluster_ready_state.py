@@ -25,6 +25,7 @@ from soma_audit.catalog.checks import load_catalog
 from soma_audit.core.model import Status
 from soma_audit.core.paths import data_path
 from soma_audit.probes import load_probes
+from tests.helpers import fresh_suffix
 from tests.integration.cluster.kube_helpers import (
     AdminKube,
     ScopedClusterSource,
@@ -32,6 +33,7 @@ from tests.integration.cluster.kube_helpers import (
     cluster_source,
     create,
     rbac_rules,
+    renamer,
     service_account_kubeconfig,
     set_status,
     show,
@@ -99,14 +101,12 @@ class Platform:
     """One copy of the ready state on the API server, in its own namespaces."""
 
     def __init__(self, kube: AdminKube, objects: Objects, tmp: Path) -> None:
-        suffix = uuid.uuid4().hex[:6]
+        suffix = fresh_suffix()
         self.names = {ns: f"{ns}-{suffix}" for ns in NAMESPACES}
         self.repo = tmp / f"repo-{suffix}"
         shutil.copytree(READY / "docs", self.repo / "docs")
-        text = yaml.safe_dump_all(objects, sort_keys=False)
-        for old, new in self.names.items():
-            text = _rename(text, old, new)
-        renamed = list(yaml.safe_load_all(text))
+        rename = renamer(NAMESPACES, suffix)
+        renamed = list(yaml.safe_load_all(rename(yaml.safe_dump_all(objects, sort_keys=False))))
         order = sorted(renamed, key=lambda o: o["kind"] != "Namespace")
         declared = {o["metadata"]["name"] for o in renamed if o["kind"] == "Namespace"}
         for ns in self.names.values():
@@ -139,19 +139,12 @@ class Platform:
         }
 
 
-def _rename(text: str, old: str, new: str) -> str:
-    import re
-
-    return re.sub(rf"(?<![\w.-]){re.escape(old)}(?![\w-])(?!\.[a-z-]+\.(?:com|io|org)\b)",
-                  new, text)
-
-
 @pytest.fixture(scope="module")
 def auditor(kube: AdminKube, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An identity with exactly the shipped roles: read-only plus the dry-run opt-in."""
     rules = (rbac_rules(data_path("manifests", "rbac", "clusterrole.yaml"))
              + rbac_rules(data_path("manifests", "rbac", "clusterrole-dryrun.yaml")))
-    name = f"audit-ready-{uuid.uuid4().hex[:8]}"
+    name = f"audit-ready-{fresh_suffix()}"
     path, _ = service_account_kubeconfig(kube, tmp_path_factory.mktemp("sa"), name, [],
                                          rules=rules)
     return path

@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import shutil
 import subprocess
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import pytest
 import yaml
 from kubernetes.client.rest import ApiException
 
-from tests.helpers import REPO
+from tests.helpers import REPO, fresh_suffix
 from tests.integration.remediation_templates.test_remediation_dry_run import Cluster, _message
 from tests.unit.test_deploy import (
     DEPLOY,
@@ -102,7 +101,7 @@ def test_every_deploy_object_passes_a_strict_dry_run_create(
     cluster = Cluster(kube_admin_client, unique_name)
     objects = load_objects(_folder_files())
     namespace = _restricted_namespace(cluster, objects)
-    suffix = uuid.uuid4().hex[:8]
+    suffix = fresh_suffix()
     problems: list[str] = []
     accepted: list[str] = []
     for obj in objects:

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 
 from testenv.apiservers import ExtraApiServer, start_extra_apiserver, write_kubeconfig
 from testenv.proc import free_port
+from tests.helpers import fresh_suffix
 from tests.integration.cluster.kube_helpers import admin_kube, namespace
 
 REPO = Path(__file__).resolve().parents[3]
@@ -46,7 +46,7 @@ def fleet(kube_env: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[F
     second = start_extra_apiserver(tmp_path_factory.mktemp("second-apiserver"),
                                    prefix_name="soma-fleet")
     try:
-        tag = uuid.uuid4().hex[:8]
+        tag = fresh_suffix()
         first = admin_kube(kube_env.admin_kubeconfig, kube_env.server)
         seeded = Fleet(
             kubeconfig=write_kubeconfig(
