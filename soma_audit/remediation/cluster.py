@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from soma_audit.config import Cluster as ClusterReading
 from soma_audit.kube.workloads import WORKLOAD_KINDS
 from soma_audit.remediation.applyconfig import (
     PSS_LABEL_PREFIX,
@@ -115,7 +116,7 @@ class ClusterTarget:
 
     def __init__(self, source: ClusterSource, force_conflicts: bool = False, *,
                  scope: Scope | None = None, transform: str | None = None,
-                 patch_managed: bool = False, workers: int = 4,
+                 patch_managed: bool = False, workers: int = ClusterReading.workers,
                  progress: Progress | None = None) -> None:
         self.source = source
         self.force = force_conflicts

@@ -36,6 +36,7 @@ import pytest
 import yaml
 
 from soma_audit.catalog.checks import load_catalog
+from soma_audit.config import Cluster as ClusterReading
 from soma_audit.config import load_config
 from soma_audit.probes import load_probes
 from soma_audit.services import Failure
@@ -198,7 +199,8 @@ def _cluster_request(timeouts: Timeouts) -> float:
             + sum(timeouts.backoff * 2 ** i for i in range(timeouts.retries)))
 
 
-def _cluster_allowance(timeouts: Timeouts, pages: list[int], workers: int = 4) -> float:
+def _cluster_allowance(timeouts: Timeouts, pages: list[int],
+                       workers: int = ClusterReading.workers) -> float:
     """Discovery, then the LIST pages (a kind's pages one after the other, kinds spread
     over ``workers``: at most total/workers + the longest kind, in requests)."""
     return (1 + math.ceil(sum(pages) / workers) + max(pages)) * _cluster_request(timeouts)
