@@ -184,7 +184,6 @@ def run_audit(request: AuditRequest, progress: Progress | None = None) -> Report
 def _run_audit(request: AuditRequest, progress: Progress | None) -> Report:
     started = dt.datetime.now(dt.UTC)
     clock = time.perf_counter()
-    request.source.prepare()  # a live cluster's discovery, while the probes are imported
     probes = load_probes()
     available = _available_services(request)
     runnable = [c for c in request.checks if not c.manual and not set(c.requires) - available]

@@ -30,12 +30,6 @@ class SourceInfo:
 class Source(Protocol):
     info: SourceInfo
 
-    def prepare(self) -> None:
-        """Start, in the background, the reading that does not depend on which kinds are
-        asked (a live cluster's discovery), so that it overlaps what the caller does before
-        :meth:`load`; nothing for a source that has no such reading."""
-        ...
-
     def load(self, kinds: frozenset[str], status_of: frozenset[str] | None = None) -> Inventory:
         """Read the objects of ``kinds`` (a live source fetches only those). ``status_of``:
         the kinds whose ``status`` a check reads; a live source leaves the others' status

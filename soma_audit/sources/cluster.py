@@ -17,7 +17,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,8 +166,6 @@ class ClusterSource:
         #: flag that stops its workers (deadline passed, or the user interrupted).
         self._ends: float | None = None
         self._stop = threading.Event()
-        #: Discovery asked for by prepare(): its thread's pool and answer, taken by load().
-        self._discovery: tuple[ThreadPoolExecutor, Future[discovery.Served]] | None = None
         self.info = SourceInfo("cluster", name or host, repo=repo, label=name or host)
 
     # -- HTTP -----------------------------------------------------------------------------
@@ -316,31 +313,6 @@ class ClusterSource:
         """What the server serves, from one discovery request (ListError if it fails)."""
         return discovery.parse(self._get("/apis", accept=discovery.ACCEPT))
 
-    def prepare(self) -> None:
-        """Send discovery now, on a thread of its own: on a distant cluster its round trips
-        (connection, TLS, request) then overlap the caller's next steps, such as importing
-        the probes; the next load() takes its answer."""
-        if self._discovery is None:
-            self._stop.clear()  # a scan begins (an interrupted one set it)
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soma-discovery")
-            self._discovery = (pool, pool.submit(self.served))
-
-    def _discovered(self) -> discovery.Served:
-        """The answer prepare() asked for, its thread ended (a fork may follow: it needs
-        this process to have no other thread), else discovery asked now. Interrupted, it
-        does not wait for the thread."""
-        if self._discovery is None:
-            return self.served()
-        (pool, answer), self._discovery = self._discovery, None
-        try:
-            served = result_of(answer)
-        except BaseException:
-            self._stop.set()  # its thread stops at its next read
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
-        return served
-
     def _list(self, info: KindInfo, version: str) -> Iterator[Resource]:
         api_version = version if not info.group else f"{info.group}/{version}"
         token = ""
@@ -428,7 +400,7 @@ class ClusterSource:
         inventory = Inventory()
         self._shared = {}
         try:
-            served = self._discovered()
+            served = self.served()
         except ListError as exc:
             raise AuditError(f"cannot reach the API server at {self.server}: {exc}") from None
         jobs: list[tuple[KindInfo, str]] = []

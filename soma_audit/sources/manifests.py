@@ -99,9 +99,6 @@ class ManifestsSource:
         self.config = config or Config()
         self.info = SourceInfo("manifests", str(root), repo=root, label=label or root.name)
 
-    def prepare(self) -> None:
-        """Nothing to read ahead: rendering depends on the files found."""
-
     def load(self, kinds: frozenset[str], status_of: frozenset[str] | None = None) -> Inventory:
         if not any(self.root.iterdir()):
             raise AuditError(f"manifests directory is empty: {self.root}")

@@ -20,9 +20,6 @@ class SnapshotSource:
         self.path = path
         self.info = SourceInfo("snapshot", str(path), repo=repo, label=path.name)
 
-    def prepare(self) -> None:
-        """Nothing to read ahead: the file is read whole by load()."""
-
     def load(self, kinds: frozenset[str], status_of: frozenset[str] | None = None) -> Inventory:
         try:
             data = read_bytes(self.path)

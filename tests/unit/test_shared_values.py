@@ -32,9 +32,6 @@ class Shared:
         self.loaded: list[dict[str, Any]] = []
         self.handed: list[dict[str, Any]] = []
 
-    def prepare(self) -> None:
-        self.inner.prepare()
-
     def load(self, kinds: frozenset[str], status_of: frozenset[str] | None = None) -> Inventory:
         inventory = self.inner.load(kinds, status_of)
         table: dict[Any, Any] = {}

@@ -32,9 +32,6 @@ class StatusOnlyWhereRead:
         self.info: SourceInfo = inner.info
         self.removed = 0
 
-    def prepare(self) -> None:
-        self.inner.prepare()
-
     def load(self, kinds: frozenset[str], status_of: frozenset[str] | None = None) -> Inventory:
         inventory = self.inner.load(kinds)
         assert status_of is not None, "the engine names the kinds whose status it reads"

@@ -144,9 +144,6 @@ class ScopedClusterSource:
         self.namespaces = set(namespaces)
         self.info = source.info
 
-    def prepare(self) -> None:
-        self.inner.prepare()
-
     def load(self, kinds: frozenset[str], status_of: frozenset[str] | None = None) -> Inventory:
         full = self.inner.load(kinds, status_of)
         scoped = Inventory(problems=full.problems, unavailable=full.unavailable,

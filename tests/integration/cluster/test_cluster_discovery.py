@@ -4,18 +4,13 @@ LIST — and the same reason a LIST's 404 gives when the server only names its g
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from soma_audit.core.errors import AuditError
 from soma_audit.sources import discovery
-from soma_audit.sources.cluster import ClusterSource, Timeouts
 from soma_audit.sources.kinds import KINDS, KindInfo
-from testenv.proc import free_port
 from tests.integration.cluster.kube_helpers import cluster_source
 
 pytestmark = pytest.mark.integration
@@ -64,40 +59,3 @@ def test_a_server_naming_only_its_groups_gives_the_same_inventory(
     assert inventory.absent == expected.absent == {info.kind: info.not_installed}
     assert [r.ref for r in inventory] == [r.ref for r in expected]
     assert plain.requests["GET"] == aggregated.requests["GET"] + 1
-
-
-def test_discovery_asked_ahead_is_the_one_load_uses(kube_env: Any) -> None:
-    """prepare() sends discovery on a thread; load() takes that answer (one discovery
-    request, not two), gives the same inventory, and returns with the thread ended, so
-    that the forked LIST of Pods and ReplicaSets may follow."""
-    kinds = frozenset({"Namespace", "Pod", "ReplicaSet", "Schedule"})
-    plain = cluster_source(kube_env.readonly_kubeconfig)
-    expected = plain.load(kinds)
-    source = cluster_source(kube_env.readonly_kubeconfig)
-    source.prepare()
-    inventory = source.load(kinds)
-    assert [r.ref for r in inventory] == [r.ref for r in expected]
-    assert inventory.absent == expected.absent
-    assert source.requests["GET"] == plain.requests["GET"]
-    assert not [t for t in threading.enumerate() if t.name.startswith("soma-discovery")]
-    again = source.load(kinds)  # a later scan asks discovery again
-    assert source.requests["GET"] == 2 * plain.requests["GET"]
-    assert [r.ref for r in again] == [r.ref for r in expected]
-
-
-def test_discovery_asked_ahead_of_a_server_that_is_not_there_fails_the_scan(
-        tmp_path: Path) -> None:
-    """The failure of discovery sent ahead reaches load() as discovery's own would."""
-    port = free_port()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "gone",
-        "clusters": [{"name": "gone", "cluster": {
-            "server": f"https://127.0.0.1:{port}", "insecure-skip-tls-verify": True}}],
-        "users": [{"name": "gone", "user": {"token": "t"}}],
-        "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "gone"}}]}))
-    source = ClusterSource(str(kubeconfig), timeouts=Timeouts(connect=0.5, read=0.5,
-                                                              retries=0))
-    source.prepare()
-    with pytest.raises(AuditError, match=f"cannot reach the API server at .*:{port}"):
-        source.load(frozenset({"Namespace"}))
