@@ -224,7 +224,7 @@ class ClusterTarget:
         for info in KINDS.values():
             version, _ = served.locate(info)
             if info.group and version:
-                found[info.kind] = f"{info.group}/{version}"
+                found[info.kind] = info.api_version(version)
         return found
 
     # -- the Target protocol -----------------------------------------------------------

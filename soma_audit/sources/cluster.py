@@ -314,7 +314,7 @@ class ClusterSource:
         return discovery.parse(self._get("/apis", accept=discovery.ACCEPT))
 
     def _list(self, info: KindInfo, version: str) -> Iterator[Resource]:
-        api_version = version if not info.group else f"{info.group}/{version}"
+        api_version = info.api_version(version)
         token = ""
         seen: set[str] = set()
         for _ in range(MAX_PAGES):

@@ -25,9 +25,14 @@ class KindInfo:
         """``plural.group`` as RBAC and error messages name it."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
+    def api_version(self, version: str) -> str:
+        """The ``apiVersion`` of the kind's objects at ``version`` (the core group's is the
+        bare version)."""
+        return f"{self.group}/{version}" if self.group else version
+
     def collection(self, version: str) -> str:
         """The path that lists the kind's objects at ``version``, cluster-wide."""
-        base = f"/apis/{self.group}/{version}" if self.group else f"/api/{version}"
+        base = f"/apis/{self.api_version(version)}" if self.group else f"/api/{version}"
         return f"{base}/{self.plural}"
 
     @property

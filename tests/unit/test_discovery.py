@@ -90,5 +90,7 @@ def test_a_resource_entry_of_the_wrong_shape_is_not_a_resource() -> None:
 
 
 def test_a_kind_is_listed_at_its_group_versions_collection() -> None:
+    assert KINDS["Pod"].api_version("v1") == "v1"
+    assert KINDS["KafkaTopic"].api_version("v1beta2") == "kafka.strimzi.io/v1beta2"
     assert KINDS["Pod"].collection("v1") == "/api/v1/pods"
     assert KINDS["KafkaTopic"].collection("v1beta2") == "/apis/kafka.strimzi.io/v1beta2/kafkatopics"
